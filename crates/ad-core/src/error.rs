@@ -1,0 +1,72 @@
+//! The error type of ad-core.
+
+use std::error::Error;
+
+/// What a custom op's rule may return as its failure (for example a linear solve that did
+/// not converge); it is passed on inside [`AdError::CustomRule`].
+pub type RuleError = Box<dyn Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in ad-core for reasons of data or of a user rule.
+///
+/// Shape mismatches between operands are programmer errors and panic instead (with both
+/// shapes in the message), as in nalgebra.
+#[derive(Debug, thiserror::Error)]
+pub enum AdError {
+    /// An input contained NaN or an infinity.
+    #[error("non-finite {what}: entry {index} is {value}")]
+    NonFinite {
+        /// Which input (e.g. "point x", "direction v").
+        what: &'static str,
+        /// Position of the first offending entry.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A custom op's VJP or JVP rule reported a failure.
+    #[error("custom op `{name}` failed in its {rule} rule: {source}")]
+    CustomRule {
+        /// The op's name.
+        name: String,
+        /// "vjp" or "jvp".
+        rule: &'static str,
+        /// The rule's own error.
+        source: RuleError,
+    },
+    /// A custom op's rule returned blocks of the wrong number or shape.
+    #[error("custom op `{name}`: its {rule} rule returned blocks of shapes {got:?}, expected {expected:?}")]
+    CustomShape {
+        /// The op's name.
+        name: String,
+        /// "vjp" or "jvp".
+        rule: &'static str,
+        /// Shapes the tape needed.
+        expected: Vec<(usize, usize)>,
+        /// Shapes the rule returned.
+        got: Vec<(usize, usize)>,
+    },
+    /// A length that depends on user data did not match.
+    #[error("length mismatch for {what}: expected {expected}, got {got}")]
+    Length {
+        /// What was being matched.
+        what: &'static str,
+        /// The length needed.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// Saved model data could not be read.
+    #[error("could not read saved data: {0}")]
+    Load(String),
+}
+
+/// Reject the first non-finite entry of `xs`.
+pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), AdError> {
+    match xs.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(AdError::NonFinite {
+            what,
+            index,
+            value: xs[index],
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Forward mode over any matrix mode: [`DualMat<M>`], where every primitive's JVP rule lives.
+
+use nalgebra::DMatrix;
+
+use super::{MatOps, Unary};
+use crate::dual::Dual;
+use crate::real::sign_f64;
+
+/// A matrix and its tangent (directional derivative), both of mode `M`.
+///
+/// `DualMat<DMatrix<f64>>` is plain forward mode; `DualMat<MatVar>` records the tangent
+/// computation on the tape, so a reverse sweep from the tangent of a loss gives a
+/// Hessian-vector product (see [`hvp_mat`](crate::hvp_mat)).
+#[derive(Clone, Debug)]
+pub struct DualMat<M> {
+    /// The value.
+    pub re: M,
+    /// The tangent, same shape as `re`.
+    pub eps: M,
+}
+
+impl<M: MatOps> DualMat<M> {
+    /// A value with its tangent; panics if the shapes differ.
+    pub fn new(re: M, eps: M) -> Self {
+        super::assert_same_shape("DualMat::new", re.shape(), eps.shape());
+        DualMat { re, eps }
+    }
+    fn zeros_like(m: &M) -> M {
+        let (r, c) = m.shape();
+        m.constant_like(DMatrix::zeros(r, c))
+    }
+}
+
+impl<M: MatOps> MatOps for DualMat<M> {
+    type Scalar = Dual<M::Scalar>;
+
+    fn shape(&self) -> (usize, usize) {
+        self.re.shape()
+    }
+    fn constant_like(&self, m: DMatrix<f64>) -> Self {
+        let re = self.re.constant_like(m);
+        let eps = Self::zeros_like(&re);
+        DualMat { re, eps }
+    }
+    fn value(&self) -> DMatrix<f64> {
+        self.re.value()
+    }
+    fn matmul(&self, b: &Self) -> Self {
+        DualMat {
+            re: self.re.matmul(&b.re),
+            eps: self.eps.matmul(&b.re).add(&self.re.matmul(&b.eps)),
+        }
+    }
+    fn transpose(&self) -> Self {
+        DualMat {
+            re: self.re.transpose(),
+            eps: self.eps.transpose(),
+        }
+    }
+    fn add(&self, b: &Self) -> Self {
+        DualMat {
+            re: self.re.add(&b.re),
+            eps: self.eps.add(&b.eps),
+        }
+    }
+    fn sub(&self, b: &Self) -> Self {
+        DualMat {
+            re: self.re.sub(&b.re),
+            eps: self.eps.sub(&b.eps),
+        }
+    }
+    fn mul_elem(&self, b: &Self) -> Self {
+        DualMat {
+            re: self.re.mul_elem(&b.re),
+            eps: self.eps.mul_elem(&b.re).add(&self.re.mul_elem(&b.eps)),
+        }
+    }
+    fn div_elem(&self, b: &Self) -> Self {
+        let q = self.re.div_elem(&b.re);
+        let eps = self.eps.sub(&q.mul_elem(&b.eps)).div_elem(&b.re);
+        DualMat { re: q, eps }
+    }
+    fn add_row(&self, row: &Self) -> Self {
+        DualMat {
+            re: self.re.add_row(&row.re),
+            eps: self.eps.add_row(&row.eps),
+        }
+    }
+    fn add_col(&self, col: &Self) -> Self {
+        DualMat {
+            re: self.re.add_col(&col.re),
+            eps: self.eps.add_col(&col.eps),
+        }
+    }
+    fn scale(&self, s: Dual<M::Scalar>) -> Self {
+        DualMat {
+            re: self.re.scale(s.re),
+            eps: self.eps.scale(s.re).add(&self.re.scale(s.eps)),
+        }
+    }
+    fn scale_f64(&self, c: f64) -> Self {
+        DualMat {
+            re: self.re.scale_f64(c),
+            eps: self.eps.scale_f64(c),
+        }
+    }
+    fn add_f64(&self, c: f64) -> Self {
+        DualMat {
+            re: self.re.add_f64(c),
+            eps: self.eps.clone(),
+        }
+    }
+    fn unary(&self, f: Unary) -> Self {
+        let (x, dx) = (&self.re, &self.eps);
+        let y = x.unary(f);
+        let mask = |g: fn(f64) -> f64| x.constant_like(x.value().map(g));
+        let eps = match f {
+            Unary::Tanh => dx.sub(&y.mul_elem(&y).mul_elem(dx)),
+            Unary::Exp => y.mul_elem(dx),
+            Unary::Ln => dx.div_elem(x),
+            Unary::Sigmoid => y.sub(&y.mul_elem(&y)).mul_elem(dx),
+            Unary::Softplus => x.unary(Unary::Sigmoid).mul_elem(dx),
+            Unary::Relu => mask(|v| if v > 0.0 { 1.0 } else { 0.0 }).mul_elem(dx),
+            Unary::Sqrt => dx.div_elem(&y).scale_f64(0.5),
+            Unary::Square => x.mul_elem(dx).scale_f64(2.0),
+            Unary::Abs => mask(sign_f64).mul_elem(dx),
+            Unary::Sin => x.unary(Unary::Cos).mul_elem(dx),
+            Unary::Cos => x.unary(Unary::Sin).mul_elem(dx).neg(),
+        };
+        DualMat { re: y, eps }
+    }
+    fn sum(&self) -> Dual<M::Scalar> {
+        Dual::new(self.re.sum(), self.eps.sum())
+    }
+    fn dot(&self, b: &Self) -> Dual<M::Scalar> {
+        Dual::new(self.re.dot(&b.re), self.eps.dot(&b.re) + self.re.dot(&b.eps))
+    }
+    fn get(&self, i: usize, j: usize) -> Dual<M::Scalar> {
+        Dual::new(self.re.get(i, j), self.eps.get(i, j))
+    }
+    fn from_scalars_like(&self, rows: usize, cols: usize, data: &[Dual<M::Scalar>]) -> Self {
+        let re: Vec<M::Scalar> = data.iter().map(|d| d.re).collect();
+        let eps: Vec<M::Scalar> = data.iter().map(|d| d.eps).collect();
+        DualMat {
+            re: self.re.from_scalars_like(rows, cols, &re),
+            eps: self.re.from_scalars_like(rows, cols, &eps),
+        }
+    }
+    fn slice(&self, row0: usize, col0: usize, nrows: usize, ncols: usize) -> Self {
+        DualMat {
+            re: self.re.slice(row0, col0, nrows, ncols),
+            eps: self.eps.slice(row0, col0, nrows, ncols),
+        }
+    }
+    fn concat(parts: &[Self], horizontal: bool) -> Self {
+        let re: Vec<M> = parts.iter().map(|p| p.re.clone()).collect();
+        let eps: Vec<M> = parts.iter().map(|p| p.eps.clone()).collect();
+        DualMat {
+            re: M::concat(&re, horizontal),
+            eps: M::concat(&eps, horizontal),
+        }
+    }
+    fn reshape(&self, rows: usize, cols: usize) -> Self {
+        DualMat {
+            re: self.re.reshape(rows, cols),
+            eps: self.eps.reshape(rows, cols),
+        }
+    }
+}

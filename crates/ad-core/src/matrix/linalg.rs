@@ -1,0 +1,215 @@
+//! Plain `f64` kernels shared by the plain matrix mode and the tape's sweeps.
+
+use nalgebra::{DMatrix, DMatrixView, Dyn};
+
+use super::Unary;
+use crate::elementwise;
+use crate::real::sign_f64;
+
+/// A zero-copy transposed view of a column-major matrix.
+fn t_view(a: &DMatrix<f64>) -> DMatrixView<'_, f64, Dyn, Dyn> {
+    let (r, c) = a.shape();
+    DMatrixView::from_slice_with_strides(a.as_slice(), c, r, r, 1)
+}
+
+/// `c = alpha * op(a) * op(b) + beta * c`, where `op` transposes when asked.
+///
+/// Large products read transposes through zero-copy strided views (nalgebra then calls
+/// matrixmultiply with those strides). nalgebra's small-matrix fallback assumes unit row
+/// stride, so below its size threshold the transposes are materialized instead.
+pub(crate) fn gemm(
+    c: &mut DMatrix<f64>,
+    alpha: f64,
+    a: &DMatrix<f64>,
+    ta: bool,
+    b: &DMatrix<f64>,
+    tb: bool,
+    beta: f64,
+) {
+    // nalgebra 0.34 uses matrixmultiply only when all of these exceed 5.
+    const SMALL: usize = 5;
+    let a_shape = if ta { (a.ncols(), a.nrows()) } else { a.shape() };
+    let large = c.nrows() > SMALL && c.ncols() > SMALL && a_shape.0 > SMALL && a_shape.1 > SMALL;
+    if !large {
+        match (ta, tb) {
+            (false, false) => c.gemm(alpha, a, b, beta),
+            (true, false) => c.gemm(alpha, &a.transpose(), b, beta),
+            (false, true) => c.gemm(alpha, a, &b.transpose(), beta),
+            (true, true) => c.gemm(alpha, &a.transpose(), &b.transpose(), beta),
+        }
+        return;
+    }
+    match (ta, tb) {
+        (false, false) => c.gemm(alpha, a, b, beta),
+        (true, false) => c.gemm(alpha, &t_view(a), b, beta),
+        (false, true) => c.gemm(alpha, a, &t_view(b), beta),
+        (true, true) => c.gemm(alpha, &t_view(a), &t_view(b), beta),
+    }
+}
+
+/// `a * b` with a shape check that names both shapes.
+#[track_caller]
+pub(crate) fn matmul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+    assert!(
+        a.ncols() == b.nrows(),
+        "ad-core: matmul: inner dimensions differ: {}x{} * {}x{}",
+        a.nrows(),
+        a.ncols(),
+        b.nrows(),
+        b.ncols()
+    );
+    let mut c = DMatrix::zeros(a.nrows(), b.ncols());
+    gemm(&mut c, 1.0, a, false, b, false, 0.0);
+    c
+}
+
+/// Add a `1 x c` row to every row.
+#[track_caller]
+pub(crate) fn add_row(a: &DMatrix<f64>, row: &DMatrix<f64>) -> DMatrix<f64> {
+    assert!(
+        row.nrows() == 1 && row.ncols() == a.ncols(),
+        "ad-core: add_row: expected a 1x{} row, got {}x{}",
+        a.ncols(),
+        row.nrows(),
+        row.ncols()
+    );
+    let mut out = a.clone();
+    for (j, mut col) in out.column_iter_mut().enumerate() {
+        let b = row[(0, j)];
+        col.iter_mut().for_each(|x| *x += b);
+    }
+    out
+}
+
+/// Add an `r x 1` column to every column.
+#[track_caller]
+pub(crate) fn add_col(a: &DMatrix<f64>, col: &DMatrix<f64>) -> DMatrix<f64> {
+    assert!(
+        col.ncols() == 1 && col.nrows() == a.nrows(),
+        "ad-core: add_col: expected a {}x1 column, got {}x{}",
+        a.nrows(),
+        col.nrows(),
+        col.ncols()
+    );
+    let mut out = a.clone();
+    for mut c in out.column_iter_mut() {
+        c += col.column(0);
+    }
+    out
+}
+
+/// Apply an elementwise function.
+pub(crate) fn unary_value(f: Unary, x: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = DMatrix::zeros(x.nrows(), x.ncols());
+    elementwise::apply(f, x.as_slice(), out.as_mut_slice());
+    out
+}
+
+/// `xbar += ybar .* f'(x)`, with `y = f(x)` available for functions whose derivative uses it.
+pub(crate) fn unary_backward(
+    f: Unary,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    ybar: &DMatrix<f64>,
+    xbar: &mut DMatrix<f64>,
+) {
+    let (xs, ys, gs) = (x.as_slice(), y.as_slice(), ybar.as_slice());
+    let out = xbar.as_mut_slice();
+    macro_rules! each {
+        (|$x:ident, $y:ident, $g:ident| $e:expr) => {
+            for i in 0..out.len() {
+                let ($x, $y, $g) = (xs[i], ys[i], gs[i]);
+                let _ = ($x, $y);
+                out[i] += $e;
+            }
+        };
+    }
+    match f {
+        Unary::Tanh => each!(|x, y, g| g * (1.0 - y * y)),
+        Unary::Exp => each!(|x, y, g| g * y),
+        Unary::Ln => each!(|x, y, g| g / x),
+        Unary::Sigmoid => each!(|x, y, g| g * (y - y * y)),
+        Unary::Softplus => {
+            let s = unary_value(Unary::Sigmoid, x);
+            let ss = s.as_slice();
+            for i in 0..out.len() {
+                out[i] += gs[i] * ss[i];
+            }
+        }
+        Unary::Relu => each!(|x, y, g| if x > 0.0 { g } else { 0.0 }),
+        Unary::Sqrt => each!(|x, y, g| 0.5 * g / y),
+        Unary::Square => each!(|x, y, g| 2.0 * x * g),
+        Unary::Abs => each!(|x, y, g| sign_f64(x) * g),
+        Unary::Sin => each!(|x, y, g| x.cos() * g),
+        Unary::Cos => each!(|x, y, g| -x.sin() * g),
+    }
+}
+
+/// Concatenate side by side or stacked.
+pub(crate) fn concat(parts: &[&DMatrix<f64>], horizontal: bool) -> DMatrix<f64> {
+    let shapes: Vec<_> = parts.iter().map(|p| p.shape()).collect();
+    let (r, c) = super::concat_shape(&shapes, horizontal);
+    let mut out = DMatrix::zeros(r, c);
+    let mut offset = 0;
+    for p in parts {
+        if horizontal {
+            out.columns_mut(offset, p.ncols()).copy_from(*p);
+            offset += p.ncols();
+        } else {
+            out.rows_mut(offset, p.nrows()).copy_from(*p);
+            offset += p.nrows();
+        }
+    }
+    out
+}
+
+/// A copy of a block.
+#[track_caller]
+pub(crate) fn slice(
+    a: &DMatrix<f64>,
+    r0: usize,
+    c0: usize,
+    nr: usize,
+    nc: usize,
+) -> DMatrix<f64> {
+    super::check_slice(a.shape(), r0, c0, nr, nc);
+    a.view((r0, c0), (nr, nc)).into_owned()
+}
+
+/// The same column-major entries as a `rows x cols` matrix.
+#[track_caller]
+pub(crate) fn reshape(a: &DMatrix<f64>, rows: usize, cols: usize) -> DMatrix<f64> {
+    assert!(
+        rows * cols == a.len(),
+        "ad-core: reshape: cannot view a {}x{} matrix as {rows}x{cols}",
+        a.nrows(),
+        a.ncols()
+    );
+    DMatrix::from_column_slice(rows, cols, a.as_slice())
+}
+
+/// `acc += m`, allocating `acc` on first use.
+#[inline]
+pub(crate) fn accumulate(acc: &mut Option<DMatrix<f64>>, m: &DMatrix<f64>) {
+    match acc {
+        Some(a) => *a += m,
+        None => *acc = Some(m.clone()),
+    }
+}
+
+/// The accumulator, created as zeros of the given shape on first use.
+#[inline]
+pub(crate) fn acc_mut(
+    acc: &mut Option<DMatrix<f64>>,
+    shape: (usize, usize),
+) -> &mut DMatrix<f64> {
+    acc.get_or_insert_with(|| DMatrix::zeros(shape.0, shape.1))
+}
+
+/// `acc += alpha * x` over all entries.
+#[inline]
+pub(crate) fn axpy(acc: &mut DMatrix<f64>, alpha: f64, x: &DMatrix<f64>) {
+    for (a, &v) in acc.as_mut_slice().iter_mut().zip(x.as_slice()) {
+        *a += alpha * v;
+    }
+}

@@ -1,0 +1,275 @@
+//! Recorded matrix operations and their reverse (VJP) and forward (JVP) sweep rules.
+//!
+//! VJP rules are written here in plain `f64`. JVP rules are not repeated: the forward sweep
+//! evaluates the same operation on [`DualMat<DMatrix<f64>>`](super::DualMat), whose
+//! implementation holds the one JVP rule of each primitive.
+
+use nalgebra::DMatrix;
+
+use super::linalg::{self, acc_mut, accumulate};
+use super::{DualMat, MatOps, Unary};
+use crate::custom::CustomRecord;
+use crate::error::AdError;
+use crate::tape::NONE;
+
+/// One recorded matrix operation. Indices refer to the tape's matrices (`a`, `b`, `out`...)
+/// or to its scalar nodes (`s`, `out_s`, `inputs`).
+pub(crate) enum Op {
+    MatMul { a: u32, b: u32, out: u32 },
+    Transpose { a: u32, out: u32 },
+    Add { a: u32, b: u32, out: u32 },
+    Sub { a: u32, b: u32, out: u32 },
+    MulElem { a: u32, b: u32, out: u32 },
+    DivElem { a: u32, b: u32, out: u32 },
+    AddRow { a: u32, row: u32, out: u32 },
+    AddCol { a: u32, col: u32, out: u32 },
+    Scale { a: u32, s: u32, s_value: f64, out: u32 },
+    ScaleConst { a: u32, c: f64, out: u32 },
+    AddConst { a: u32, c: f64, out: u32 },
+    Unary { a: u32, f: Unary, out: u32 },
+    Sum { a: u32, out_s: u32 },
+    Dot { a: u32, b: u32, out_s: u32 },
+    Get { a: u32, i: usize, j: usize, out_s: u32 },
+    FromScalars { inputs: Vec<u32>, out: u32 },
+    Slice { a: u32, r0: usize, c0: usize, out: u32 },
+    Concat { parts: Vec<u32>, horizontal: bool, out: u32 },
+    Reshape { a: u32, out: u32 },
+    Custom(Box<CustomRecord>),
+}
+
+/// Matrix adjoints or tangents, one optional slot per tape matrix (None = zero).
+pub(crate) type MatSlots = Vec<Option<DMatrix<f64>>>;
+
+fn ix(i: u32) -> usize {
+    i as usize
+}
+
+impl Op {
+    /// Accumulate this op's contribution to its inputs' adjoints.
+    pub(crate) fn backward(
+        &self,
+        mats: &[DMatrix<f64>],
+        sadj: &mut [f64],
+        madj: &mut MatSlots,
+    ) -> Result<(), AdError> {
+        // Scalar-output ops read a scalar adjoint; matrix-output ops take the matrix adjoint.
+        match *self {
+            Op::Sum { a, out_s } => {
+                let g = sadj[ix(out_s)];
+                if g != 0.0 {
+                    acc_mut(&mut madj[ix(a)], mats[ix(a)].shape()).add_scalar_mut(g);
+                }
+                return Ok(());
+            }
+            Op::Dot { a, b, out_s } => {
+                let g = sadj[ix(out_s)];
+                if g != 0.0 {
+                    let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+                    linalg::axpy(acc_mut(&mut madj[ix(a)], ma.shape()), g, mb);
+                    linalg::axpy(acc_mut(&mut madj[ix(b)], mb.shape()), g, ma);
+                }
+                return Ok(());
+            }
+            Op::Get { a, i, j, out_s } => {
+                let g = sadj[ix(out_s)];
+                if g != 0.0 {
+                    acc_mut(&mut madj[ix(a)], mats[ix(a)].shape())[(i, j)] += g;
+                }
+                return Ok(());
+            }
+            Op::Custom(ref rec) => return rec.backward(mats, sadj, madj),
+            _ => {}
+        }
+        let out = self.mat_output();
+        let Some(g) = madj[ix(out)].take() else {
+            return Ok(());
+        };
+        match *self {
+            Op::MatMul { a, b, .. } => {
+                let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+                linalg::gemm(acc_mut(&mut madj[ix(a)], ma.shape()), 1.0, &g, false, mb, true, 1.0);
+                linalg::gemm(acc_mut(&mut madj[ix(b)], mb.shape()), 1.0, ma, true, &g, false, 1.0);
+            }
+            Op::Transpose { a, .. } => accumulate(&mut madj[ix(a)], &g.transpose()),
+            Op::Add { a, b, .. } => {
+                accumulate(&mut madj[ix(a)], &g);
+                accumulate(&mut madj[ix(b)], &g);
+            }
+            Op::Sub { a, b, .. } => {
+                accumulate(&mut madj[ix(a)], &g);
+                *acc_mut(&mut madj[ix(b)], g.shape()) -= &g;
+            }
+            Op::MulElem { a, b, .. } => {
+                let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+                *acc_mut(&mut madj[ix(a)], g.shape()) += g.component_mul(mb);
+                *acc_mut(&mut madj[ix(b)], g.shape()) += g.component_mul(ma);
+            }
+            Op::DivElem { a, b, out } => {
+                let (mb, q) = (&mats[ix(b)], &mats[ix(out)]);
+                let ga = g.component_div(mb);
+                *acc_mut(&mut madj[ix(b)], g.shape()) -= ga.component_mul(q);
+                accumulate(&mut madj[ix(a)], &ga);
+            }
+            Op::AddRow { a, row, .. } => {
+                let sums = DMatrix::from_fn(1, g.ncols(), |_, j| g.column(j).sum());
+                accumulate(&mut madj[ix(row)], &sums);
+                accumulate(&mut madj[ix(a)], &g);
+            }
+            Op::AddCol { a, col, .. } => {
+                let sums = DMatrix::from_fn(g.nrows(), 1, |i, _| g.row(i).sum());
+                accumulate(&mut madj[ix(col)], &sums);
+                accumulate(&mut madj[ix(a)], &g);
+            }
+            Op::Scale { a, s, s_value, .. } => {
+                sadj[ix(s)] += g.dot(&mats[ix(a)]);
+                linalg::axpy(acc_mut(&mut madj[ix(a)], g.shape()), s_value, &g);
+            }
+            Op::ScaleConst { a, c, .. } => {
+                linalg::axpy(acc_mut(&mut madj[ix(a)], g.shape()), c, &g);
+            }
+            Op::AddConst { a, .. } => accumulate(&mut madj[ix(a)], &g),
+            Op::Unary { a, f, out } => {
+                let x = &mats[ix(a)];
+                let acc = acc_mut(&mut madj[ix(a)], x.shape());
+                linalg::unary_backward(f, x, &mats[ix(out)], &g, acc);
+            }
+            Op::FromScalars { ref inputs, .. } => {
+                for (k, &s) in inputs.iter().enumerate() {
+                    if s != NONE {
+                        sadj[ix(s)] += g[k];
+                    }
+                }
+            }
+            Op::Slice { a, r0, c0, .. } => {
+                let acc = acc_mut(&mut madj[ix(a)], mats[ix(a)].shape());
+                let mut block = acc.view_mut((r0, c0), g.shape());
+                block += &g;
+            }
+            Op::Concat {
+                ref parts,
+                horizontal,
+                ..
+            } => {
+                let mut offset = 0;
+                for &p in parts {
+                    let shape = mats[ix(p)].shape();
+                    let block = if horizontal {
+                        g.columns(offset, shape.1)
+                    } else {
+                        g.rows(offset, shape.0)
+                    };
+                    *acc_mut(&mut madj[ix(p)], shape) += block;
+                    offset += if horizontal { shape.1 } else { shape.0 };
+                }
+            }
+            Op::Reshape { a, .. } => {
+                let shape = mats[ix(a)].shape();
+                let g2 = DMatrix::from_column_slice(shape.0, shape.1, g.as_slice());
+                accumulate(&mut madj[ix(a)], &g2);
+            }
+            Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => unreachable!(),
+        }
+        madj[ix(out)] = Some(g);
+        Ok(())
+    }
+
+    /// Set this op's output tangents from its inputs' tangents.
+    pub(crate) fn forward(
+        &self,
+        mats: &[DMatrix<f64>],
+        stan: &mut [f64],
+        mtan: &mut MatSlots,
+    ) -> Result<(), AdError> {
+        let dual = |i: u32| -> DualMat<DMatrix<f64>> {
+            let re = mats[ix(i)].clone();
+            let eps = match &mtan[ix(i)] {
+                Some(t) => t.clone(),
+                None => DMatrix::zeros(re.nrows(), re.ncols()),
+            };
+            DualMat { re, eps }
+        };
+        let out_tangent: DMatrix<f64> = match *self {
+            Op::Sum { a, out_s } => {
+                stan[ix(out_s)] = dual(a).sum().eps;
+                return Ok(());
+            }
+            Op::Dot { a, b, out_s } => {
+                stan[ix(out_s)] = dual(a).dot(&dual(b)).eps;
+                return Ok(());
+            }
+            Op::Get { a, i, j, out_s } => {
+                stan[ix(out_s)] = dual(a).get(i, j).eps;
+                return Ok(());
+            }
+            Op::Custom(ref rec) => return rec.forward(mats, stan, mtan),
+            Op::MatMul { a, b, .. } => dual(a).matmul(&dual(b)).eps,
+            Op::Transpose { a, .. } => dual(a).transpose().eps,
+            Op::Add { a, b, .. } => dual(a).add(&dual(b)).eps,
+            Op::Sub { a, b, .. } => dual(a).sub(&dual(b)).eps,
+            Op::MulElem { a, b, .. } => dual(a).mul_elem(&dual(b)).eps,
+            Op::DivElem { a, b, .. } => dual(a).div_elem(&dual(b)).eps,
+            Op::AddRow { a, row, .. } => dual(a).add_row(&dual(row)).eps,
+            Op::AddCol { a, col, .. } => dual(a).add_col(&dual(col)).eps,
+            Op::Scale { a, s, s_value, .. } => {
+                let sd = crate::Dual::new(s_value, stan[ix(s)]);
+                dual(a).scale(sd).eps
+            }
+            Op::ScaleConst { a, c, .. } => dual(a).scale_f64(c).eps,
+            Op::AddConst { a, c, .. } => dual(a).add_f64(c).eps,
+            Op::Unary { a, f, .. } => dual(a).unary(f).eps,
+            Op::FromScalars { ref inputs, out } => {
+                let (r, c) = mats[ix(out)].shape();
+                DMatrix::from_iterator(
+                    r,
+                    c,
+                    inputs
+                        .iter()
+                        .map(|&s| if s == NONE { 0.0 } else { stan[ix(s)] }),
+                )
+            }
+            Op::Slice { a, r0, c0, out } => {
+                let (r, c) = mats[ix(out)].shape();
+                dual(a).slice(r0, c0, r, c).eps
+            }
+            Op::Concat {
+                ref parts,
+                horizontal,
+                ..
+            } => {
+                let ds: Vec<_> = parts.iter().map(|&p| dual(p)).collect();
+                DualMat::concat(&ds, horizontal).eps
+            }
+            Op::Reshape { a, out } => {
+                let (r, c) = mats[ix(out)].shape();
+                dual(a).reshape(r, c).eps
+            }
+        };
+        mtan[ix(self.mat_output())] = Some(out_tangent);
+        Ok(())
+    }
+
+    /// The matrix this op writes (for matrix-output ops).
+    fn mat_output(&self) -> u32 {
+        match *self {
+            Op::MatMul { out, .. }
+            | Op::Transpose { out, .. }
+            | Op::Add { out, .. }
+            | Op::Sub { out, .. }
+            | Op::MulElem { out, .. }
+            | Op::DivElem { out, .. }
+            | Op::AddRow { out, .. }
+            | Op::AddCol { out, .. }
+            | Op::Scale { out, .. }
+            | Op::ScaleConst { out, .. }
+            | Op::AddConst { out, .. }
+            | Op::Unary { out, .. }
+            | Op::FromScalars { out, .. }
+            | Op::Slice { out, .. }
+            | Op::Concat { out, .. }
+            | Op::Reshape { out, .. } => out,
+            Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => {
+                unreachable!("scalar-output or custom op has no single matrix output")
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! [`MatVar`]: a matrix recorded on the tape as one node per operation.
+
+use nalgebra::DMatrix;
+
+use super::ops::Op;
+use super::{MatOps, Unary, assert_same_shape, linalg};
+use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, active_id, with_tape};
+use crate::var::Var;
+
+/// A matrix-valued variable on a [`Tape`]: its value and adjoint are stored contiguously,
+/// and each operation on it is one tape node (a matmul is one gemm forward, two backward).
+///
+/// `MatVar` is `Copy` (it is an id and a shape); its value lives on the tape.
+#[derive(Clone, Copy, Debug)]
+pub struct MatVar {
+    tape: u32,
+    index: u32,
+    rows: usize,
+    cols: usize,
+}
+
+impl Tape {
+    /// A new independent matrix variable on this tape.
+    pub fn mat_var(&self, value: DMatrix<f64>) -> MatVar {
+        MatVar::leaf(self.id(), value)
+    }
+    /// A constant matrix (data) on this tape; its gradient is computed but rarely wanted.
+    pub fn constant_mat(&self, value: DMatrix<f64>) -> MatVar {
+        MatVar::leaf(self.id(), value)
+    }
+    /// A column vector variable.
+    pub fn vector_var(&self, values: &[f64]) -> MatVar {
+        self.mat_var(DMatrix::from_column_slice(values.len(), 1, values))
+    }
+}
+
+impl MatVar {
+    fn leaf(tape: u32, value: DMatrix<f64>) -> MatVar {
+        let (rows, cols) = value.shape();
+        let index = with_tape(tape, |t| {
+            t.mats.push(value);
+            (t.mats.len() - 1) as u32
+        });
+        MatVar {
+            tape,
+            index,
+            rows,
+            cols,
+        }
+    }
+
+    pub(crate) fn from_parts(tape: u32, index: u32, rows: usize, cols: usize) -> MatVar {
+        MatVar {
+            tape,
+            index,
+            rows,
+            cols,
+        }
+    }
+
+    /// The id of this variable's tape.
+    pub fn tape_id(&self) -> u32 {
+        self.tape
+    }
+
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Run `f` on this variable's current value (no copy).
+    pub fn with_value<R>(&self, f: impl FnOnce(&DMatrix<f64>) -> R) -> R {
+        with_tape(self.tape, |t| f(&t.mats[self.index as usize]))
+    }
+
+    /// All entries as scalar variables (column-major), e.g. to feed scalar code.
+    pub fn to_vars(&self) -> Vec<Var> {
+        let (r, c) = (self.rows, self.cols);
+        (0..c)
+            .flat_map(|j| (0..r).map(move |i| (i, j)))
+            .map(|(i, j)| self.get(i, j))
+            .collect()
+    }
+
+    /// Panic (with the tape's explanation) unless `other` lives on this variable's tape.
+    #[track_caller]
+    fn same_tape(&self, other: &MatVar) {
+        if self.tape != other.tape {
+            let stale = if active_id() == Some(self.tape) {
+                other.tape
+            } else {
+                self.tape
+            };
+            with_tape(stale, |_| ());
+            unreachable!()
+        }
+    }
+
+    /// Record a matrix-output op: `compute` sees the tape's matrices and returns the value.
+    fn record(
+        &self,
+        compute: impl FnOnce(&[DMatrix<f64>]) -> DMatrix<f64>,
+        op: impl FnOnce(u32) -> Op,
+    ) -> MatVar {
+        let tape = self.tape;
+        with_tape(tape, |t| {
+            let value = compute(&t.mats);
+            let (rows, cols) = value.shape();
+            let out = t.mats.len() as u32;
+            t.mats.push(value);
+            let scalar_mark = t.scalars.len() as u32;
+            t.ops.push(OpEntry {
+                scalar_mark,
+                op: op(out),
+            });
+            MatVar {
+                tape,
+                index: out,
+                rows,
+                cols,
+            }
+        })
+    }
+
+    /// Record a scalar-output op.
+    fn record_scalar(
+        &self,
+        compute: impl FnOnce(&[DMatrix<f64>]) -> f64,
+        op: impl FnOnce(u32) -> Op,
+    ) -> Var {
+        let tape = self.tape;
+        with_tape(tape, |t: &mut TapeData| {
+            let value = compute(&t.mats);
+            let out_s = t.scalars.len() as u32;
+            t.scalars.push(ScalarNode {
+                parents: [NONE, NONE],
+                partials: [0.0, 0.0],
+            });
+            let scalar_mark = t.scalars.len() as u32;
+            t.ops.push(OpEntry {
+                scalar_mark,
+                op: op(out_s),
+            });
+            Var::from_parts(value, tape, out_s)
+        })
+    }
+
+    fn binary(
+        &self,
+        b: &MatVar,
+        compute: impl FnOnce(&DMatrix<f64>, &DMatrix<f64>) -> DMatrix<f64>,
+        op: impl FnOnce(u32, u32, u32) -> Op,
+    ) -> MatVar {
+        self.same_tape(b);
+        let (ia, ib) = (self.index, b.index);
+        self.record(
+            |m| compute(&m[ia as usize], &m[ib as usize]),
+            |out| op(ia, ib, out),
+        )
+    }
+}
+
+impl MatOps for MatVar {
+    type Scalar = Var;
+
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    fn constant_like(&self, m: DMatrix<f64>) -> Self {
+        MatVar::leaf(self.tape, m)
+    }
+    fn value(&self) -> DMatrix<f64> {
+        self.with_value(|m| m.clone())
+    }
+    fn matmul(&self, b: &Self) -> Self {
+        self.binary(b, linalg::matmul, |a, b, out| Op::MatMul { a, b, out })
+    }
+    fn transpose(&self) -> Self {
+        let a = self.index;
+        self.record(|m| m[a as usize].transpose(), |out| Op::Transpose { a, out })
+    }
+    fn add(&self, b: &Self) -> Self {
+        assert_same_shape("add", self.shape(), b.shape());
+        self.binary(b, |x, y| x + y, |a, b, out| Op::Add { a, b, out })
+    }
+    fn sub(&self, b: &Self) -> Self {
+        assert_same_shape("sub", self.shape(), b.shape());
+        self.binary(b, |x, y| x - y, |a, b, out| Op::Sub { a, b, out })
+    }
+    fn mul_elem(&self, b: &Self) -> Self {
+        assert_same_shape("mul_elem", self.shape(), b.shape());
+        self.binary(
+            b,
+            |x, y| x.component_mul(y),
+            |a, b, out| Op::MulElem { a, b, out },
+        )
+    }
+    fn div_elem(&self, b: &Self) -> Self {
+        assert_same_shape("div_elem", self.shape(), b.shape());
+        self.binary(
+            b,
+            |x, y| x.component_div(y),
+            |a, b, out| Op::DivElem { a, b, out },
+        )
+    }
+    fn add_row(&self, row: &Self) -> Self {
+        self.binary(row, linalg::add_row, |a, row, out| Op::AddRow { a, row, out })
+    }
+    fn add_col(&self, col: &Self) -> Self {
+        self.binary(col, linalg::add_col, |a, col, out| Op::AddCol { a, col, out })
+    }
+    fn scale(&self, s: Var) -> Self {
+        if s.is_constant() {
+            return self.scale_f64(s.value_f64());
+        }
+        if s.tape_id() != self.tape {
+            with_tape(s.tape_id(), |_| ());
+            with_tape(self.tape, |_| ());
+        }
+        let (a, si, sv) = (self.index, s.index(), s.value_f64());
+        self.record(
+            |m| &m[a as usize] * sv,
+            |out| Op::Scale {
+                a,
+                s: si,
+                s_value: sv,
+                out,
+            },
+        )
+    }
+    fn scale_f64(&self, c: f64) -> Self {
+        let a = self.index;
+        self.record(|m| &m[a as usize] * c, |out| Op::ScaleConst { a, c, out })
+    }
+    fn add_f64(&self, c: f64) -> Self {
+        let a = self.index;
+        self.record(
+            |m| m[a as usize].add_scalar(c),
+            |out| Op::AddConst { a, c, out },
+        )
+    }
+    fn unary(&self, f: Unary) -> Self {
+        let a = self.index;
+        self.record(
+            |m| linalg::unary_value(f, &m[a as usize]),
+            |out| Op::Unary { a, f, out },
+        )
+    }
+    fn sum(&self) -> Var {
+        let a = self.index;
+        self.record_scalar(|m| m[a as usize].sum(), |out_s| Op::Sum { a, out_s })
+    }
+    fn dot(&self, b: &Self) -> Var {
+        assert_same_shape("dot", self.shape(), b.shape());
+        self.same_tape(b);
+        let (a, bi) = (self.index, b.index);
+        self.record_scalar(
+            |m| m[a as usize].dot(&m[bi as usize]),
+            |out_s| Op::Dot { a, b: bi, out_s },
+        )
+    }
+    fn get(&self, i: usize, j: usize) -> Var {
+        assert!(
+            i < self.rows && j < self.cols,
+            "ad-core: get: index ({i},{j}) out of bounds for a {}x{} matrix",
+            self.rows,
+            self.cols
+        );
+        let a = self.index;
+        self.record_scalar(|m| m[a as usize][(i, j)], |out_s| Op::Get { a, i, j, out_s })
+    }
+    fn from_scalars_like(&self, rows: usize, cols: usize, data: &[Var]) -> Self {
+        assert!(
+            rows * cols == data.len(),
+            "ad-core: from_scalars: {} values cannot fill a {rows}x{cols} matrix",
+            data.len()
+        );
+        for v in data.iter().filter(|v| !v.is_constant()) {
+            if v.tape_id() != self.tape {
+                with_tape(v.tape_id(), |_| ());
+                with_tape(self.tape, |_| ());
+            }
+        }
+        let inputs: Vec<u32> = data.iter().map(|v| v.index()).collect();
+        let values: Vec<f64> = data.iter().map(|v| v.value_f64()).collect();
+        self.record(
+            |_| DMatrix::from_column_slice(rows, cols, &values),
+            |out| Op::FromScalars { inputs, out },
+        )
+    }
+    fn slice(&self, row0: usize, col0: usize, nrows: usize, ncols: usize) -> Self {
+        super::check_slice(self.shape(), row0, col0, nrows, ncols);
+        let a = self.index;
+        self.record(
+            |m| linalg::slice(&m[a as usize], row0, col0, nrows, ncols),
+            |out| Op::Slice {
+                a,
+                r0: row0,
+                c0: col0,
+                out,
+            },
+        )
+    }
+    fn concat(parts: &[Self], horizontal: bool) -> Self {
+        let shapes: Vec<_> = parts.iter().map(|p| p.shape()).collect();
+        super::concat_shape(&shapes, horizontal);
+        let first = parts[0];
+        for p in &parts[1..] {
+            first.same_tape(p);
+        }
+        let ids: Vec<u32> = parts.iter().map(|p| p.index).collect();
+        let ids2 = ids.clone();
+        first.record(
+            |m| {
+                let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &m[i as usize]).collect();
+                linalg::concat(&refs, horizontal)
+            },
+            |out| Op::Concat {
+                parts: ids2,
+                horizontal,
+                out,
+            },
+        )
+    }
+    fn reshape(&self, rows: usize, cols: usize) -> Self {
+        let a = self.index;
+        assert!(
+            rows * cols == self.rows * self.cols,
+            "ad-core: reshape: cannot view a {}x{} matrix as {rows}x{cols}",
+            self.rows,
+            self.cols
+        );
+        self.record(
+            |m| linalg::reshape(&m[a as usize], rows, cols),
+            |out| Op::Reshape { a, out },
+        )
+    }
+}
+
+impl Var {
+    /// The value as plain `f64` (same as [`Real::value`](crate::Real::value)).
+    #[inline]
+    pub fn value_f64(&self) -> f64 {
+        crate::Real::value(self)
+    }
+}

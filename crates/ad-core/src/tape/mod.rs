@@ -1,0 +1,238 @@
+//! The thread-local reverse-mode tape and its RAII scope [`Tape`].
+//!
+//! One tape records scalar nodes (two parents and two partial derivatives each) and
+//! whole-matrix operations side by side. Scalar nodes are numbered in creation order; each
+//! matrix operation remembers how many scalar nodes existed when it was recorded, so the
+//! reverse sweep can interleave the two streams in exact reverse creation order.
+
+mod sweep;
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use nalgebra::DMatrix;
+
+use crate::matrix::ops::Op;
+
+pub use sweep::{Gradients, Seeds, Tangents};
+
+/// Index value meaning "no parent" (a leaf or a constant operand).
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// One scalar node: up to two parents and the partial derivative with respect to each.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScalarNode {
+    pub parents: [u32; 2],
+    pub partials: [f64; 2],
+}
+
+/// A recorded matrix (or custom) operation and its position relative to scalar nodes.
+pub(crate) struct OpEntry {
+    /// Number of scalar nodes that existed right after this op recorded its own outputs.
+    pub scalar_mark: u32,
+    pub op: Op,
+}
+
+/// Everything one tape records.
+#[derive(Default)]
+pub(crate) struct TapeData {
+    pub id: u32,
+    /// True while a sweep has taken the records out (recording is then an error).
+    pub busy: bool,
+    pub scalars: Vec<ScalarNode>,
+    pub mats: Vec<DMatrix<f64>>,
+    pub ops: Vec<OpEntry>,
+}
+
+impl TapeData {
+    fn reset(&mut self, id: u32) {
+        self.id = id;
+        self.busy = false;
+        self.scalars.clear();
+        self.mats.clear();
+        self.ops.clear();
+    }
+}
+
+/// The per-thread stack of live tapes (innermost last) and a pool of recycled buffers.
+#[derive(Default)]
+struct Stack {
+    live: Vec<TapeData>,
+    next_id: u32,
+    pool: Vec<TapeData>,
+}
+
+thread_local! {
+    static STACK: RefCell<Stack> = RefCell::new(Stack { live: Vec::new(), next_id: 1, pool: Vec::new() });
+}
+
+/// Explain why `id` is not the tape that may record now, as a panic message.
+fn misuse_message(stack: &Stack, id: u32) -> String {
+    let top = stack.live.last().map(|t| t.id);
+    match top {
+        None => format!(
+            "ad-core: a variable of tape #{id} was used, but no tape is active: its `Tape` scope \
+             has ended. Variables cannot outlive the `Tape` that created them."
+        ),
+        Some(top) if stack.live.iter().any(|t| t.id == id) => format!(
+            "ad-core: a variable of tape #{id} (an outer scope) was used while the inner tape \
+             #{top} is active. Pass outer values into an inner scope as constants (`.value()`) \
+             or through a custom op."
+        ),
+        Some(top) => format!(
+            "ad-core: a variable of tape #{id} was used, but that tape's scope has ended \
+             (the active tape is #{top}). Variables cannot outlive the `Tape` that created them."
+        ),
+    }
+}
+
+/// Run `f` on the tape `id`, which must be the innermost active tape and not in a sweep.
+#[inline]
+pub(crate) fn with_tape<R>(id: u32, f: impl FnOnce(&mut TapeData) -> R) -> R {
+    STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.live.last_mut() {
+            Some(t) if t.id == id && !t.busy => f(t),
+            Some(t) if t.id == id => panic!(
+                "ad-core: tape #{id} is in the middle of a gradient or tangent sweep; a custom \
+                 op's rule must not record on the tape it belongs to (open a new `Tape` inside it)"
+            ),
+            _ => {
+                let msg = misuse_message(&s, id);
+                drop(s);
+                panic!("{msg}")
+            }
+        }
+    })
+}
+
+/// The id of the innermost active tape, if any.
+pub(crate) fn active_id() -> Option<u32> {
+    STACK.with(|s| s.borrow().live.last().map(|t| t.id))
+}
+
+/// Record one scalar node on tape `id`; returns its index.
+#[inline]
+pub(crate) fn push_scalar(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32 {
+    with_tape(id, |t| {
+        let idx = t.scalars.len() as u32;
+        assert!(idx < NONE, "ad-core: tape #{id} is full (2^32 - 1 scalar nodes)");
+        t.scalars.push(ScalarNode { parents, partials });
+        idx
+    })
+}
+
+/// Take the records of tape `id` out for a sweep (so custom rules may open nested tapes).
+pub(crate) fn take_for_sweep(id: u32) -> TapeData {
+    STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.live.last_mut() {
+            Some(t) if t.id == id && !t.busy => {
+                let data = std::mem::take(t);
+                t.id = id;
+                t.busy = true;
+                data
+            }
+            Some(t) if t.id == id => panic!("ad-core: tape #{id} is already in a sweep"),
+            _ => {
+                let msg = misuse_message(&s, id);
+                drop(s);
+                panic!("{msg} (a sweep must run on the innermost active tape)")
+            }
+        }
+    })
+}
+
+/// Put the records back after a sweep.
+pub(crate) fn restore_after_sweep(data: TapeData) {
+    STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        let id = data.id;
+        if let Some(t) = s.live.iter_mut().find(|t| t.id == id) {
+            *t = data;
+        }
+    })
+}
+
+/// An RAII recording scope: while it lives, operations on its variables are recorded.
+///
+/// Scopes nest: a `Tape` created while another is active becomes the innermost one, and the
+/// outer tape's variables must not be used until the inner scope ends (using them panics
+/// with a message naming both tapes). A `Tape` is tied to its thread (`!Send`).
+///
+/// ```
+/// use ad_core::{Real, Tape};
+/// let tape = Tape::new();
+/// let x = tape.var(2.0);
+/// let y = x * x.sin();
+/// let g = tape.gradient(y).unwrap();
+/// assert!((g.wrt(x) - (2.0f64.sin() + 2.0 * 2.0f64.cos())).abs() < 1e-15);
+/// ```
+#[derive(Debug)]
+pub struct Tape {
+    id: u32,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Tape {
+    /// Open a new innermost recording scope.
+    pub fn new() -> Tape {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let id = s.next_id;
+            s.next_id = s.next_id.checked_add(1).expect("ad-core: ran out of tape ids");
+            let mut data = s.pool.pop().unwrap_or_default();
+            data.reset(id);
+            s.live.push(data);
+            Tape {
+                id,
+                _not_send: PhantomData,
+            }
+        })
+    }
+
+    /// This tape's id (shown in misuse messages).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Number of scalar nodes recorded so far.
+    pub fn scalar_len(&self) -> usize {
+        with_tape(self.id, |t| t.scalars.len())
+    }
+
+    /// Number of matrix (and custom) operations recorded so far.
+    pub fn op_len(&self) -> usize {
+        with_tape(self.id, |t| t.ops.len())
+    }
+
+    /// Bytes held by the tape's records (values and nodes), for memory reports.
+    pub fn recorded_bytes(&self) -> usize {
+        with_tape(self.id, |t| {
+            t.scalars.len() * std::mem::size_of::<ScalarNode>()
+                + t.mats.iter().map(|m| m.len() * 8).sum::<usize>()
+                + t.ops.len() * std::mem::size_of::<OpEntry>()
+        })
+    }
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl Drop for Tape {
+    fn drop(&mut self) {
+        let _ = STACK.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(pos) = s.live.iter().rposition(|t| t.id == self.id) {
+                let mut data = s.live.remove(pos);
+                data.reset(0);
+                if s.pool.len() < 8 {
+                    s.pool.push(data);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,255 @@
+//! Reverse (adjoint) and forward (tangent) sweeps over a recorded tape.
+
+use nalgebra::DMatrix;
+
+use super::{NONE, ScalarNode, Tape, TapeData, restore_after_sweep, take_for_sweep};
+use crate::error::AdError;
+use crate::matrix::MatVar;
+use crate::matrix::ops::MatSlots;
+use crate::var::Var;
+
+/// Seeds for a sweep: cotangents on outputs (reverse) or tangents on inputs (forward).
+///
+/// ```
+/// use ad_core::{Seeds, Tape};
+/// let tape = Tape::new();
+/// let (x, y) = (tape.var(1.0), tape.var(2.0));
+/// let (u, v) = (x * y, x + y);
+/// // VJP with cotangent (1, 3) on the outputs (u, v)
+/// let g = tape.backward(&Seeds::new().var(u, 1.0).var(v, 3.0)).unwrap();
+/// assert_eq!((g.wrt(x), g.wrt(y)), (2.0 + 3.0, 1.0 + 3.0));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Seeds {
+    scalars: Vec<(Var, f64)>,
+    mats: Vec<(MatVar, DMatrix<f64>)>,
+}
+
+impl Seeds {
+    /// No seeds yet.
+    pub fn new() -> Seeds {
+        Seeds::default()
+    }
+    /// Seed a scalar variable (constants are ignored).
+    pub fn var(mut self, x: Var, d: f64) -> Seeds {
+        self.scalars.push((x, d));
+        self
+    }
+    /// Seed several scalar variables.
+    pub fn vars(mut self, xs: &[Var], ds: &[f64]) -> Seeds {
+        assert_eq!(
+            xs.len(),
+            ds.len(),
+            "ad-core: Seeds::vars: {} variables but {} seeds",
+            xs.len(),
+            ds.len()
+        );
+        self.scalars.extend(xs.iter().copied().zip(ds.iter().copied()));
+        self
+    }
+    /// Seed a matrix variable; panics if the shapes differ.
+    pub fn mat(mut self, m: &MatVar, d: DMatrix<f64>) -> Seeds {
+        crate::matrix::assert_same_shape("Seeds::mat", crate::MatOps::shape(m), d.shape());
+        self.mats.push((*m, d));
+        self
+    }
+
+    fn check_tape(&self, tape: u32) {
+        let ids = self
+            .scalars
+            .iter()
+            .filter(|(x, _)| !x.is_constant())
+            .map(|(x, _)| x.tape_id())
+            .chain(self.mats.iter().map(|(m, _)| m.tape_id()));
+        for id in ids {
+            assert!(
+                id == tape,
+                "ad-core: a seed belongs to tape #{id}, but the sweep runs on tape #{tape}"
+            );
+        }
+    }
+
+    fn apply(&self, s: &mut [f64], m: &mut MatSlots) {
+        for (x, d) in &self.scalars {
+            if !x.is_constant() {
+                s[x.index() as usize] += d;
+            }
+        }
+        for (mv, d) in &self.mats {
+            crate::matrix::linalg::accumulate(&mut m[mv.index() as usize], d);
+        }
+    }
+}
+
+/// Adjoints of every variable on a tape after a reverse sweep.
+#[derive(Clone, Debug)]
+pub struct Gradients {
+    tape: u32,
+    scalars: Vec<f64>,
+    mats: MatSlots,
+    shapes: Vec<(usize, usize)>,
+}
+
+/// Tangents of every variable on a tape after a forward sweep.
+#[derive(Clone, Debug)]
+pub struct Tangents {
+    inner: Gradients,
+}
+
+impl Gradients {
+    #[track_caller]
+    fn check(&self, tape: u32) {
+        assert!(
+            tape == self.tape,
+            "ad-core: asked for the derivative of a variable of tape #{tape} from a sweep of tape #{}",
+            self.tape
+        );
+    }
+    /// The adjoint of a scalar variable (0 for constants).
+    #[track_caller]
+    pub fn wrt(&self, x: Var) -> f64 {
+        if x.is_constant() {
+            return 0.0;
+        }
+        self.check(x.tape_id());
+        self.scalars[x.index() as usize]
+    }
+    /// The adjoints of several scalar variables.
+    #[track_caller]
+    pub fn wrt_all(&self, xs: &[Var]) -> Vec<f64> {
+        xs.iter().map(|&x| self.wrt(x)).collect()
+    }
+    /// The adjoint of a matrix variable (zeros if it did not influence the output).
+    #[track_caller]
+    pub fn wrt_mat(&self, m: &MatVar) -> DMatrix<f64> {
+        self.check(m.tape_id());
+        let i = m.index() as usize;
+        self.mats[i].clone().unwrap_or_else(|| {
+            let (r, c) = self.shapes[i];
+            DMatrix::zeros(r, c)
+        })
+    }
+}
+
+impl Tangents {
+    /// The tangent of a scalar variable.
+    #[track_caller]
+    pub fn of(&self, x: Var) -> f64 {
+        self.inner.wrt(x)
+    }
+    /// The tangents of several scalar variables.
+    #[track_caller]
+    pub fn of_all(&self, xs: &[Var]) -> Vec<f64> {
+        self.inner.wrt_all(xs)
+    }
+    /// The tangent of a matrix variable.
+    #[track_caller]
+    pub fn of_mat(&self, m: &MatVar) -> DMatrix<f64> {
+        self.inner.wrt_mat(m)
+    }
+}
+
+/// Propagate adjoints through the scalar nodes `lo..hi`, newest first.
+#[inline]
+fn reverse_scalars(nodes: &[ScalarNode], adj: &mut [f64], lo: usize, hi: usize) {
+    for i in (lo..hi).rev() {
+        let a = adj[i];
+        if a == 0.0 {
+            continue;
+        }
+        let n = nodes[i];
+        if n.parents[0] != NONE {
+            adj[n.parents[0] as usize] += a * n.partials[0];
+            if n.parents[1] != NONE {
+                adj[n.parents[1] as usize] += a * n.partials[1];
+            }
+        }
+    }
+}
+
+/// Propagate tangents through the scalar nodes `lo..hi`, oldest first (leaves keep theirs).
+#[inline]
+fn forward_scalars(nodes: &[ScalarNode], tan: &mut [f64], lo: usize, hi: usize) {
+    for i in lo..hi {
+        let n = nodes[i];
+        if n.parents[0] != NONE {
+            let mut t = n.partials[0] * tan[n.parents[0] as usize];
+            if n.parents[1] != NONE {
+                t += n.partials[1] * tan[n.parents[1] as usize];
+            }
+            tan[i] = t;
+        }
+    }
+}
+
+fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdError> {
+    let mut sadj = vec![0.0; data.scalars.len()];
+    let mut madj: MatSlots = vec![None; data.mats.len()];
+    seeds.apply(&mut sadj, &mut madj);
+    let mut hi = data.scalars.len();
+    for entry in data.ops.iter().rev() {
+        let mark = entry.scalar_mark as usize;
+        reverse_scalars(&data.scalars, &mut sadj, mark, hi);
+        hi = mark;
+        entry.op.backward(&data.mats, &mut sadj, &mut madj)?;
+    }
+    reverse_scalars(&data.scalars, &mut sadj, 0, hi);
+    Ok((sadj, madj))
+}
+
+fn forward(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdError> {
+    let mut stan = vec![0.0; data.scalars.len()];
+    let mut mtan: MatSlots = vec![None; data.mats.len()];
+    seeds.apply(&mut stan, &mut mtan);
+    let mut lo = 0;
+    for entry in &data.ops {
+        let mark = entry.scalar_mark as usize;
+        forward_scalars(&data.scalars, &mut stan, lo, mark);
+        lo = mark;
+        entry.op.forward(&data.mats, &mut stan, &mut mtan)?;
+    }
+    forward_scalars(&data.scalars, &mut stan, lo, data.scalars.len());
+    Ok((stan, mtan))
+}
+
+impl Tape {
+    /// Run `sweep` on this tape's records with the borrow released, so custom rules may
+    /// open nested tapes.
+    fn sweep(
+        &self,
+        seeds: &Seeds,
+        sweep: fn(&TapeData, &Seeds) -> Result<(Vec<f64>, MatSlots), AdError>,
+    ) -> Result<Gradients, AdError> {
+        seeds.check_tape(self.id());
+        let data = take_for_sweep(self.id());
+        let result = sweep(&data, seeds);
+        let shapes = data.mats.iter().map(|m| m.shape()).collect();
+        restore_after_sweep(data);
+        let (scalars, mats) = result?;
+        Ok(Gradients {
+            tape: self.id(),
+            scalars,
+            mats,
+            shapes,
+        })
+    }
+
+    /// Reverse sweep from a scalar output: the gradient of `y` with respect to every
+    /// variable of this tape. The tape is kept, so it can be swept again.
+    pub fn gradient(&self, y: Var) -> Result<Gradients, AdError> {
+        self.backward(&Seeds::new().var(y, 1.0))
+    }
+
+    /// Reverse sweep with cotangent seeds on any outputs (a vector-Jacobian product).
+    pub fn backward(&self, seeds: &Seeds) -> Result<Gradients, AdError> {
+        self.sweep(seeds, reverse)
+    }
+
+    /// Forward sweep with tangent seeds on independent variables (a Jacobian-vector
+    /// product through everything recorded, custom ops included).
+    pub fn forward(&self, seeds: &Seeds) -> Result<Tangents, AdError> {
+        Ok(Tangents {
+            inner: self.sweep(seeds, forward)?,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! The reverse-mode scalar [`Var`].
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use num_traits::{One, Zero};
+
+use crate::real::{Real, sigmoid_f64, sign_f64, softplus_f64};
+use crate::tape::{NONE, Tape, push_scalar};
+
+/// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
+///
+/// `Var` is 16 bytes and `Copy`: it carries its value, the id of its tape and its node index.
+/// Arithmetic on variables records nodes on their tape; arithmetic involving only constants
+/// records nothing. Using a `Var` after its tape's scope ended panics with a clear message.
+///
+/// ```
+/// use ad_core::{Real, Tape, Var};
+/// let tape = Tape::new();
+/// let x = tape.var(0.5);
+/// let c = Var::constant(3.0);
+/// let y = (x * c).exp();
+/// assert_eq!(tape.gradient(y).unwrap().wrt(x), 3.0 * 1.5f64.exp());
+/// ```
+#[derive(Clone, Copy)]
+pub struct Var {
+    value: f64,
+    tape: u32,
+    index: u32,
+}
+
+impl Var {
+    /// A constant: recorded on no tape, derivative zero.
+    #[inline]
+    pub const fn constant(value: f64) -> Var {
+        Var {
+            value,
+            tape: 0,
+            index: NONE,
+        }
+    }
+
+    /// True when this is a constant (not on any tape).
+    #[inline]
+    pub fn is_constant(&self) -> bool {
+        self.index == NONE
+    }
+
+    /// The id of the tape this variable lives on (0 for constants).
+    #[inline]
+    pub fn tape_id(&self) -> u32 {
+        self.tape
+    }
+
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    #[inline]
+    pub(crate) fn from_parts(value: f64, tape: u32, index: u32) -> Var {
+        Var { value, tape, index }
+    }
+
+    /// Record a unary node `value = f(self)` with derivative `d`.
+    #[inline]
+    pub(crate) fn unary(self, value: f64, d: f64) -> Var {
+        if self.is_constant() {
+            return Var::constant(value);
+        }
+        let index = push_scalar(self.tape, [self.index, NONE], [d, 0.0]);
+        Var {
+            value,
+            tape: self.tape,
+            index,
+        }
+    }
+
+    /// Record a binary node `value = f(a, b)` with partials `da`, `db`.
+    #[inline]
+    pub(crate) fn binary(a: Var, b: Var, value: f64, da: f64, db: f64) -> Var {
+        match (a.is_constant(), b.is_constant()) {
+            (true, true) => Var::constant(value),
+            (false, true) => a.unary(value, da),
+            (true, false) => b.unary(value, db),
+            (false, false) => {
+                if a.tape != b.tape {
+                    // Let the tape explain which of the two is stale or outer.
+                    let stale = if crate::tape::active_id() == Some(a.tape) {
+                        b.tape
+                    } else {
+                        a.tape
+                    };
+                    crate::tape::with_tape(stale, |_| ());
+                }
+                let index = push_scalar(a.tape, [a.index, b.index], [da, db]);
+                Var {
+                    value,
+                    tape: a.tape,
+                    index,
+                }
+            }
+        }
+    }
+}
+
+impl Tape {
+    /// A new independent variable on this tape.
+    pub fn var(&self, value: f64) -> Var {
+        let index = push_scalar(self.id(), [NONE, NONE], [0.0, 0.0]);
+        Var::from_parts(value, self.id(), index)
+    }
+
+    /// New independent variables on this tape, one per value.
+    pub fn vars(&self, values: &[f64]) -> Vec<Var> {
+        values.iter().map(|&v| self.var(v)).collect()
+    }
+}
+
+impl fmt::Debug for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_constant() {
+            write!(f, "Var(const {})", self.value)
+        } else {
+            write!(f, "Var({} @tape{}#{})", self.value, self.tape, self.index)
+        }
+    }
+}
+impl fmt::Display for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.value, f)
+    }
+}
+impl PartialEq for Var {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl PartialOrd for Var {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        self.value.partial_cmp(&other.value)
+    }
+}
+impl From<f64> for Var {
+    fn from(x: f64) -> Var {
+        Var::constant(x)
+    }
+}
+
+impl Add for Var {
+    type Output = Var;
+    #[inline]
+    fn add(self, o: Var) -> Var {
+        Var::binary(self, o, self.value + o.value, 1.0, 1.0)
+    }
+}
+impl Sub for Var {
+    type Output = Var;
+    #[inline]
+    fn sub(self, o: Var) -> Var {
+        Var::binary(self, o, self.value - o.value, 1.0, -1.0)
+    }
+}
+impl Mul for Var {
+    type Output = Var;
+    #[inline]
+    fn mul(self, o: Var) -> Var {
+        Var::binary(self, o, self.value * o.value, o.value, self.value)
+    }
+}
+impl Div for Var {
+    type Output = Var;
+    #[inline]
+    fn div(self, o: Var) -> Var {
+        let inv = 1.0 / o.value;
+        let q = self.value * inv;
+        Var::binary(self, o, q, inv, -q * inv)
+    }
+}
+impl Neg for Var {
+    type Output = Var;
+    #[inline]
+    fn neg(self) -> Var {
+        self.unary(-self.value, -1.0)
+    }
+}
+impl Add<f64> for Var {
+    type Output = Var;
+    #[inline]
+    fn add(self, c: f64) -> Var {
+        self.unary(self.value + c, 1.0)
+    }
+}
+impl Sub<f64> for Var {
+    type Output = Var;
+    #[inline]
+    fn sub(self, c: f64) -> Var {
+        self.unary(self.value - c, 1.0)
+    }
+}
+impl Mul<f64> for Var {
+    type Output = Var;
+    #[inline]
+    fn mul(self, c: f64) -> Var {
+        self.unary(self.value * c, c)
+    }
+}
+impl Div<f64> for Var {
+    type Output = Var;
+    #[inline]
+    fn div(self, c: f64) -> Var {
+        self.unary(self.value / c, 1.0 / c)
+    }
+}
+impl Add<Var> for f64 {
+    type Output = Var;
+    #[inline]
+    fn add(self, x: Var) -> Var {
+        x + self
+    }
+}
+impl Sub<Var> for f64 {
+    type Output = Var;
+    #[inline]
+    fn sub(self, x: Var) -> Var {
+        x.unary(self - x.value, -1.0)
+    }
+}
+impl Mul<Var> for f64 {
+    type Output = Var;
+    #[inline]
+    fn mul(self, x: Var) -> Var {
+        x * self
+    }
+}
+impl Div<Var> for f64 {
+    type Output = Var;
+    #[inline]
+    fn div(self, x: Var) -> Var {
+        let q = self / x.value;
+        x.unary(q, -q / x.value)
+    }
+}
+
+macro_rules! var_assign_ops {
+    ($($tr:ident $m:ident $op:tt $rhs:ty),*) => {$(
+        impl $tr<$rhs> for Var {
+            #[inline]
+            fn $m(&mut self, o: $rhs) { *self = *self $op o; }
+        }
+    )*};
+}
+var_assign_ops!(AddAssign add_assign + Var, SubAssign sub_assign - Var,
+    MulAssign mul_assign * Var, DivAssign div_assign / Var,
+    AddAssign add_assign + f64, SubAssign sub_assign - f64,
+    MulAssign mul_assign * f64, DivAssign div_assign / f64);
+
+impl Zero for Var {
+    fn zero() -> Var {
+        Var::constant(0.0)
+    }
+    fn is_zero(&self) -> bool {
+        self.is_constant() && self.value == 0.0
+    }
+}
+impl One for Var {
+    fn one() -> Var {
+        Var::constant(1.0)
+    }
+}
+impl Sum for Var {
+    fn sum<I: Iterator<Item = Var>>(iter: I) -> Var {
+        iter.fold(Var::zero(), |a, b| a + b)
+    }
+}
+
+impl Real for Var {
+    #[inline]
+    fn from_f64(x: f64) -> Var {
+        Var::constant(x)
+    }
+    #[inline]
+    fn value(&self) -> f64 {
+        self.value
+    }
+    #[inline]
+    fn exp(self) -> Var {
+        let v = self.value.exp();
+        self.unary(v, v)
+    }
+    #[inline]
+    fn ln(self) -> Var {
+        self.unary(self.value.ln(), 1.0 / self.value)
+    }
+    #[inline]
+    fn ln_1p(self) -> Var {
+        self.unary(self.value.ln_1p(), 1.0 / (1.0 + self.value))
+    }
+    #[inline]
+    fn sqrt(self) -> Var {
+        let v = self.value.sqrt();
+        self.unary(v, 0.5 / v)
+    }
+    #[inline]
+    fn powi(self, n: i32) -> Var {
+        if n == 0 {
+            return Var::constant(1.0);
+        }
+        let p = self.value.powi(n - 1);
+        self.unary(p * self.value, f64::from(n) * p)
+    }
+    #[inline]
+    fn powf(self, y: Var) -> Var {
+        let v = self.value.powf(y.value);
+        let dx = y.value * self.value.powf(y.value - 1.0);
+        let dy = if self.value > 0.0 {
+            v * self.value.ln()
+        } else {
+            0.0
+        };
+        Var::binary(self, y, v, dx, dy)
+    }
+    #[inline]
+    fn sin(self) -> Var {
+        self.unary(self.value.sin(), self.value.cos())
+    }
+    #[inline]
+    fn cos(self) -> Var {
+        self.unary(self.value.cos(), -self.value.sin())
+    }
+    #[inline]
+    fn tanh(self) -> Var {
+        let t = self.value.tanh();
+        self.unary(t, 1.0 - t * t)
+    }
+    #[inline]
+    fn sigmoid(self) -> Var {
+        let s = sigmoid_f64(self.value);
+        self.unary(s, s * (1.0 - s))
+    }
+    #[inline]
+    fn softplus(self) -> Var {
+        self.unary(softplus_f64(self.value), sigmoid_f64(self.value))
+    }
+    #[inline]
+    fn abs(self) -> Var {
+        self.unary(self.value.abs(), sign_f64(self.value))
+    }
+    #[inline]
+    fn square(self) -> Var {
+        self.unary(self.value * self.value, 2.0 * self.value)
+    }
+    #[inline]
+    fn recip(self) -> Var {
+        let r = 1.0 / self.value;
+        self.unary(r, -r * r)
+    }
+}
