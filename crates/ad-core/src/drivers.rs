@@ -116,7 +116,10 @@ pub fn jvp(f: &impl VectorFn, x: &[f64], v: &[f64]) -> Result<(Vec<f64>, Vec<f64
     check_len("direction v", x.len(), v.len())?;
     let xs: Vec<Dual<f64>> = x.iter().zip(v).map(|(&a, &d)| Dual::new(a, d)).collect();
     let ys = f.eval(&xs);
-    Ok((ys.iter().map(|y| y.re).collect(), ys.iter().map(|y| y.eps).collect()))
+    Ok((
+        ys.iter().map(|y| y.re).collect(),
+        ys.iter().map(|y| y.eps).collect(),
+    ))
 }
 
 /// The value `f(x)` and the vector-Jacobian product `u^T J(x)` (reverse mode, one sweep).
@@ -142,7 +145,11 @@ pub fn jacobian_forward(f: &impl VectorFn, x: &[f64]) -> Result<DMatrix<f64>, Ad
         cols.push(f.eval(&xs).iter().map(|y| y.eps).collect::<Vec<_>>());
         xs[j].eps = 0.0;
     }
-    let m = if n == 0 { f.eval(&xs).len() } else { cols[0].len() };
+    let m = if n == 0 {
+        f.eval(&xs).len()
+    } else {
+        cols[0].len()
+    };
     Ok(DMatrix::from_fn(m, n, |i, j| cols[j][i]))
 }
 
@@ -172,11 +179,25 @@ pub fn jacobian(f: &impl VectorFn, x: &[f64]) -> Result<DMatrix<f64>, AdError> {
     }
 }
 
-fn check_params(params: &[DMatrix<f64>]) -> Result<(), AdError> {
-    for p in params {
-        check_finite("parameter matrix", p.as_slice())?;
+/// Reject the first non-finite entry of the blocks `ms`; the index counts entries of the
+/// blocks flattened one after the other (each column-major), so it is unambiguous.
+fn check_blocks(what: &'static str, ms: &[DMatrix<f64>]) -> Result<(), AdError> {
+    let mut offset = 0;
+    for m in ms {
+        if let Some(i) = m.iter().position(|x| !x.is_finite()) {
+            return Err(AdError::NonFinite {
+                what,
+                index: offset + i,
+                value: m[i],
+            });
+        }
+        offset += m.len();
     }
     Ok(())
+}
+
+fn check_params(params: &[DMatrix<f64>]) -> Result<(), AdError> {
+    check_blocks("parameter matrices", params)
 }
 
 /// Value and gradient of a matrix function (one recording on matrix variables).
@@ -199,7 +220,7 @@ pub fn jvp_mat(
     v: &[DMatrix<f64>],
 ) -> Result<(f64, f64), AdError> {
     check_params(params)?;
-    check_params(v)?;
+    check_blocks("direction matrices", v)?;
     check_len("direction blocks", params.len(), v.len())?;
     let ps: Vec<_> = params
         .iter()
@@ -218,7 +239,7 @@ pub fn hvp_mat(
     v: &[DMatrix<f64>],
 ) -> Result<Vec<DMatrix<f64>>, AdError> {
     check_params(params)?;
-    check_params(v)?;
+    check_blocks("direction matrices", v)?;
     check_len("direction blocks", params.len(), v.len())?;
     let tape = Tape::new();
     let re: Vec<_> = params.iter().map(|p| tape.mat_var(p.clone())).collect();

@@ -1,8 +1,9 @@
 //! Elementwise application of [`Unary`] functions to `f64` slices.
 //!
 //! The transcendental functions dominate network-sized work (see DESIGN.md), so the hot
-//! ones go through the vectorized kernels of [`crate::kernels`] where available.
+//! ones go through the vectorized kernels of [`crate::kernels`] (at most 2 ulp from std).
 
+use crate::kernels;
 use crate::matrix::Unary;
 
 /// `out[i] = f(x[i])`.
@@ -13,7 +14,12 @@ pub(crate) fn apply(f: Unary, x: &[f64], out: &mut [f64]) {
         Unary::Square => map(x, out, |v| v * v),
         Unary::Abs => map(x, out, f64::abs),
         Unary::Sqrt => map(x, out, f64::sqrt),
-        _ => map(x, out, |v| f.apply(v)),
+        Unary::Tanh => kernels::tanh(x, out),
+        Unary::Exp => kernels::exp(x, out),
+        Unary::Ln => kernels::ln(x, out),
+        Unary::Sigmoid => kernels::sigmoid(x, out),
+        Unary::Softplus => kernels::softplus(x, out),
+        Unary::Sin | Unary::Cos => map(x, out, |v| f.apply(v)),
     }
 }
 

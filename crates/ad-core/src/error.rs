@@ -33,7 +33,9 @@ pub enum AdError {
         source: RuleError,
     },
     /// A custom op's rule returned blocks of the wrong number or shape.
-    #[error("custom op `{name}`: its {rule} rule returned blocks of shapes {got:?}, expected {expected:?}")]
+    #[error(
+        "custom op `{name}`: its {rule} rule returned blocks of shapes {got:?}, expected {expected:?}"
+    )]
     CustomShape {
         /// The op's name.
         name: String,

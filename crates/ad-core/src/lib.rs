@@ -38,7 +38,9 @@ mod drivers;
 mod dual;
 mod elementwise;
 mod error;
+pub mod kernels;
 pub mod matrix;
+pub mod nn;
 mod real;
 mod tape;
 mod var;
@@ -58,8 +60,7 @@ pub use var::Var;
 /// The names most programs need: `use ad_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AdError, Dual, Dual64, DualMat, MatFn, MatOps, MatVar, Real, ScalarFn, Seeds, Tape,
-        Unary, Var, VectorFn, grad, hessian, hvp, hvp_mat, jvp, value_and_grad,
-        value_and_grad_mat, vjp,
+        AdError, Dual, Dual64, DualMat, MatFn, MatOps, MatVar, Real, ScalarFn, Seeds, Tape, Unary,
+        Var, VectorFn, grad, hessian, hvp, hvp_mat, jvp, value_and_grad, value_and_grad_mat, vjp,
     };
 }

@@ -39,6 +39,10 @@ pub trait Real:
     + SubAssign
     + MulAssign
     + DivAssign
+    + AddAssign<f64>
+    + SubAssign<f64>
+    + MulAssign<f64>
+    + DivAssign<f64>
     + Add<f64, Output = Self>
     + Sub<f64, Output = Self>
     + Mul<f64, Output = Self>
@@ -131,6 +135,19 @@ pub(crate) fn softplus_f64(x: f64) -> f64 {
         x + (-x).exp().ln_1p()
     } else {
         x.exp().ln_1p()
+    }
+}
+
+/// Softplus and its derivative, the sigmoid, sharing one `exp`: bitwise the same values as
+/// [`softplus_f64`] and [`sigmoid_f64`] (both use `e = exp(-|x|)`).
+#[inline]
+pub(crate) fn softplus_sigmoid_f64(x: f64) -> (f64, f64) {
+    let e = (-x.abs()).exp();
+    let l = e.ln_1p();
+    if x > 0.0 {
+        (x + l, 1.0 / (1.0 + e))
+    } else {
+        (l, e / (1.0 + e))
     }
 }
 

@@ -6,7 +6,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 
 use num_traits::{One, Zero};
 
-use crate::real::{Real, sigmoid_f64, sign_f64, softplus_f64};
+use crate::real::{Real, sigmoid_f64, sign_f64, softplus_sigmoid_f64};
 use crate::tape::{NONE, Tape, push_scalar};
 
 /// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
@@ -173,8 +173,9 @@ impl Div for Var {
     type Output = Var;
     #[inline]
     fn div(self, o: Var) -> Var {
+        // The value is a true division, so it is bit-identical to plain f64 evaluation.
         let inv = 1.0 / o.value;
-        let q = self.value * inv;
+        let q = self.value / o.value;
         Var::binary(self, o, q, inv, -q * inv)
     }
 }
@@ -308,7 +309,7 @@ impl Real for Var {
             return Var::constant(1.0);
         }
         let p = self.value.powi(n - 1);
-        self.unary(p * self.value, f64::from(n) * p)
+        self.unary(self.value.powi(n), f64::from(n) * p)
     }
     #[inline]
     fn powf(self, y: Var) -> Var {
@@ -341,7 +342,8 @@ impl Real for Var {
     }
     #[inline]
     fn softplus(self) -> Var {
-        self.unary(softplus_f64(self.value), sigmoid_f64(self.value))
+        let (v, d) = softplus_sigmoid_f64(self.value);
+        self.unary(v, d)
     }
     #[inline]
     fn abs(self) -> Var {

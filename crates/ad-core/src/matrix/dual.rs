@@ -133,7 +133,10 @@ impl<M: MatOps> MatOps for DualMat<M> {
         Dual::new(self.re.sum(), self.eps.sum())
     }
     fn dot(&self, b: &Self) -> Dual<M::Scalar> {
-        Dual::new(self.re.dot(&b.re), self.eps.dot(&b.re) + self.re.dot(&b.eps))
+        Dual::new(
+            self.re.dot(&b.re),
+            self.eps.dot(&b.re) + self.re.dot(&b.eps),
+        )
     }
     fn get(&self, i: usize, j: usize) -> Dual<M::Scalar> {
         Dual::new(self.re.get(i, j), self.eps.get(i, j))

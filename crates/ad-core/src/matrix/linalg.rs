@@ -28,7 +28,11 @@ pub(crate) fn gemm(
 ) {
     // nalgebra 0.34 uses matrixmultiply only when all of these exceed 5.
     const SMALL: usize = 5;
-    let a_shape = if ta { (a.ncols(), a.nrows()) } else { a.shape() };
+    let a_shape = if ta {
+        (a.ncols(), a.nrows())
+    } else {
+        a.shape()
+    };
     let large = c.nrows() > SMALL && c.ncols() > SMALL && a_shape.0 > SMALL && a_shape.1 > SMALL;
     if !large {
         match (ta, tb) {
@@ -74,11 +78,28 @@ pub(crate) fn add_row(a: &DMatrix<f64>, row: &DMatrix<f64>) -> DMatrix<f64> {
         row.ncols()
     );
     let mut out = a.clone();
-    for (j, mut col) in out.column_iter_mut().enumerate() {
-        let b = row[(0, j)];
-        col.iter_mut().for_each(|x| *x += b);
+    // Contiguous column slices (nalgebra's strided column iterators do not vectorize).
+    if a.nrows() > 0 {
+        let cols = out.as_mut_slice().chunks_exact_mut(a.nrows());
+        for (col, &b) in cols.zip(row.as_slice()) {
+            col.iter_mut().for_each(|x| *x += b);
+        }
     }
     out
+}
+
+/// The `1 x c` row of column sums of `g` (the adjoint of [`add_row`]'s row), each summed
+/// top to bottom.
+pub(crate) fn column_sums(g: &DMatrix<f64>) -> DMatrix<f64> {
+    let r = g.nrows();
+    if r == 0 {
+        return DMatrix::zeros(1, g.ncols());
+    }
+    let sums = g
+        .as_slice()
+        .chunks_exact(r)
+        .map(|c| c.iter().fold(0.0, |s, &x| s + x));
+    DMatrix::from_iterator(1, g.ncols(), sums)
 }
 
 /// Add an `r x 1` column to every column.
@@ -165,13 +186,7 @@ pub(crate) fn concat(parts: &[&DMatrix<f64>], horizontal: bool) -> DMatrix<f64> 
 
 /// A copy of a block.
 #[track_caller]
-pub(crate) fn slice(
-    a: &DMatrix<f64>,
-    r0: usize,
-    c0: usize,
-    nr: usize,
-    nc: usize,
-) -> DMatrix<f64> {
+pub(crate) fn slice(a: &DMatrix<f64>, r0: usize, c0: usize, nr: usize, nc: usize) -> DMatrix<f64> {
     super::check_slice(a.shape(), r0, c0, nr, nc);
     a.view((r0, c0), (nr, nc)).into_owned()
 }
@@ -199,11 +214,18 @@ pub(crate) fn accumulate(acc: &mut Option<DMatrix<f64>>, m: &DMatrix<f64>) {
 
 /// The accumulator, created as zeros of the given shape on first use.
 #[inline]
-pub(crate) fn acc_mut(
-    acc: &mut Option<DMatrix<f64>>,
-    shape: (usize, usize),
-) -> &mut DMatrix<f64> {
+pub(crate) fn acc_mut(acc: &mut Option<DMatrix<f64>>, shape: (usize, usize)) -> &mut DMatrix<f64> {
     acc.get_or_insert_with(|| DMatrix::zeros(shape.0, shape.1))
+}
+
+/// `acc += alpha * (x .* y)` over all entries, without a temporary.
+#[inline]
+pub(crate) fn mul_acc(acc: &mut DMatrix<f64>, alpha: f64, x: &DMatrix<f64>, y: &DMatrix<f64>) {
+    debug_assert!(acc.shape() == x.shape() && x.shape() == y.shape());
+    let xy = x.as_slice().iter().zip(y.as_slice());
+    for (a, (&u, &v)) in acc.as_mut_slice().iter_mut().zip(xy) {
+        *a += alpha * (u * v);
+    }
 }
 
 /// `acc += alpha * x` over all entries.

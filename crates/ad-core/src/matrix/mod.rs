@@ -114,7 +114,8 @@ pub trait MatOps: Clone + Debug + Sized {
 
     /// `(rows, cols)`.
     fn shape(&self) -> (usize, usize);
-    /// A constant matrix in the same context as `self` (same tape, zero tangent).
+    /// A constant matrix in the same context as `self` (same tape, zero tangent, and no
+    /// gradient: see [`Tape::constant_mat`](crate::Tape::constant_mat)).
     fn constant_like(&self, m: DMatrix<f64>) -> Self;
     /// The primal values.
     fn value(&self) -> DMatrix<f64>;
@@ -150,6 +151,7 @@ pub trait MatOps: Clone + Debug + Sized {
     /// One entry as a scalar.
     fn get(&self, i: usize, j: usize) -> Self::Scalar;
     /// Build a matrix from scalars in column-major order, in the context of `self`.
+    #[allow(clippy::wrong_self_convention)] // `self` only names the context (tape), like `constant_like`
     fn from_scalars_like(&self, rows: usize, cols: usize, data: &[Self::Scalar]) -> Self;
     /// The block of `nrows x ncols` entries starting at `(row0, col0)`.
     fn slice(&self, row0: usize, col0: usize, nrows: usize, ncols: usize) -> Self;

@@ -15,25 +15,100 @@ use crate::tape::NONE;
 /// One recorded matrix operation. Indices refer to the tape's matrices (`a`, `b`, `out`...)
 /// or to its scalar nodes (`s`, `out_s`, `inputs`).
 pub(crate) enum Op {
-    MatMul { a: u32, b: u32, out: u32 },
-    Transpose { a: u32, out: u32 },
-    Add { a: u32, b: u32, out: u32 },
-    Sub { a: u32, b: u32, out: u32 },
-    MulElem { a: u32, b: u32, out: u32 },
-    DivElem { a: u32, b: u32, out: u32 },
-    AddRow { a: u32, row: u32, out: u32 },
-    AddCol { a: u32, col: u32, out: u32 },
-    Scale { a: u32, s: u32, s_value: f64, out: u32 },
-    ScaleConst { a: u32, c: f64, out: u32 },
-    AddConst { a: u32, c: f64, out: u32 },
-    Unary { a: u32, f: Unary, out: u32 },
-    Sum { a: u32, out_s: u32 },
-    Dot { a: u32, b: u32, out_s: u32 },
-    Get { a: u32, i: usize, j: usize, out_s: u32 },
-    FromScalars { inputs: Vec<u32>, out: u32 },
-    Slice { a: u32, r0: usize, c0: usize, out: u32 },
-    Concat { parts: Vec<u32>, horizontal: bool, out: u32 },
-    Reshape { a: u32, out: u32 },
+    MatMul {
+        a: u32,
+        b: u32,
+        out: u32,
+    },
+    Transpose {
+        a: u32,
+        out: u32,
+    },
+    Add {
+        a: u32,
+        b: u32,
+        out: u32,
+    },
+    Sub {
+        a: u32,
+        b: u32,
+        out: u32,
+    },
+    MulElem {
+        a: u32,
+        b: u32,
+        out: u32,
+    },
+    DivElem {
+        a: u32,
+        b: u32,
+        out: u32,
+    },
+    AddRow {
+        a: u32,
+        row: u32,
+        out: u32,
+    },
+    AddCol {
+        a: u32,
+        col: u32,
+        out: u32,
+    },
+    Scale {
+        a: u32,
+        s: u32,
+        s_value: f64,
+        out: u32,
+    },
+    ScaleConst {
+        a: u32,
+        c: f64,
+        out: u32,
+    },
+    AddConst {
+        a: u32,
+        c: f64,
+        out: u32,
+    },
+    Unary {
+        a: u32,
+        f: Unary,
+        out: u32,
+    },
+    Sum {
+        a: u32,
+        out_s: u32,
+    },
+    Dot {
+        a: u32,
+        b: u32,
+        out_s: u32,
+    },
+    Get {
+        a: u32,
+        i: usize,
+        j: usize,
+        out_s: u32,
+    },
+    FromScalars {
+        inputs: Vec<u32>,
+        out: u32,
+    },
+    Slice {
+        a: u32,
+        r0: usize,
+        c0: usize,
+        out: u32,
+    },
+    Concat {
+        parts: Vec<u32>,
+        horizontal: bool,
+        out: u32,
+    },
+    Reshape {
+        a: u32,
+        out: u32,
+    },
     Custom(Box<CustomRecord>),
 }
 
@@ -45,18 +120,21 @@ fn ix(i: u32) -> usize {
 }
 
 impl Op {
-    /// Accumulate this op's contribution to its inputs' adjoints.
+    /// Accumulate this op's contribution to its inputs' adjoints, skipping inputs that
+    /// cannot depend on a variable (`needs[i]` false: constants, see [`Op::propagate_needs`]).
     pub(crate) fn backward(
         &self,
         mats: &[DMatrix<f64>],
         sadj: &mut [f64],
         madj: &mut MatSlots,
+        needs: &[bool],
     ) -> Result<(), AdError> {
+        let want = |i: u32| needs[ix(i)];
         // Scalar-output ops read a scalar adjoint; matrix-output ops take the matrix adjoint.
         match *self {
             Op::Sum { a, out_s } => {
                 let g = sadj[ix(out_s)];
-                if g != 0.0 {
+                if g != 0.0 && want(a) {
                     acc_mut(&mut madj[ix(a)], mats[ix(a)].shape()).add_scalar_mut(g);
                 }
                 return Ok(());
@@ -65,14 +143,18 @@ impl Op {
                 let g = sadj[ix(out_s)];
                 if g != 0.0 {
                     let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
-                    linalg::axpy(acc_mut(&mut madj[ix(a)], ma.shape()), g, mb);
-                    linalg::axpy(acc_mut(&mut madj[ix(b)], mb.shape()), g, ma);
+                    if want(a) {
+                        linalg::axpy(acc_mut(&mut madj[ix(a)], ma.shape()), g, mb);
+                    }
+                    if want(b) {
+                        linalg::axpy(acc_mut(&mut madj[ix(b)], mb.shape()), g, ma);
+                    }
                 }
                 return Ok(());
             }
             Op::Get { a, i, j, out_s } => {
                 let g = sadj[ix(out_s)];
-                if g != 0.0 {
+                if g != 0.0 && want(a) {
                     acc_mut(&mut madj[ix(a)], mats[ix(a)].shape())[(i, j)] += g;
                 }
                 return Ok(());
@@ -81,48 +163,82 @@ impl Op {
             _ => {}
         }
         let out = self.mat_output();
+        if !want(out) {
+            return Ok(());
+        }
         let Some(g) = madj[ix(out)].take() else {
             return Ok(());
         };
         match *self {
             Op::MatMul { a, b, .. } => {
                 let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
-                linalg::gemm(acc_mut(&mut madj[ix(a)], ma.shape()), 1.0, &g, false, mb, true, 1.0);
-                linalg::gemm(acc_mut(&mut madj[ix(b)], mb.shape()), 1.0, ma, true, &g, false, 1.0);
+                if want(a) {
+                    let acc = acc_mut(&mut madj[ix(a)], ma.shape());
+                    linalg::gemm(acc, 1.0, &g, false, mb, true, 1.0);
+                }
+                if want(b) {
+                    let acc = acc_mut(&mut madj[ix(b)], mb.shape());
+                    linalg::gemm(acc, 1.0, ma, true, &g, false, 1.0);
+                }
             }
             Op::Transpose { a, .. } => accumulate(&mut madj[ix(a)], &g.transpose()),
             Op::Add { a, b, .. } => {
-                accumulate(&mut madj[ix(a)], &g);
-                accumulate(&mut madj[ix(b)], &g);
+                if want(a) {
+                    accumulate(&mut madj[ix(a)], &g);
+                }
+                if want(b) {
+                    accumulate(&mut madj[ix(b)], &g);
+                }
             }
             Op::Sub { a, b, .. } => {
-                accumulate(&mut madj[ix(a)], &g);
-                *acc_mut(&mut madj[ix(b)], g.shape()) -= &g;
+                if want(a) {
+                    accumulate(&mut madj[ix(a)], &g);
+                }
+                if want(b) {
+                    *acc_mut(&mut madj[ix(b)], g.shape()) -= &g;
+                }
             }
             Op::MulElem { a, b, .. } => {
                 let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
-                *acc_mut(&mut madj[ix(a)], g.shape()) += g.component_mul(mb);
-                *acc_mut(&mut madj[ix(b)], g.shape()) += g.component_mul(ma);
+                if want(a) {
+                    linalg::mul_acc(acc_mut(&mut madj[ix(a)], g.shape()), 1.0, &g, mb);
+                }
+                if want(b) {
+                    linalg::mul_acc(acc_mut(&mut madj[ix(b)], g.shape()), 1.0, &g, ma);
+                }
             }
             Op::DivElem { a, b, out } => {
                 let (mb, q) = (&mats[ix(b)], &mats[ix(out)]);
                 let ga = g.component_div(mb);
-                *acc_mut(&mut madj[ix(b)], g.shape()) -= ga.component_mul(q);
-                accumulate(&mut madj[ix(a)], &ga);
+                if want(b) {
+                    linalg::mul_acc(acc_mut(&mut madj[ix(b)], g.shape()), -1.0, &ga, q);
+                }
+                if want(a) {
+                    accumulate(&mut madj[ix(a)], &ga);
+                }
             }
             Op::AddRow { a, row, .. } => {
-                let sums = DMatrix::from_fn(1, g.ncols(), |_, j| g.column(j).sum());
-                accumulate(&mut madj[ix(row)], &sums);
-                accumulate(&mut madj[ix(a)], &g);
+                if want(row) {
+                    accumulate(&mut madj[ix(row)], &linalg::column_sums(&g));
+                }
+                if want(a) {
+                    accumulate(&mut madj[ix(a)], &g);
+                }
             }
             Op::AddCol { a, col, .. } => {
-                let sums = DMatrix::from_fn(g.nrows(), 1, |i, _| g.row(i).sum());
-                accumulate(&mut madj[ix(col)], &sums);
-                accumulate(&mut madj[ix(a)], &g);
+                if want(col) {
+                    let sums = DMatrix::from_fn(g.nrows(), 1, |i, _| g.row(i).sum());
+                    accumulate(&mut madj[ix(col)], &sums);
+                }
+                if want(a) {
+                    accumulate(&mut madj[ix(a)], &g);
+                }
             }
             Op::Scale { a, s, s_value, .. } => {
                 sadj[ix(s)] += g.dot(&mats[ix(a)]);
-                linalg::axpy(acc_mut(&mut madj[ix(a)], g.shape()), s_value, &g);
+                if want(a) {
+                    linalg::axpy(acc_mut(&mut madj[ix(a)], g.shape()), s_value, &g);
+                }
             }
             Op::ScaleConst { a, c, .. } => {
                 linalg::axpy(acc_mut(&mut madj[ix(a)], g.shape()), c, &g);
@@ -153,12 +269,14 @@ impl Op {
                 let mut offset = 0;
                 for &p in parts {
                     let shape = mats[ix(p)].shape();
-                    let block = if horizontal {
-                        g.columns(offset, shape.1)
-                    } else {
-                        g.rows(offset, shape.0)
-                    };
-                    *acc_mut(&mut madj[ix(p)], shape) += block;
+                    if want(p) {
+                        let block = if horizontal {
+                            g.columns(offset, shape.1)
+                        } else {
+                            g.rows(offset, shape.0)
+                        };
+                        *acc_mut(&mut madj[ix(p)], shape) += block;
+                    }
                     offset += if horizontal { shape.1 } else { shape.0 };
                 }
             }
@@ -246,6 +364,32 @@ impl Op {
         };
         mtan[ix(self.mat_output())] = Some(out_tangent);
         Ok(())
+    }
+
+    /// Set `needs[out]` for this op's matrix output: whether it may depend on a variable,
+    /// i.e. whether any matrix input does (`needs` is false for constant leaves). A scalar
+    /// operand (`Scale`, `FromScalars`) and custom ops are assumed to depend on one.
+    pub(crate) fn propagate_needs(&self, needs: &mut [bool]) {
+        let n = |i: u32| needs[ix(i)];
+        let (out, need) = match *self {
+            Op::MatMul { a, b, out }
+            | Op::Add { a, b, out }
+            | Op::Sub { a, b, out }
+            | Op::MulElem { a, b, out }
+            | Op::DivElem { a, b, out }
+            | Op::AddRow { a, row: b, out }
+            | Op::AddCol { a, col: b, out } => (out, n(a) || n(b)),
+            Op::Transpose { a, out }
+            | Op::ScaleConst { a, out, .. }
+            | Op::AddConst { a, out, .. }
+            | Op::Unary { a, out, .. }
+            | Op::Slice { a, out, .. }
+            | Op::Reshape { a, out } => (out, n(a)),
+            Op::Concat { ref parts, out, .. } => (out, parts.iter().any(|&p| n(p))),
+            Op::Scale { out, .. } | Op::FromScalars { out, .. } => (out, true),
+            Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => return,
+        };
+        needs[ix(out)] = need;
     }
 
     /// The matrix this op writes (for matrix-output ops).

@@ -22,11 +22,25 @@ pub struct MatVar {
 impl Tape {
     /// A new independent matrix variable on this tape.
     pub fn mat_var(&self, value: DMatrix<f64>) -> MatVar {
-        MatVar::leaf(self.id(), value)
+        MatVar::leaf(self.id(), value, false)
     }
-    /// A constant matrix (data) on this tape; its gradient is computed but rarely wanted.
+    /// A constant matrix (data) on this tape. Like a constant [`Var`], it has no gradient:
+    /// reverse sweeps propagate no adjoint into it (nor into results computed from constants
+    /// only), which skips, e.g., the product `g W^T` for a data batch `X` in `X W`; its
+    /// gradient reads as zeros. Use [`Tape::mat_var`] for data you want a gradient for.
+    ///
+    /// ```
+    /// use ad_core::{MatOps, Tape};
+    /// use nalgebra::DMatrix;
+    /// let tape = Tape::new();
+    /// let x = tape.constant_mat(DMatrix::from_element(2, 3, 1.0));
+    /// let w = tape.mat_var(DMatrix::from_element(3, 1, 0.5));
+    /// let g = tape.gradient(x.matmul(&w).sum()).unwrap();
+    /// assert_eq!(g.wrt_mat(&w), DMatrix::from_element(3, 1, 2.0));
+    /// assert_eq!(g.wrt_mat(&x), DMatrix::zeros(2, 3));
+    /// ```
     pub fn constant_mat(&self, value: DMatrix<f64>) -> MatVar {
-        MatVar::leaf(self.id(), value)
+        MatVar::leaf(self.id(), value, true)
     }
     /// A column vector variable.
     pub fn vector_var(&self, values: &[f64]) -> MatVar {
@@ -35,11 +49,15 @@ impl Tape {
 }
 
 impl MatVar {
-    fn leaf(tape: u32, value: DMatrix<f64>) -> MatVar {
+    fn leaf(tape: u32, value: DMatrix<f64>, constant: bool) -> MatVar {
         let (rows, cols) = value.shape();
         let index = with_tape(tape, |t| {
             t.mats.push(value);
-            (t.mats.len() - 1) as u32
+            let index = (t.mats.len() - 1) as u32;
+            if constant {
+                t.const_mats.push(index);
+            }
+            index
         });
         MatVar {
             tape,
@@ -166,7 +184,7 @@ impl MatOps for MatVar {
         (self.rows, self.cols)
     }
     fn constant_like(&self, m: DMatrix<f64>) -> Self {
-        MatVar::leaf(self.tape, m)
+        MatVar::leaf(self.tape, m, true)
     }
     fn value(&self) -> DMatrix<f64> {
         self.with_value(|m| m.clone())
@@ -176,7 +194,10 @@ impl MatOps for MatVar {
     }
     fn transpose(&self) -> Self {
         let a = self.index;
-        self.record(|m| m[a as usize].transpose(), |out| Op::Transpose { a, out })
+        self.record(
+            |m| m[a as usize].transpose(),
+            |out| Op::Transpose { a, out },
+        )
     }
     fn add(&self, b: &Self) -> Self {
         assert_same_shape("add", self.shape(), b.shape());
@@ -203,10 +224,18 @@ impl MatOps for MatVar {
         )
     }
     fn add_row(&self, row: &Self) -> Self {
-        self.binary(row, linalg::add_row, |a, row, out| Op::AddRow { a, row, out })
+        self.binary(row, linalg::add_row, |a, row, out| Op::AddRow {
+            a,
+            row,
+            out,
+        })
     }
     fn add_col(&self, col: &Self) -> Self {
-        self.binary(col, linalg::add_col, |a, col, out| Op::AddCol { a, col, out })
+        self.binary(col, linalg::add_col, |a, col, out| Op::AddCol {
+            a,
+            col,
+            out,
+        })
     }
     fn scale(&self, s: Var) -> Self {
         if s.is_constant() {
@@ -266,7 +295,10 @@ impl MatOps for MatVar {
             self.cols
         );
         let a = self.index;
-        self.record_scalar(|m| m[a as usize][(i, j)], |out_s| Op::Get { a, i, j, out_s })
+        self.record_scalar(
+            |m| m[a as usize][(i, j)],
+            |out_s| Op::Get { a, i, j, out_s },
+        )
     }
     fn from_scalars_like(&self, rows: usize, cols: usize, data: &[Var]) -> Self {
         assert!(

@@ -44,10 +44,11 @@ impl Seeds {
             xs.len(),
             ds.len()
         );
-        self.scalars.extend(xs.iter().copied().zip(ds.iter().copied()));
+        self.scalars
+            .extend(xs.iter().copied().zip(ds.iter().copied()));
         self
     }
-    /// Seed a matrix variable; panics if the shapes differ.
+    /// Seed a matrix variable (constant matrices are ignored); panics if the shapes differ.
     pub fn mat(mut self, m: &MatVar, d: DMatrix<f64>) -> Seeds {
         crate::matrix::assert_same_shape("Seeds::mat", crate::MatOps::shape(m), d.shape());
         self.mats.push((*m, d));
@@ -182,16 +183,48 @@ fn forward_scalars(nodes: &[ScalarNode], tan: &mut [f64], lo: usize, hi: usize) 
     }
 }
 
+/// Which tape matrices may depend on a variable: all but the constants and the results of
+/// matrix ops on constants only. Reverse rules propagate no adjoint into the others.
+fn needs_adjoint(data: &TapeData) -> Vec<bool> {
+    let mut needs = vec![true; data.mats.len()];
+    for &c in &data.const_mats {
+        needs[c as usize] = false;
+    }
+    for entry in &data.ops {
+        entry.op.propagate_needs(&mut needs);
+    }
+    needs
+}
+
+/// Returns a tape's records to the thread-local stack when dropped.
+struct RestoreOnDrop(Option<TapeData>);
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        if let Some(data) = self.0.take() {
+            restore_after_sweep(data);
+        }
+    }
+}
+
+/// Scalar and matrix adjoints (or tangents) of every tape variable.
+type Slots = (Vec<f64>, MatSlots);
+/// A sweep over a tape's records.
+type SweepFn = fn(&TapeData, &Seeds) -> Result<Slots, AdError>;
+
 fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdError> {
     let mut sadj = vec![0.0; data.scalars.len()];
     let mut madj: MatSlots = vec![None; data.mats.len()];
+    let needs = needs_adjoint(data);
     seeds.apply(&mut sadj, &mut madj);
     let mut hi = data.scalars.len();
     for entry in data.ops.iter().rev() {
         let mark = entry.scalar_mark as usize;
         reverse_scalars(&data.scalars, &mut sadj, mark, hi);
         hi = mark;
-        entry.op.backward(&data.mats, &mut sadj, &mut madj)?;
+        entry
+            .op
+            .backward(&data.mats, &mut sadj, &mut madj, &needs)?;
     }
     reverse_scalars(&data.scalars, &mut sadj, 0, hi);
     Ok((sadj, madj))
@@ -201,6 +234,11 @@ fn forward(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdErr
     let mut stan = vec![0.0; data.scalars.len()];
     let mut mtan: MatSlots = vec![None; data.mats.len()];
     seeds.apply(&mut stan, &mut mtan);
+    // A constant has no tangent, as it has no adjoint: seeds on constant matrices are
+    // ignored (like seeds on constant `Var`s), so the two sweeps stay adjoint.
+    for &c in &data.const_mats {
+        mtan[c as usize] = None;
+    }
     let mut lo = 0;
     for entry in &data.ops {
         let mark = entry.scalar_mark as usize;
@@ -215,16 +253,15 @@ fn forward(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdErr
 impl Tape {
     /// Run `sweep` on this tape's records with the borrow released, so custom rules may
     /// open nested tapes.
-    fn sweep(
-        &self,
-        seeds: &Seeds,
-        sweep: fn(&TapeData, &Seeds) -> Result<(Vec<f64>, MatSlots), AdError>,
-    ) -> Result<Gradients, AdError> {
+    fn sweep(&self, seeds: &Seeds, sweep: SweepFn) -> Result<Gradients, AdError> {
         seeds.check_tape(self.id());
-        let data = take_for_sweep(self.id());
-        let result = sweep(&data, seeds);
+        // The guard puts the records back even if a custom rule panics mid-sweep, so a
+        // caught panic does not leave the tape unusable.
+        let guard = RestoreOnDrop(Some(take_for_sweep(self.id())));
+        let data = guard.0.as_ref().expect("records present until drop");
+        let result = sweep(data, seeds);
         let shapes = data.mats.iter().map(|m| m.shape()).collect();
-        restore_after_sweep(data);
+        drop(guard);
         let (scalars, mats) = result?;
         Ok(Gradients {
             tape: self.id(),

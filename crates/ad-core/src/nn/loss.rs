@@ -1,0 +1,129 @@
+//! Losses: [`mse`] in any matrix mode, and [`MseLoss`], an MLP's mean squared error over
+//! one batch as a [`MatFn`] of the flat parameter vector.
+
+use nalgebra::DMatrix;
+
+use super::{Mlp, column};
+use crate::drivers::{MatFn, hvp_mat, value_and_grad_mat};
+use crate::error::AdError;
+use crate::matrix::MatOps;
+
+/// Mean squared error over all entries, `mean((pred - target)^2)`: two tape nodes.
+///
+/// Panics (with both shapes) if the shapes differ.
+///
+/// ```
+/// use ad_core::nn::mse;
+/// use nalgebra::DMatrix;
+/// let pred = DMatrix::from_row_slice(2, 1, &[1.0, 3.0]);
+/// let target = DMatrix::from_row_slice(2, 1, &[0.0, 1.0]);
+/// assert_eq!(mse(&pred, &target), (1.0 + 4.0) / 2.0);
+/// ```
+#[track_caller]
+pub fn mse<M: MatOps>(pred: &M, target: &M) -> M::Scalar {
+    let (r, c) = pred.shape();
+    assert!(
+        (r, c) == target.shape(),
+        "ad-core: mse: prediction is {r}x{c} but target is {}x{}",
+        target.nrows(),
+        target.ncols()
+    );
+    pred.sub(target).sq_norm() / (r * c) as f64
+}
+
+/// An MLP's mean squared error on one batch, as a function of its flat parameter column:
+/// `L(theta) = mse(mlp(theta, x), y)`.
+///
+/// It implements [`MatFn`] with one parameter block, the `num_params x 1` column, so every
+/// matrix driver applies and derivatives come back flat; [`value_and_grad`](Self::value_and_grad)
+/// and [`hvp`](Self::hvp) wrap the drivers for `&[f64]` parameter vectors (what MAML's
+/// inner loop and iMAML's conjugate gradients need).
+///
+/// ```
+/// use ad_core::nn::{Activation, Init, Mlp, MseLoss};
+/// use nalgebra::DMatrix;
+/// let mlp = Mlp::new(&[1, 8, 1], Activation::Tanh, Activation::Identity);
+/// let x = DMatrix::from_column_slice(4, 1, &[-1.0, -0.3, 0.2, 0.9]);
+/// let y = x.map(f64::sin);
+/// let loss = MseLoss::new(&mlp, &x, &y);
+/// let theta = mlp.init(Init::XavierUniform, 1);
+/// let (l, g) = loss.value_and_grad(&theta).unwrap();
+/// // one gradient step lowers the loss
+/// let step: Vec<f64> = theta.iter().zip(&g).map(|(t, g)| t - 0.05 * g).collect();
+/// assert!(loss.value(&step) < l);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MseLoss<'a> {
+    /// The network.
+    pub mlp: &'a Mlp,
+    /// Inputs, `batch x inputs`.
+    pub x: &'a DMatrix<f64>,
+    /// Targets, `batch x outputs`.
+    pub y: &'a DMatrix<f64>,
+}
+
+impl<'a> MseLoss<'a> {
+    /// The loss of `mlp` on inputs `x` and targets `y`.
+    ///
+    /// Panics (with the shapes) if `x` or `y` does not fit the network or each other.
+    #[track_caller]
+    pub fn new(mlp: &'a Mlp, x: &'a DMatrix<f64>, y: &'a DMatrix<f64>) -> MseLoss<'a> {
+        assert!(
+            x.ncols() == mlp.inputs() && y.ncols() == mlp.outputs() && x.nrows() == y.nrows(),
+            "ad-core: MseLoss: a {}->{} network cannot fit inputs {}x{} to targets {}x{}",
+            mlp.inputs(),
+            mlp.outputs(),
+            x.nrows(),
+            x.ncols(),
+            y.nrows(),
+            y.ncols()
+        );
+        MseLoss { mlp, x, y }
+    }
+
+    /// The loss at `params`, in plain `f64` (no tape).
+    ///
+    /// Panics if `params` has the wrong length.
+    #[track_caller]
+    pub fn value(&self, params: &[f64]) -> f64 {
+        mse(&self.mlp.forward_f64(params, self.x), self.y)
+    }
+
+    /// The loss and its gradient with respect to the flat `params` (one recording, one
+    /// reverse sweep).
+    pub fn value_and_grad(&self, params: &[f64]) -> Result<(f64, Vec<f64>), AdError> {
+        self.mlp.check_params(params)?;
+        let (v, g) = value_and_grad_mat(self, &[column(params)])?;
+        Ok((v, g[0].as_slice().to_vec()))
+    }
+
+    /// The Hessian-vector product `H(params) v` over the flat vector, by reverse over
+    /// forward mode: exact, no finite differences.
+    pub fn hvp(&self, params: &[f64], v: &[f64]) -> Result<Vec<f64>, AdError> {
+        self.mlp.check_params(params)?;
+        if v.len() != params.len() {
+            return Err(AdError::Length {
+                what: "direction v",
+                expected: params.len(),
+                got: v.len(),
+            });
+        }
+        let hv = hvp_mat(self, &[column(params)], &[column(v)])?;
+        Ok(hv[0].as_slice().to_vec())
+    }
+}
+
+impl MatFn for MseLoss<'_> {
+    /// `params` must be one block: the flat `num_params x 1` column.
+    fn eval<M: MatOps>(&self, params: &[M]) -> M::Scalar {
+        assert!(
+            params.len() == 1,
+            "ad-core: MseLoss: expected one parameter block (the flat column), got {}",
+            params.len()
+        );
+        let theta = &params[0];
+        let x = theta.constant_like(self.x.clone());
+        let y = theta.constant_like(self.y.clone());
+        mse(&self.mlp.forward(theta, &x), &y)
+    }
+}

@@ -1,0 +1,404 @@
+//! Accuracy and special-value tests of `ad_core::kernels` against Rust std (the platform libm)
+//! and, for sigmoid and softplus, careful scalar references built from std functions.
+
+use ad_core::kernels;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use std::f64::consts::{FRAC_1_SQRT_2, SQRT_2};
+
+type Kernel = fn(&[f64], &mut [f64]);
+
+/// Distance in representable doubles between `a` and `b` (0 when both are NaN, `u64::MAX`
+/// when only one is). Adjacent values across zero (`-0`, `+0`, smallest subnormals) count
+/// as usual: `+0` and `-0` are 0 apart.
+fn ulps(a: f64, b: f64) -> u64 {
+    if a.is_nan() || b.is_nan() {
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
+    }
+    let ord = |v: f64| {
+        let b = v.to_bits();
+        if b >> 63 == 1 {
+            -((b & !(1 << 63)) as i128)
+        } else {
+            b as i128
+        }
+    };
+    (ord(a) - ord(b))
+        .unsigned_abs()
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+/// `1 / (1 + e^-x)`: `1/(1+e)` for `x >= 0`, `e/(1+e)` for `x < 0` with `e = exp(-|x|)`, and
+/// the rounding error of `1 + e` taken into account.
+fn sigmoid_ref(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    let d = 1.0 + e;
+    let d_err = e - (d - 1.0);
+    let t = if x >= 0.0 { 1.0 } else { e } / d;
+    t - t * (d_err / d)
+}
+
+/// `ln(1 + e^x)` as `max(x, 0) + ln_1p(exp(-|x|))`.
+fn softplus_ref(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+const EXP_ULPS: u64 = 1;
+const LN_ULPS: u64 = 1;
+const TANH_ULPS: u64 = 2;
+const SIGMOID_ULPS: u64 = 2;
+const SOFTPLUS_ULPS: u64 = 2;
+
+fn check(
+    name: &str,
+    kernel: Kernel,
+    reference: fn(f64) -> f64,
+    bound: u64,
+    xs: &[f64],
+) -> Result<(), TestCaseError> {
+    let mut out = vec![f64::NAN; xs.len()];
+    kernel(xs, &mut out);
+    for (&x, &got) in xs.iter().zip(&out) {
+        let want = reference(x);
+        let u = ulps(got, want);
+        prop_assert!(
+            u <= bound,
+            "{name}({x:e}) = {got:e} but the reference gives {want:e}: {u} ulp apart"
+        );
+    }
+    Ok(())
+}
+
+/// Every f64 bit pattern: all finite values of all magnitudes, subnormals, ±0, ±inf, NaNs.
+fn any_bits() -> impl Strategy<Value = f64> {
+    any::<u64>().prop_map(f64::from_bits)
+}
+
+/// Subnormal and zero inputs of either sign.
+fn subnormal() -> impl Strategy<Value = f64> {
+    (0u64..1 << 52, any::<bool>()).prop_map(|(m, neg)| f64::from_bits(m | (u64::from(neg) << 63)))
+}
+
+/// Up to 70 inputs per case: covers whole chunks and every remainder length.
+const LEN: std::ops::Range<usize> = 0..70;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exp_whole_range(xs in vec(any_bits(), LEN)) {
+        check("exp", kernels::exp, f64::exp, EXP_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn exp_typical(xs in vec(prop_oneof![-750.0..750.0f64, -1.0..1.0f64, -746.0..-707.0f64,
+                                          707.0..710.0f64], LEN)) {
+        check("exp", kernels::exp, f64::exp, EXP_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn ln_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
+        check("ln", kernels::ln, f64::ln, LN_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn ln_typical(xs in vec(prop_oneof![0.0..1e3f64, 0.5..2.0f64, 0.999..1.001f64], LEN)) {
+        check("ln", kernels::ln, f64::ln, LN_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn tanh_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
+        check("tanh", kernels::tanh, f64::tanh, TANH_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn tanh_typical(xs in vec(prop_oneof![-20.0..20.0f64, -1.0..1.0f64], LEN)) {
+        check("tanh", kernels::tanh, f64::tanh, TANH_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn sigmoid_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
+        check("sigmoid", kernels::sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn sigmoid_typical(xs in vec(prop_oneof![-20.0..20.0f64, -750.0..750.0f64], LEN)) {
+        check("sigmoid", kernels::sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn softplus_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
+        check("softplus", kernels::softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
+    }
+
+    #[test]
+    fn softplus_typical(xs in vec(prop_oneof![-20.0..20.0f64, -750.0..750.0f64], LEN)) {
+        check("softplus", kernels::softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
+    }
+
+    /// A value does not depend on its position in the slice (whole chunk or remainder).
+    #[test]
+    fn chunking_does_not_change_results(xs in vec(-30.0..30.0f64, LEN)) {
+        let all: [Kernel; 5] =
+            [kernels::tanh, kernels::exp, kernels::ln, kernels::sigmoid, kernels::softplus];
+        for kernel in all {
+            let mut out = vec![0.0; xs.len()];
+            kernel(&xs, &mut out);
+            for (i, &x) in xs.iter().enumerate() {
+                let mut one = [0.0];
+                kernel(&[x], &mut one);
+                prop_assert_eq!(one[0].to_bits(), out[i].to_bits());
+            }
+        }
+    }
+}
+
+fn eval(kernel: Kernel, x: f64) -> f64 {
+    // In the middle of a full chunk and alone in a remainder.
+    let mut xs = [0.5; 11];
+    xs[3] = x;
+    let mut out = [0.0; 11];
+    kernel(&xs, &mut out);
+    let mut one = [0.0];
+    kernel(&[x], &mut one);
+    assert_eq!(
+        one[0].to_bits(),
+        out[3].to_bits(),
+        "chunk and remainder disagree at {x:e}"
+    );
+    one[0]
+}
+
+/// `kernel(x)` is exactly `want` (same bits; any NaN matches any NaN).
+fn exact(kernel: Kernel, name: &str, x: f64, want: f64) {
+    let got = eval(kernel, x);
+    assert!(
+        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+        "{name}({x:e}) = {got:e}, expected exactly {want:e}"
+    );
+}
+
+/// `kernel(x)` is within `bound` ulp of `reference(x)`.
+fn near(kernel: Kernel, name: &str, reference: fn(f64) -> f64, bound: u64, x: f64) {
+    let got = eval(kernel, x);
+    let want = reference(x);
+    let u = ulps(got, want);
+    assert!(
+        u <= bound,
+        "{name}({x:e}) = {got:e}, reference {want:e}: {u} ulp"
+    );
+}
+
+/// The smallest subnormal, 4.9e-324.
+const MIN_SUB: f64 = f64::from_bits(1);
+/// The largest subnormal.
+const MAX_SUB: f64 = f64::from_bits((1 << 52) - 1);
+
+#[test]
+fn exp_special_values() {
+    let k = kernels::exp;
+    exact(k, "exp", f64::NAN, f64::NAN);
+    exact(k, "exp", f64::INFINITY, f64::INFINITY);
+    exact(k, "exp", f64::NEG_INFINITY, 0.0);
+    exact(k, "exp", 0.0, 1.0);
+    exact(k, "exp", -0.0, 1.0);
+    exact(k, "exp", MIN_SUB, 1.0);
+    exact(k, "exp", -1e-300, 1.0);
+    exact(k, "exp", f64::MAX, f64::INFINITY);
+    exact(k, "exp", f64::MIN, 0.0);
+    exact(k, "exp", 709.8, f64::INFINITY);
+    exact(k, "exp", -746.0, 0.0);
+    // Around the overflow threshold ln(f64::MAX) = 709.78271289338397.
+    let t = 709.782712893384f64;
+    for x in [
+        t,
+        f64::from_bits(t.to_bits() - 1),
+        f64::from_bits(t.to_bits() + 1),
+        709.0,
+    ] {
+        near(k, "exp", f64::exp, EXP_ULPS, x);
+    }
+    exact(k, "exp", f64::from_bits(t.to_bits() + 8), f64::INFINITY);
+    // Underflow: the smallest normal result, subnormal results, the last nonzero one.
+    for x in [
+        -708.3964185322641,
+        -708.4,
+        -709.0,
+        -720.0,
+        -740.0,
+        -745.0,
+        -745.1332191019411,
+    ] {
+        near(k, "exp", f64::exp, EXP_ULPS, x);
+    }
+    exact(k, "exp", -745.1332191019411, MIN_SUB);
+    exact(k, "exp", -745.1332191019412, 0.0);
+    for x in [
+        1.0,
+        -1.0,
+        std::f64::consts::LN_2,
+        0.5,
+        1e-8,
+        -1e-17,
+        100.0,
+        -100.0,
+    ] {
+        near(k, "exp", f64::exp, EXP_ULPS, x);
+    }
+}
+
+#[test]
+fn ln_special_values() {
+    let k = kernels::ln;
+    exact(k, "ln", f64::NAN, f64::NAN);
+    exact(k, "ln", f64::INFINITY, f64::INFINITY);
+    exact(k, "ln", f64::NEG_INFINITY, f64::NAN);
+    exact(k, "ln", 0.0, f64::NEG_INFINITY);
+    exact(k, "ln", -0.0, f64::NEG_INFINITY);
+    exact(k, "ln", -1.0, f64::NAN);
+    exact(k, "ln", -MIN_SUB, f64::NAN);
+    exact(k, "ln", f64::MIN, f64::NAN);
+    exact(k, "ln", 1.0, 0.0);
+    exact(k, "ln", 2.0, std::f64::consts::LN_2);
+    exact(k, "ln", std::f64::consts::E, 1.0);
+    for x in [
+        MIN_SUB,
+        2.0 * MIN_SUB,
+        1e-310,
+        MAX_SUB,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+    ] {
+        near(k, "ln", f64::ln, LN_ULPS, x);
+    }
+    for x in [
+        1.0 - f64::EPSILON / 2.0,
+        1.0 + f64::EPSILON,
+        FRAC_1_SQRT_2,
+        SQRT_2,
+    ] {
+        near(k, "ln", f64::ln, LN_ULPS, x);
+    }
+}
+
+#[test]
+fn tanh_special_values() {
+    let k = kernels::tanh;
+    exact(k, "tanh", f64::NAN, f64::NAN);
+    exact(k, "tanh", 0.0, 0.0);
+    exact(k, "tanh", -0.0, -0.0);
+    exact(k, "tanh", f64::INFINITY, 1.0);
+    exact(k, "tanh", f64::NEG_INFINITY, -1.0);
+    exact(k, "tanh", f64::MAX, 1.0);
+    exact(k, "tanh", f64::MIN, -1.0);
+    exact(k, "tanh", 22.0, 1.0);
+    exact(k, "tanh", -30.0, -1.0);
+    for x in [
+        MIN_SUB,
+        -MIN_SUB,
+        1e-310,
+        MAX_SUB,
+        -f64::MIN_POSITIVE,
+        1e-300,
+        -1e-20,
+        1e-9,
+    ] {
+        exact(k, "tanh", x, x);
+    }
+    // Around the switch between the two formulas (|x| = ln2 / 4) and near saturation.
+    for x in [
+        0.17328679513998632,
+        0.1732867951399863,
+        0.5,
+        0.55,
+        -1.0,
+        18.0,
+        19.0,
+        19.1,
+        -21.9,
+    ] {
+        near(k, "tanh", f64::tanh, TANH_ULPS, x);
+    }
+}
+
+#[test]
+fn sigmoid_special_values() {
+    let k = kernels::sigmoid;
+    exact(k, "sigmoid", f64::NAN, f64::NAN);
+    exact(k, "sigmoid", 0.0, 0.5);
+    exact(k, "sigmoid", -0.0, 0.5);
+    exact(k, "sigmoid", f64::INFINITY, 1.0);
+    exact(k, "sigmoid", f64::NEG_INFINITY, 0.0);
+    exact(k, "sigmoid", f64::MAX, 1.0);
+    exact(k, "sigmoid", f64::MIN, 0.0);
+    exact(k, "sigmoid", 40.0, 1.0);
+    exact(k, "sigmoid", -800.0, 0.0);
+    for x in [
+        MIN_SUB, -1e-300, 36.0, 37.0, -36.0, -40.0, -700.0, -709.0, -740.0, -745.0,
+    ] {
+        near(k, "sigmoid", sigmoid_ref, SIGMOID_ULPS, x);
+    }
+}
+
+#[test]
+fn softplus_special_values() {
+    let k = kernels::softplus;
+    exact(k, "softplus", f64::NAN, f64::NAN);
+    exact(k, "softplus", 0.0, std::f64::consts::LN_2);
+    exact(k, "softplus", -0.0, std::f64::consts::LN_2);
+    exact(k, "softplus", f64::INFINITY, f64::INFINITY);
+    exact(k, "softplus", f64::NEG_INFINITY, 0.0);
+    exact(k, "softplus", f64::MAX, f64::MAX);
+    exact(k, "softplus", f64::MIN, 0.0);
+    exact(k, "softplus", 1e300, 1e300);
+    exact(k, "softplus", 40.0, 40.0);
+    exact(k, "softplus", -800.0, 0.0);
+    for x in [
+        MIN_SUB,
+        -1e-300,
+        0.8813735870195429,
+        -0.8813735870195429,
+        36.0,
+        37.0,
+        -40.0,
+    ] {
+        near(k, "softplus", softplus_ref, SOFTPLUS_ULPS, x);
+    }
+    for x in [-700.0, -709.0, -740.0, -745.0] {
+        near(k, "softplus", softplus_ref, SOFTPLUS_ULPS, x);
+    }
+}
+
+#[test]
+fn empty_slices() {
+    for kernel in [
+        kernels::tanh,
+        kernels::exp,
+        kernels::ln,
+        kernels::sigmoid,
+        kernels::softplus,
+    ] {
+        kernel(&[], &mut []);
+    }
+}
+
+#[test]
+#[should_panic(expected = "input length 3 != output length 2")]
+fn length_mismatch_panics() {
+    kernels::tanh(&[1.0, 2.0, 3.0], &mut [0.0; 2]);
+}
+
+#[test]
+#[should_panic(expected = "input length 0 != output length 1")]
+fn length_mismatch_panics_softplus() {
+    kernels::softplus(&[], &mut [0.0; 1]);
+}

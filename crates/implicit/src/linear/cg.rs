@@ -1,0 +1,92 @@
+//! Conjugate gradient, optionally preconditioned, for symmetric positive definite systems.
+
+use crate::error::ImplicitError;
+use crate::linear::common::Ctx;
+use crate::linear::kernels::{axpy, dot, norm, not_above, xpby};
+use crate::linear::operator::LinearOperator;
+use crate::linear::options::{Method, SolveOptions};
+use crate::linear::precond::Preconditioner;
+use crate::linear::report::Solution;
+
+/// Solve `A x = b` for symmetric positive definite `A` by (preconditioned) conjugate
+/// gradient, from `x0` (zero if `None`).
+///
+/// One product with `A` and one preconditioner application per iteration; five vectors of
+/// length `n`, allocated once. When the running residual reaches the tolerance, the true
+/// residual is recomputed; if rounding has made them drift apart, CG restarts from the true
+/// residual within the same iteration budget.
+///
+/// # Errors
+/// - [`NegativeCurvature`](ImplicitError::NegativeCurvature) if some direction has
+///   `p^T A p <= 0` (the system is not positive definite: use MINRES, or a ridge);
+/// - [`Breakdown`](ImplicitError::Breakdown) if `r^T M^{-1} r <= 0` (preconditioner not
+///   positive definite);
+/// - [`NotConverged`](ImplicitError::NotConverged) when the iterations run out;
+/// - input errors ([`Dimension`](ImplicitError::Dimension),
+///   [`NonFinite`](ImplicitError::NonFinite), [`InvalidOption`](ImplicitError::InvalidOption))
+///   and operator failures.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use implicit::linear::{cg, SolveOptions};
+/// let a = DMatrix::from_row_slice(2, 2, &[4.0, 1.0, 1.0, 3.0]);
+/// let sol = cg(&a, &[1.0, 2.0], None, None, &SolveOptions::default()).unwrap();
+/// assert!(sol.report.converged && sol.report.iterations <= 2);
+/// assert!((sol.x[0] - 1.0 / 11.0).abs() < 1e-12 && (sol.x[1] - 7.0 / 11.0).abs() < 1e-12);
+/// ```
+pub fn cg<A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    precond: Option<&dyn Preconditioner>,
+    opts: &SolveOptions,
+) -> Result<Solution, ImplicitError> {
+    let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Cg)?;
+    let n = x.len();
+    let mut r = vec![0.0; n];
+    let mut z = vec![0.0; n];
+    let mut p = vec![0.0; n];
+    let mut q = vec![0.0; n];
+
+    let mut rnorm = ctx.initial_residual(b, &x, x0.is_some(), &mut r)?;
+    let mut it = 0;
+    loop {
+        // Here `r` is the true residual b - A x.
+        if rnorm <= ctx.tol || it >= ctx.max_iters {
+            return ctx.finish(x, it, rnorm);
+        }
+        ctx.precond(&r, &mut z)?;
+        let mut rho = dot(&r, &z);
+        if not_above(rho, 0.0) {
+            return Err(ctx.breakdown(b, x, &mut r, it, NOT_PD_PRECOND));
+        }
+        p.copy_from_slice(&z);
+        loop {
+            ctx.apply(&p, &mut q)?;
+            let pq = dot(&p, &q);
+            if not_above(pq, 0.0) {
+                let curvature = pq / dot(&p, &p);
+                return Err(ctx.negative_curvature(b, x, &mut r, it, curvature));
+            }
+            let alpha = rho / pq;
+            axpy(alpha, &p, &mut x);
+            axpy(-alpha, &q, &mut r);
+            it += 1;
+            rnorm = norm(&r);
+            if rnorm <= ctx.tol || it >= ctx.max_iters {
+                break;
+            }
+            ctx.precond(&r, &mut z)?;
+            let rho_new = dot(&r, &z);
+            if not_above(rho_new, 0.0) {
+                return Err(ctx.breakdown(b, x, &mut r, it, NOT_PD_PRECOND));
+            }
+            xpby(&z, rho_new / rho, &mut p);
+            rho = rho_new;
+        }
+        rnorm = ctx.residual(b, &x, &mut r)?;
+    }
+}
+
+pub(crate) const NOT_PD_PRECOND: &str =
+    "r^T M^-1 r <= 0: the preconditioner is not positive definite";

@@ -1,0 +1,259 @@
+//! What every iterative solver shares: checking inputs, counting and checking products,
+//! the true residual, and turning the outcome into a `Solution` or a typed error.
+
+use crate::error::{ImplicitError, check_finite};
+use crate::linear::kernels::{axpy, norm, sub_from};
+use crate::linear::operator::LinearOperator;
+use crate::linear::options::{Method, SolveOptions};
+use crate::linear::precond::Preconditioner;
+use crate::linear::report::{ResidualKind, Solution, SolveReport};
+
+/// The state of one solve, apart from the solver's own vectors.
+pub(crate) struct Ctx<'a, A: ?Sized> {
+    op: &'a A,
+    precond: Option<&'a dyn Preconditioner>,
+    ridge: f64,
+    pub method: Method,
+    pub matvecs: usize,
+    pub precond_apps: usize,
+    pub rhs_norm: f64,
+    pub tol: f64,
+    pub max_iters: usize,
+    pub initial_residual_norm: f64,
+    pub residual_kind: ResidualKind,
+    opts_rtol: f64,
+    opts_atol: f64,
+}
+
+impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
+    /// Check options, lengths and finiteness; return the context and the starting iterate.
+    pub fn new(
+        op: &'a A,
+        b: &[f64],
+        x0: Option<&[f64]>,
+        precond: Option<&'a dyn Preconditioner>,
+        opts: &SolveOptions,
+        method: Method,
+    ) -> Result<(Self, Vec<f64>), ImplicitError> {
+        opts.validate()?;
+        let (m, n) = (op.nrows(), op.ncols());
+        if method != Method::NormalCg && m != n {
+            return Err(ImplicitError::Dimension {
+                what: "columns of the operator (this method needs a square system)",
+                expected: m,
+                got: n,
+            });
+        }
+        if opts.ridge != 0.0 && m != n {
+            return Err(ImplicitError::InvalidOption {
+                name: "ridge",
+                value: opts.ridge,
+                reason: "a ridge needs a square operator",
+            });
+        }
+        check_len("right-hand side b", m, b.len())?;
+        if let Some(x0) = x0 {
+            check_len("initial guess x0", n, x0.len())?;
+        }
+        if let Some(p) = precond {
+            check_len("preconditioner dimension", n, p.dim())?;
+        }
+        check_finite("right-hand side b", b)?;
+        if let Some(x0) = x0 {
+            check_finite("initial guess x0", x0)?;
+        }
+        let x = x0.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        let rhs_norm = norm(b);
+        let ctx = Ctx {
+            op,
+            precond,
+            ridge: opts.ridge,
+            method,
+            matvecs: 0,
+            precond_apps: 0,
+            rhs_norm,
+            tol: opts.tolerance(rhs_norm),
+            max_iters: opts.max_iters_for(n),
+            initial_residual_norm: f64::NAN,
+            residual_kind: ResidualKind::System,
+            opts_rtol: opts.rtol,
+            opts_atol: opts.atol,
+        };
+        Ok((ctx, x))
+    }
+
+    /// Whether a preconditioner is in use.
+    pub fn has_precond(&self) -> bool {
+        self.precond.is_some()
+    }
+
+    /// Measure residuals against another right-hand side norm (normal equations).
+    pub fn set_rhs_norm(&mut self, rhs_norm: f64, kind: ResidualKind) {
+        self.rhs_norm = rhs_norm;
+        self.tol = (self.opts_rtol * rhs_norm).max(self.opts_atol);
+        self.residual_kind = kind;
+    }
+
+    /// `y = (A + ridge I) x`, counted, with the output checked for finiteness.
+    pub fn apply(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), ImplicitError> {
+        self.op.apply(x, y)?;
+        self.matvecs += 1;
+        if self.ridge != 0.0 {
+            axpy(self.ridge, x, y);
+        }
+        check_finite("operator output", y)
+    }
+
+    /// `y = (A + ridge I)^T x`, counted, with the output checked for finiteness.
+    pub fn apply_transpose(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), ImplicitError> {
+        self.op.apply_transpose(x, y)?;
+        self.matvecs += 1;
+        if self.ridge != 0.0 {
+            axpy(self.ridge, x, y);
+        }
+        check_finite("operator transpose output", y)
+    }
+
+    /// `z = M^{-1} r` (a copy without a preconditioner), checked for finiteness.
+    pub fn precond(&mut self, r: &[f64], z: &mut [f64]) -> Result<(), ImplicitError> {
+        match self.precond {
+            Some(p) => {
+                p.apply(r, z)?;
+                self.precond_apps += 1;
+                check_finite("preconditioner output", z)
+            }
+            None => {
+                z.copy_from_slice(r);
+                Ok(())
+            }
+        }
+    }
+
+    /// `r = b - A x`; returns `||r||`.
+    pub fn residual(&mut self, b: &[f64], x: &[f64], r: &mut [f64]) -> Result<f64, ImplicitError> {
+        self.apply(x, r)?;
+        sub_from(b, r);
+        Ok(norm(r))
+    }
+
+    /// The starting residual: `b` itself when starting from zero (no product), else
+    /// `b - A x0`. Records its norm as the initial residual.
+    pub fn initial_residual(
+        &mut self,
+        b: &[f64],
+        x: &[f64],
+        warm: bool,
+        r: &mut [f64],
+    ) -> Result<f64, ImplicitError> {
+        let rnorm = if warm {
+            self.residual(b, x, r)?
+        } else {
+            r.copy_from_slice(b);
+            norm(r)
+        };
+        self.initial_residual_norm = rnorm;
+        Ok(rnorm)
+    }
+
+    /// The report for an iterate with true residual norm `residual_norm`.
+    pub fn report(&self, iterations: usize, residual_norm: f64) -> SolveReport {
+        SolveReport {
+            method: self.method,
+            iterations,
+            matvecs: self.matvecs,
+            precond_applications: self.precond_apps,
+            initial_residual_norm: self.initial_residual_norm,
+            residual_norm,
+            rhs_norm: self.rhs_norm,
+            tolerance: self.tol,
+            residual_kind: self.residual_kind,
+            converged: residual_norm <= self.tol,
+        }
+    }
+
+    /// Success if the (true) residual is within tolerance, else `NotConverged`.
+    pub fn finish(
+        &self,
+        x: Vec<f64>,
+        iterations: usize,
+        residual_norm: f64,
+    ) -> Result<Solution, ImplicitError> {
+        let report = self.report(iterations, residual_norm);
+        if report.converged {
+            Ok(Solution { x, report })
+        } else {
+            Err(ImplicitError::NotConverged {
+                report: Box::new(report),
+                x,
+            })
+        }
+    }
+
+    /// A breakdown error, with the residual recomputed at `x` (into the scratch `r`).
+    pub fn breakdown(
+        &mut self,
+        b: &[f64],
+        x: Vec<f64>,
+        r: &mut [f64],
+        iterations: usize,
+        reason: &'static str,
+    ) -> ImplicitError {
+        match self.residual(b, &x, r) {
+            Ok(rnorm) => self.breakdown_at(x, iterations, rnorm, reason),
+            Err(e) => e,
+        }
+    }
+
+    /// A breakdown error at `x`, whose true residual norm is known to be `rnorm`.
+    pub fn breakdown_at(
+        &self,
+        x: Vec<f64>,
+        iterations: usize,
+        rnorm: f64,
+        reason: &'static str,
+    ) -> ImplicitError {
+        ImplicitError::Breakdown {
+            method: self.method,
+            reason,
+            report: Box::new(self.report(iterations, rnorm)),
+            x,
+        }
+    }
+
+    /// A negative-curvature error, with the residual recomputed at `x`.
+    pub fn negative_curvature(
+        &mut self,
+        b: &[f64],
+        x: Vec<f64>,
+        r: &mut [f64],
+        iterations: usize,
+        curvature: f64,
+    ) -> ImplicitError {
+        match self.residual(b, &x, r) {
+            Ok(rnorm) => ImplicitError::NegativeCurvature {
+                method: self.method,
+                iteration: iterations,
+                curvature,
+                report: Box::new(self.report(iterations, rnorm)),
+                x,
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), ImplicitError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(ImplicitError::Dimension {
+            what,
+            expected,
+            got,
+        })
+    }
+}

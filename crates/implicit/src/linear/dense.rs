@@ -1,0 +1,541 @@
+//! Dense LU and Cholesky (nalgebra) for small systems, as reusable factorizations.
+//!
+//! A factorization is computed once ([`DenseLu::factor`], [`DenseCholesky::factor`]) and
+//! then solves any number of right-hand sides — with `A` ([`DenseLu::solve`]) or with `A^T`
+//! ([`DenseLu::solve_transpose`], the adjoint solve of the implicit function theorem) — and
+//! serves as an exact [`Preconditioner`] for Krylov solves of nearby systems. Each solve
+//! checks its true residual and refines iteratively (up to
+//! [`SolveOptions::max_iters`] steps, while the residual keeps halving) when the first
+//! solve misses the tolerance.
+
+use nalgebra::{DMatrix, DVectorView, DVectorViewMut, Dyn, PermutationSequence};
+
+use crate::error::{ImplicitError, check_finite};
+use crate::linear::common::check_len;
+use crate::linear::kernels::{axpy, norm, not_above, sub_from};
+use crate::linear::operator::{LinearOperator, OperatorError};
+use crate::linear::options::{Method, SolveOptions};
+use crate::linear::precond::Preconditioner;
+use crate::linear::report::{ResidualKind, Solution, SolveReport};
+
+/// The operator as a dense matrix, plus `ridge` on the diagonal; counts the products used.
+fn materialize<A: LinearOperator + ?Sized>(
+    op: &A,
+    ridge: f64,
+    matvecs: &mut usize,
+) -> Result<DMatrix<f64>, ImplicitError> {
+    let (m, n) = (op.nrows(), op.ncols());
+    if m != n {
+        return Err(ImplicitError::Dimension {
+            what: "columns of the operator (this method needs a square system)",
+            expected: m,
+            got: n,
+        });
+    }
+    if !ridge.is_finite() {
+        return Err(ImplicitError::InvalidOption {
+            name: "ridge",
+            value: ridge,
+            reason: "must be finite",
+        });
+    }
+    let mut a = match op.as_matrix() {
+        Some(a) => {
+            if !all_finite(a.as_slice()) {
+                check_finite("matrix entry", a.as_slice())?;
+            }
+            a.clone()
+        }
+        None => {
+            let mut a = DMatrix::zeros(n, n);
+            let mut e = vec![0.0; n];
+            for j in 0..n {
+                e[j] = 1.0;
+                op.apply(&e, a.column_mut(j).as_mut_slice())?;
+                *matvecs += 1;
+                e[j] = 0.0;
+                check_finite("operator output", a.column(j).as_slice())?;
+            }
+            a
+        }
+    };
+    if ridge != 0.0 {
+        for i in 0..n {
+            a[(i, i)] += ridge;
+        }
+    }
+    Ok(a)
+}
+
+/// `max |a_ij|` (entries are finite here), with eight independent running maxima so the
+/// loop vectorizes instead of waiting on one `max` chain per entry.
+fn max_abs(a: &DMatrix<f64>) -> f64 {
+    let chunks = a.as_slice().chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut acc = [0.0f64; 8];
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = acc[k].max(c[k].abs());
+        }
+    }
+    acc.iter().fold(tail, |m, v| m.max(*v))
+}
+
+/// A fast test that every entry is finite: the sum of `|x|` over eight independent lanes
+/// (vectorized) is finite. A NaN or an infinity makes it non-finite; so can an overflow of
+/// finite entries, which the exact check that callers run on `false` then clears.
+fn all_finite(xs: &[f64]) -> bool {
+    let chunks = xs.chunks_exact(8);
+    let mut acc = [0.0f64; 8];
+    let tail: f64 = chunks.remainder().iter().map(|x| x.abs()).sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k].abs();
+        }
+    }
+    (acc.iter().sum::<f64>() + tail).is_finite()
+}
+
+/// `max |a_ij - at_ij|` over all entries of two same-shaped matrices (vectorized).
+fn max_abs_diff(a: &DMatrix<f64>, at: &DMatrix<f64>) -> f64 {
+    let (x, y) = (a.as_slice(), at.as_slice());
+    let mut acc = [0.0f64; 8];
+    let (cx, cy) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail = cx
+        .remainder()
+        .iter()
+        .zip(cy.remainder())
+        .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+    for (p, q) in cx.zip(cy) {
+        for k in 0..8 {
+            acc[k] = acc[k].max((p[k] - q[k]).abs());
+        }
+    }
+    acc.iter().fold(tail, |m, v| m.max(*v))
+}
+
+/// What the two factorizations share: the matrix (for residuals) and the solve loop.
+#[derive(Clone, Debug)]
+struct Dense {
+    a: DMatrix<f64>,
+    ridge: f64,
+    matvecs: usize,
+    method: Method,
+}
+
+impl Dense {
+    /// Solve with `inv` (an exact solve with the factorization, in place) and refine.
+    fn solve(
+        &self,
+        b: &[f64],
+        x0: Option<&[f64]>,
+        opts: &SolveOptions,
+        transpose: bool,
+        inv: impl Fn(&mut [f64]),
+    ) -> Result<Solution, ImplicitError> {
+        opts.validate()?;
+        if opts.ridge != self.ridge {
+            return Err(ImplicitError::InvalidOption {
+                name: "ridge",
+                value: opts.ridge,
+                reason: "differs from the ridge the factorization was computed with",
+            });
+        }
+        let n = self.a.nrows();
+        check_len("right-hand side b", n, b.len())?;
+        check_finite("right-hand side b", b)?;
+        if let Some(x0) = x0 {
+            check_len("initial guess x0", n, x0.len())?;
+            check_finite("initial guess x0", x0)?;
+        }
+        let residual = |x: &[f64], r: &mut [f64]| {
+            let xv = DVectorView::from_slice(x, n);
+            let mut rv = DVectorViewMut::from_slice(r, n);
+            if transpose {
+                rv.gemv_tr(1.0, &self.a, &xv, 0.0);
+            } else {
+                rv.gemv(1.0, &self.a, &xv, 0.0);
+            }
+            sub_from(b, r);
+            norm(r)
+        };
+        let rhs_norm = norm(b);
+        let tol = opts.tolerance(rhs_norm);
+        let max_iters = opts.max_iters_for(n);
+        let mut x = x0.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        let mut r = vec![0.0; n];
+        let initial = match x0 {
+            Some(_) => residual(&x, &mut r),
+            None => {
+                r.copy_from_slice(b);
+                rhs_norm
+            }
+        };
+        let mut rnorm = initial;
+        let mut iterations = 0;
+        if rnorm > tol {
+            // x += A^{-1} r, then refine while it helps.
+            inv(&mut r);
+            axpy(1.0, &r, &mut x);
+            rnorm = residual(&x, &mut r);
+            while rnorm > tol && iterations < max_iters {
+                inv(&mut r);
+                axpy(1.0, &r, &mut x);
+                iterations += 1;
+                let new = residual(&x, &mut r);
+                let stalled = new.is_nan() || new > 0.5 * rnorm;
+                rnorm = new;
+                if stalled {
+                    break;
+                }
+            }
+        }
+        let report = SolveReport {
+            method: self.method,
+            iterations,
+            matvecs: 0,
+            precond_applications: 0,
+            initial_residual_norm: initial,
+            residual_norm: rnorm,
+            rhs_norm,
+            tolerance: tol,
+            residual_kind: ResidualKind::System,
+            converged: rnorm <= tol,
+        };
+        check_finite("solution", &x)?;
+        if report.converged {
+            Ok(Solution { x, report })
+        } else {
+            Err(ImplicitError::NotConverged {
+                report: Box::new(report),
+                x,
+            })
+        }
+    }
+}
+
+/// A dense LU factorization with partial pivoting, `P (A + ridge I) = L U`, reusable for
+/// solves with `A` and `A^T`.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use implicit::linear::{DenseLu, SolveOptions};
+/// let a = DMatrix::from_row_slice(2, 2, &[2.0, 1.0, -1.0, 3.0]);
+/// let lu = DenseLu::factor(&a, 0.0).unwrap();
+/// let opts = SolveOptions::default();
+/// let x = lu.solve(&[3.0, 2.0], None, &opts).unwrap().x;      // A x = b
+/// let y = lu.solve_transpose(&[1.0, 4.0], None, &opts).unwrap().x; // A^T y = c
+/// assert!((x[0] - 1.0).abs() < 1e-14 && (x[1] - 1.0).abs() < 1e-14);
+/// assert!((2.0 * y[0] - y[1] - 1.0).abs() < 1e-14 && (y[0] + 3.0 * y[1] - 4.0).abs() < 1e-14);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DenseLu {
+    dense: Dense,
+    p: PermutationSequence<Dyn>,
+    l: DMatrix<f64>,
+    u: DMatrix<f64>,
+}
+
+impl DenseLu {
+    /// Factor `A + ridge I`, materializing the operator (`n` products, none for a matrix).
+    ///
+    /// # Errors
+    /// [`Singular`](ImplicitError::Singular) if a pivot is at or below
+    /// `n * eps * max |a_ij|`; [`NonFinite`](ImplicitError::NonFinite) for non-finite
+    /// entries; [`Dimension`](ImplicitError::Dimension) for a rectangular operator.
+    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, ImplicitError> {
+        let mut matvecs = 0;
+        let a = materialize(op, ridge, &mut matvecs)?;
+        let n = a.nrows();
+        let threshold = n as f64 * f64::EPSILON * max_abs(&a);
+        let (p, l, u) = nalgebra::LU::new(a.clone()).unpack();
+        for i in 0..n {
+            let value = u[(i, i)];
+            if not_above(value.abs(), threshold) {
+                return Err(ImplicitError::Singular {
+                    what: "dense LU",
+                    pivot: i,
+                    value,
+                    threshold,
+                    size: n,
+                });
+            }
+        }
+        Ok(DenseLu {
+            dense: Dense {
+                a,
+                ridge,
+                matvecs,
+                method: Method::Lu,
+            },
+            p,
+            l,
+            u,
+        })
+    }
+
+    /// Solve `(A + ridge I) x = b` (from `x0` if given), refining if needed.
+    /// `opts.ridge` must equal the factored ridge.
+    pub fn solve(
+        &self,
+        b: &[f64],
+        x0: Option<&[f64]>,
+        opts: &SolveOptions,
+    ) -> Result<Solution, ImplicitError> {
+        self.dense
+            .solve(b, x0, opts, false, |r| self.inverse_in_place(r))
+    }
+
+    /// Solve `(A + ridge I)^T y = c` with the same factorization (no new factorization).
+    pub fn solve_transpose(
+        &self,
+        c: &[f64],
+        x0: Option<&[f64]>,
+        opts: &SolveOptions,
+    ) -> Result<Solution, ImplicitError> {
+        self.dense
+            .solve(c, x0, opts, true, |r| self.inverse_transpose_in_place(r))
+    }
+
+    /// `r <- A^{-1} r` (no refinement, no checks).
+    pub fn inverse_in_place(&self, r: &mut [f64]) {
+        let n = r.len();
+        let mut v = DVectorViewMut::from_slice(r, n);
+        self.p.permute_rows(&mut v);
+        self.l.solve_lower_triangular_with_diag_mut(&mut v, 1.0);
+        self.u.solve_upper_triangular_mut(&mut v);
+    }
+
+    /// `r <- A^{-T} r` (no refinement, no checks).
+    pub fn inverse_transpose_in_place(&self, r: &mut [f64]) {
+        let n = r.len();
+        let mut v = DVectorViewMut::from_slice(r, n);
+        self.u.tr_solve_upper_triangular_mut(&mut v);
+        self.l.tr_solve_lower_triangular_mut(&mut v);
+        self.p.inv_permute_rows(&mut v);
+    }
+
+    /// The factored matrix `A + ridge I`.
+    pub fn matrix(&self) -> &DMatrix<f64> {
+        &self.dense.a
+    }
+
+    /// Operator products spent materializing the operator.
+    pub fn matvecs(&self) -> usize {
+        self.dense.matvecs
+    }
+}
+
+impl Preconditioner for DenseLu {
+    fn dim(&self) -> usize {
+        self.dense.a.nrows()
+    }
+    fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<(), OperatorError> {
+        z.copy_from_slice(r);
+        self.inverse_in_place(z);
+        Ok(())
+    }
+}
+
+/// A dense Cholesky factorization `A + ridge I = L L^T` for symmetric positive definite
+/// matrices; `A^T = A`, so it serves both solve directions.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use implicit::linear::{DenseCholesky, SolveOptions};
+/// let a = DMatrix::from_row_slice(2, 2, &[4.0, 1.0, 1.0, 3.0]);
+/// let chol = DenseCholesky::factor(&a, 0.0).unwrap();
+/// let x = chol.solve(&[1.0, 2.0], None, &SolveOptions::default()).unwrap().x;
+/// assert!((x[0] - 1.0 / 11.0).abs() < 1e-15 && (x[1] - 7.0 / 11.0).abs() < 1e-15);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DenseCholesky {
+    dense: Dense,
+    chol: nalgebra::Cholesky<f64, Dyn>,
+}
+
+impl DenseCholesky {
+    /// Factor `A + ridge I`, materializing the operator (`n` products, none for a matrix).
+    ///
+    /// The matrix must be symmetric up to `sqrt(eps) * max |a_ij|` (Hessians assembled
+    /// from Hessian-vector products are symmetric only up to rounding); it is symmetrized
+    /// before factoring.
+    ///
+    /// # Errors
+    /// [`NotSymmetric`](ImplicitError::NotSymmetric) beyond that tolerance;
+    /// [`NotPositiveDefinite`](ImplicitError::NotPositiveDefinite) with the first pivot
+    /// that is not positive (or at or below `n * eps * max |a_ij|`: positive definite only
+    /// in exact arithmetic); [`NonFinite`](ImplicitError::NonFinite),
+    /// [`Dimension`](ImplicitError::Dimension).
+    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, ImplicitError> {
+        let mut matvecs = 0;
+        let a = materialize(op, ridge, &mut matvecs)?;
+        let n = a.nrows();
+        let scale = max_abs(&a);
+        let allowed = f64::EPSILON.sqrt() * scale;
+        // Locate the worst asymmetry only when there is one to report.
+        let at = a.transpose();
+        let mut worst = (0, 0, 0.0f64);
+        if max_abs_diff(&a, &at) > allowed {
+            for j in 0..n {
+                for i in (j + 1)..n {
+                    let d = a[(i, j)] - a[(j, i)];
+                    if d.abs() > worst.2.abs() {
+                        worst = (i, j, d);
+                    }
+                }
+            }
+        }
+        if worst.2.abs() > allowed {
+            return Err(ImplicitError::NotSymmetric {
+                method: Method::Cholesky,
+                row: worst.0,
+                col: worst.1,
+                difference: worst.2,
+                allowed,
+            });
+        }
+        let sym = (&a + at) * 0.5;
+        let threshold = n as f64 * f64::EPSILON * scale;
+        let chol = match nalgebra::Cholesky::new(sym.clone()) {
+            Some(c) => c,
+            None => {
+                let (pivot, value) = first_bad_pivot(&sym, threshold).unwrap_or((0, f64::NAN));
+                return Err(ImplicitError::NotPositiveDefinite {
+                    pivot,
+                    value,
+                    size: n,
+                });
+            }
+        };
+        let l = chol.l_dirty();
+        for i in 0..n {
+            let value = l[(i, i)] * l[(i, i)];
+            if not_above(value, threshold) {
+                return Err(ImplicitError::NotPositiveDefinite {
+                    pivot: i,
+                    value,
+                    size: n,
+                });
+            }
+        }
+        Ok(DenseCholesky {
+            dense: Dense {
+                a,
+                ridge,
+                matvecs,
+                method: Method::Cholesky,
+            },
+            chol,
+        })
+    }
+
+    /// Solve `(A + ridge I) x = b` (from `x0` if given), refining if needed.
+    /// `opts.ridge` must equal the factored ridge.
+    pub fn solve(
+        &self,
+        b: &[f64],
+        x0: Option<&[f64]>,
+        opts: &SolveOptions,
+    ) -> Result<Solution, ImplicitError> {
+        self.dense
+            .solve(b, x0, opts, false, |r| self.inverse_in_place(r))
+    }
+
+    /// `r <- A^{-1} r` (no refinement, no checks).
+    pub fn inverse_in_place(&self, r: &mut [f64]) {
+        let n = r.len();
+        self.chol.solve_mut(&mut DVectorViewMut::from_slice(r, n));
+    }
+
+    /// The factored matrix `A + ridge I` (as given, before symmetrization).
+    pub fn matrix(&self) -> &DMatrix<f64> {
+        &self.dense.a
+    }
+
+    /// Operator products spent materializing the operator.
+    pub fn matvecs(&self) -> usize {
+        self.dense.matvecs
+    }
+}
+
+impl Preconditioner for DenseCholesky {
+    fn dim(&self) -> usize {
+        self.dense.a.nrows()
+    }
+    fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<(), OperatorError> {
+        z.copy_from_slice(r);
+        self.inverse_in_place(z);
+        Ok(())
+    }
+}
+
+/// The first pivot of an unpivoted Cholesky (`a_jj - sum_k l_jk^2`) at or below `threshold`.
+/// Only used to explain a failed factorization.
+fn first_bad_pivot(a: &DMatrix<f64>, threshold: f64) -> Option<(usize, f64)> {
+    let n = a.nrows();
+    let mut l = DMatrix::<f64>::zeros(n, n);
+    for j in 0..n {
+        let d = a[(j, j)] - (0..j).map(|k| l[(j, k)] * l[(j, k)]).sum::<f64>();
+        if not_above(d, threshold) {
+            return Some((j, d));
+        }
+        let ljj = d.sqrt();
+        l[(j, j)] = ljj;
+        for i in (j + 1)..n {
+            let s = a[(i, j)] - (0..j).map(|k| l[(i, k)] * l[(j, k)]).sum::<f64>();
+            l[(i, j)] = s / ljj;
+        }
+    }
+    None
+}
+
+/// Solve a small square system by dense LU with partial pivoting (one factorization,
+/// then refinement as needed). `x0`, if given, is the starting point of the refinement.
+/// The report's `matvecs` counts the products used to materialize the operator.
+pub fn lu<A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    opts: &SolveOptions,
+) -> Result<Solution, ImplicitError> {
+    opts.validate()?;
+    check_len("right-hand side b", op.nrows(), b.len())?;
+    let f = DenseLu::factor(op, opts.ridge)?;
+    add_matvecs(f.solve(b, x0, opts), f.matvecs())
+}
+
+/// Solve a small symmetric positive definite system by dense Cholesky (one factorization,
+/// then refinement as needed). `x0`, if given, is the starting point of the refinement.
+/// The report's `matvecs` counts the products used to materialize the operator.
+pub fn cholesky<A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    opts: &SolveOptions,
+) -> Result<Solution, ImplicitError> {
+    opts.validate()?;
+    check_len("right-hand side b", op.nrows(), b.len())?;
+    let f = DenseCholesky::factor(op, opts.ridge)?;
+    add_matvecs(f.solve(b, x0, opts), f.matvecs())
+}
+
+fn add_matvecs(
+    res: Result<Solution, ImplicitError>,
+    matvecs: usize,
+) -> Result<Solution, ImplicitError> {
+    match res {
+        Ok(mut s) => {
+            s.report.matvecs += matvecs;
+            Ok(s)
+        }
+        Err(ImplicitError::NotConverged { mut report, x }) => {
+            report.matvecs += matvecs;
+            Err(ImplicitError::NotConverged { report, x })
+        }
+        Err(e) => Err(e),
+    }
+}

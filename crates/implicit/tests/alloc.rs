@@ -1,0 +1,90 @@
+//! The iteration loops allocate nothing: a solve's heap allocations do not depend on how
+//! many iterations it runs. Measured with a counting global allocator (this test binary
+//! holds a single test so that nothing else allocates meanwhile).
+
+use std::alloc::System;
+
+use implicit::linear::{Jacobi, Method, SolveOptions, solve, solve_preconditioned};
+use nalgebra::DMatrix;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn matrices(n: usize) -> (DMatrix<f64>, DMatrix<f64>) {
+    // SPD: tridiagonal with a varying diagonal; nonsymmetric: plus a skew part.
+    let spd = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            2.1 + 0.5 * (1.0 + (i as f64 * 0.37).sin()) // Gershgorin: eigenvalues >= 0.1
+        } else if i.abs_diff(j) == 1 {
+            -1.0
+        } else {
+            0.0
+        }
+    });
+    let skew = DMatrix::from_fn(n, n, |i, j| {
+        if j == i + 1 {
+            0.4
+        } else if i == j + 1 {
+            -0.4
+        } else {
+            0.0
+        }
+    });
+    let nonsym = &spd + skew;
+    (spd, nonsym)
+}
+
+#[test]
+fn allocations_do_not_depend_on_the_iteration_count() {
+    let n = 200;
+    let (spd, nonsym) = matrices(n);
+    let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.1).cos()).collect();
+    let jacobi = Jacobi::from_operator(&spd).unwrap();
+    let loose = SolveOptions::default().rtol(1e-2).restart(20);
+    let tight = SolveOptions::default().rtol(1e-10).restart(20);
+
+    let cases: [(Method, &DMatrix<f64>, bool); 7] = [
+        (Method::Cg, &spd, false),
+        (Method::Cg, &spd, true),
+        (Method::Minres, &spd, false),
+        (Method::Minres, &spd, true),
+        (Method::Gmres, &nonsym, false),
+        (Method::Bicgstab, &nonsym, false),
+        (Method::NormalCg, &nonsym, false),
+    ];
+    for (method, a, pre) in cases {
+        let run = |opts: &SolveOptions| {
+            let region = Region::new(GLOBAL);
+            let sol = if pre {
+                solve_preconditioned(a, &b, None, &jacobi, method, opts)
+            } else {
+                solve(a, &b, None, method, opts)
+            }
+            .unwrap();
+            let stats = region.change();
+            (
+                sol.report.iterations,
+                stats.allocations + stats.reallocations,
+            )
+        };
+        let (it_loose, alloc_loose) = run(&loose);
+        let (it_tight, alloc_tight) = run(&tight);
+        println!(
+            "{method:>28} precond={pre:<5}: {it_loose:>4} iterations -> {alloc_loose} allocations, \
+             {it_tight:>4} iterations -> {alloc_tight} allocations"
+        );
+        assert!(
+            it_tight > it_loose + 5,
+            "{method}: {it_loose} vs {it_tight}"
+        );
+        assert_eq!(
+            alloc_loose, alloc_tight,
+            "{method}: allocations grew with the iteration count"
+        );
+        assert!(
+            alloc_tight <= 12,
+            "{method}: {alloc_tight} allocations per solve"
+        );
+    }
+}

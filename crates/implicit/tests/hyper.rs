@@ -1,0 +1,413 @@
+//! Hyperparameter optimization on the W1/W2 data of the peer benchmarks: reference values,
+//! agreement of every path with the closed form, hypergradient descent, trace round-trip
+//! and typed errors for bad input.
+
+use implicit::hyper::{
+    HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, SquaredError,
+    Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_linearized, optimize,
+    reference_hypergradient, validation_value_and_grad,
+};
+use implicit::linear::{Method, SolveOptions};
+use implicit::{Factor, IftOptions, Implicit, ImplicitError};
+
+// W1/W2 reference values (numpy, ../shared/peers/README.md).
+const W1_HYPERGRAD: f64 = 0.0694672879308;
+const W1_VAL: f64 = 0.0693616497225;
+const W2_NORM: f64 = 0.00481000608726;
+const W2_FIRST5: [f64; 5] = [
+    0.00194819222505,
+    0.000849266024013,
+    0.000671863141446,
+    0.00199852307218,
+    -2.73471382252e-05,
+];
+const W2_VAL: f64 = 0.184038482864;
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+fn w1() -> (Ridge, SquaredError) {
+    let s = data::w1();
+    (
+        Ridge::new(&s.train, Penalty::Shared).unwrap(),
+        SquaredError::new(&s.val).unwrap(),
+    )
+}
+
+fn w2() -> (LogReg, LogLoss) {
+    let s = data::w2();
+    (
+        LogReg::new(&s.train).unwrap(),
+        LogLoss::new(&s.val).unwrap(),
+    )
+}
+
+#[test]
+fn w1_closed_form_matches_the_reference() {
+    let (ridge, val) = w1();
+    let cf = closed_form(&ridge, &val, &[data::W1_LAMBDA]).unwrap();
+    assert!(rel(cf.grad[0], W1_HYPERGRAD) < 1e-9, "{}", cf.grad[0]);
+    assert!(rel(cf.val_loss, W1_VAL) < 1e-9, "{}", cf.val_loss);
+    let norm = cf.x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!(rel(norm, 0.414782986965) < 1e-9);
+}
+
+#[test]
+fn w1_every_implicit_path_matches_the_closed_form() {
+    let (ridge, val) = w1();
+    let theta = [data::W1_LAMBDA];
+    let exact = closed_form(&ridge, &val, &theta).unwrap().grad[0];
+    let opts = IftOptions::default();
+
+    // Gram form, Cholesky forward, factor reused backward.
+    let gram = ridge.gram();
+    let mut chol = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+        let (w, f) = gram.solve(t)?;
+        Ok(InnerSolution {
+            x: w,
+            iterations: 1,
+            factor: Some(Factor::Cholesky(f)),
+        })
+    };
+    let h = hypergradient(&gram, &val, &theta, &mut chol, &opts).unwrap();
+    assert!(rel(h.grad[0], exact) < 1e-9, "gram+factor {}", h.grad[0]);
+    assert!(rel(h.val_loss, W1_VAL) < 1e-9);
+    assert_eq!(h.report.linear.method, Method::Cholesky);
+    assert!(h.report.linear.converged);
+
+    // Data form on the tape, CG inner solve, CG with Hessian-vector products backward.
+    let cg_opts = SolveOptions::default().rtol(1e-13);
+    let mut cg = |t: &[f64], w0: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+        let s = ridge.solve_cg(t, w0, &cg_opts)?;
+        Ok(InnerSolution::new(s.x, s.report.iterations))
+    };
+    let h = hypergradient(&ridge, &val, &theta, &mut cg, &opts).unwrap();
+    assert!(rel(h.grad[0], exact) < 1e-9, "tape CG {}", h.grad[0]);
+    assert_eq!(h.report.linear.method, Method::Cg);
+
+    // Fully matrix-free: hand-written linearization, CG backward.
+    let w = ridge.solve_cg(&theta, None, &cg_opts).unwrap().x;
+    let imp = Implicit::from_linearization(ridge.linearization(&w, &theta).unwrap(), opts.clone())
+        .unwrap();
+    let (_, gv, _) = val.value_and_grad(&w, &theta).unwrap();
+    let (g, rep) = imp.vjp(&gv).unwrap();
+    assert!(rel(g[0], exact) < 1e-9, "matrix-free {}", g[0]);
+    assert!(rep.linear.iterations > 0 && rep.linear.converged);
+
+    // Gram form with hand-written products and the Cholesky factor reused.
+    let (w, chol) = gram.solve(&theta).unwrap();
+    let lin = gram.linearization(&w, &theta).unwrap();
+    let sol = InnerSolution {
+        x: w,
+        iterations: 1,
+        factor: Some(Factor::Cholesky(chol)),
+    };
+    let h = hypergradient_linearized(lin, &val, &theta, sol, &opts).unwrap();
+    assert!(
+        rel(h.grad[0], exact) < 1e-9,
+        "gram linearization {}",
+        h.grad[0]
+    );
+    assert_eq!(h.report.linear.matvecs, 1);
+}
+
+#[test]
+fn hand_written_validation_gradients_agree_with_the_tape() {
+    let (ridge, val) = w1();
+    let w = ridge
+        .solve_cg(&[0.1], None, &SolveOptions::default())
+        .unwrap()
+        .x;
+    let (v, g, gt) = val.value_and_grad(&w, &[0.1]).unwrap();
+    let (vt, g_tape, gt_tape) = validation_value_and_grad(&val, &w, &[0.1]).unwrap();
+    assert!(rel(v, vt) < 1e-14 && gt == gt_tape);
+    for (a, b) in g.iter().zip(&g_tape) {
+        assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+    }
+    let (inner, lval) = w2();
+    let u = data::w2_log_lambda(50);
+    let w = inner.newton(&u, None, &NewtonOptions::default()).unwrap().x;
+    let (v, g, _) = lval.value_and_grad(&w, &u).unwrap();
+    let (vt, g_tape, _) = validation_value_and_grad(&lval, &w, &u).unwrap();
+    assert!(rel(v, vt) < 1e-14);
+    for (a, b) in g.iter().zip(&g_tape) {
+        assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+    }
+    assert!(matches!(
+        lval.value_and_grad(&w[..3], &u),
+        Err(ImplicitError::Dimension {
+            expected: 50,
+            got: 3,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn w1_per_feature_penalty_matches_the_closed_form() {
+    let s = data::w1();
+    let ridge = Ridge::new(&s.train, Penalty::PerFeature).unwrap();
+    let val = SquaredError::new(&s.val).unwrap();
+    let theta: Vec<f64> = (0..50).map(|j| 0.05 + 0.002 * j as f64).collect();
+    let exact = closed_form(&ridge, &val, &theta).unwrap();
+    let gram = ridge.gram();
+    let mut chol = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+        let (w, f) = gram.solve(t)?;
+        Ok(InnerSolution {
+            x: w,
+            iterations: 1,
+            factor: Some(Factor::Cholesky(f)),
+        })
+    };
+    let h = hypergradient(&gram, &val, &theta, &mut chol, &IftOptions::default()).unwrap();
+    let scale = exact.grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    for (a, b) in h.grad.iter().zip(&exact.grad) {
+        assert!((a - b).abs() < 1e-9 * scale, "{a} vs {b}");
+    }
+    // Summing the per-feature hypergradient at equal λ gives the shared one.
+    let shared = closed_form(
+        &Ridge::new(&s.train, Penalty::Shared).unwrap(),
+        &val,
+        &[0.1],
+    )
+    .unwrap()
+    .grad[0];
+    let per = closed_form(&ridge, &val, &[0.1; 50]).unwrap().grad;
+    assert!(rel(per.iter().sum(), shared) < 1e-12);
+}
+
+#[test]
+fn w2_hypergradient_matches_the_reference() {
+    let (inner, val) = w2();
+    let u = data::w2_log_lambda(50);
+    for final_hessian in [true, false] {
+        let mut newton = inner.newton_solver(NewtonOptions {
+            final_hessian,
+            ..NewtonOptions::default()
+        });
+        let h = hypergradient(&inner, &val, &u, &mut newton, &IftOptions::default()).unwrap();
+        let norm = h.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        assert!(
+            rel(norm, W2_NORM) < 1e-9,
+            "final_hessian={final_hessian}: {norm}"
+        );
+        for (g, r) in h.grad.iter().zip(W2_FIRST5) {
+            assert!(
+                rel(*g, r) < 1e-9,
+                "final_hessian={final_hessian}: {g} vs {r}"
+            );
+        }
+        assert!(rel(h.val_loss, W2_VAL) < 1e-9);
+        assert!(h.report.forward_residual <= 1e-10);
+        assert!(
+            h.inner_iterations <= 8,
+            "{} Newton steps",
+            h.inner_iterations
+        );
+        // An exact factor is verified with one product; a stale one needs refinement.
+        let rep = &h.report.linear;
+        assert!(rep.converged && rep.method == Method::Cholesky);
+        if final_hessian {
+            assert_eq!(rep.iterations, 0, "{rep}");
+        } else {
+            assert!(rep.iterations >= 1, "{rep}");
+        }
+    }
+    // Hand-written products: factor reused, and matrix-free CG.
+    for method in [Method::Auto, Method::Cg] {
+        let sol = inner.newton(&u, None, &NewtonOptions::default()).unwrap();
+        let lin = inner.linearization(&sol.x, &u).unwrap();
+        let sol: InnerSolution = if method == Method::Auto {
+            sol.into()
+        } else {
+            InnerSolution::new(sol.x, sol.iterations)
+        };
+        let opts = IftOptions::default().method(method);
+        let h = hypergradient_linearized(lin, &val, &u, sol, &opts).unwrap();
+        for (g, r) in h.grad.iter().zip(W2_FIRST5) {
+            assert!(rel(*g, r) < 1e-9, "{method:?}: {g} vs {r}");
+        }
+    }
+    // Chord steps (Hessian kept while ‖∇L‖ falls 30x per step): fewer Hessians, same answer.
+    let plain = inner.newton(&u, None, &NewtonOptions::default()).unwrap();
+    let chord_opts = NewtonOptions {
+        reuse_ratio: 0.03,
+        final_hessian: false,
+        ..NewtonOptions::default()
+    };
+    let chord = inner.newton(&u, None, &chord_opts).unwrap();
+    assert!(chord.grad_norm <= 1e-10);
+    assert!(
+        chord.hessians < plain.hessians,
+        "{} vs {}",
+        chord.hessians,
+        plain.hessians
+    );
+    let lin = inner.linearization(&chord.x, &u).unwrap();
+    let h = hypergradient_linearized(lin, &val, &u, chord.into(), &IftOptions::default()).unwrap();
+    for (g, r) in h.grad.iter().zip(W2_FIRST5) {
+        assert!(rel(*g, r) < 1e-9, "chord: {g} vs {r}");
+    }
+    let (v, g, _) = reference_hypergradient(&inner, &val, &u).unwrap();
+    assert!(rel(v, W2_VAL) < 1e-9);
+    assert!(rel(g[49], 0.000172075192448) < 1e-9);
+}
+
+#[test]
+fn hypergradient_descent_lowers_the_w2_validation_loss() {
+    let (inner, val) = w2();
+    let mut newton = inner.newton_solver(NewtonOptions::default());
+    let opts = HyperOptions::default()
+        .steps(20)
+        .learning_rate(0.1)
+        .progress(false);
+    let trace = optimize(&inner, &val, &data::w2_log_lambda(50), &mut newton, &opts).unwrap();
+    assert_eq!(trace.steps.len(), 20);
+    let first = trace.steps[0].val_loss;
+    let last = trace.steps[19].val_loss;
+    assert!(rel(first, W2_VAL) < 1e-9);
+    assert!(last < first - 1e-3, "{first} -> {last}");
+    // Warm starts: later inner solves need fewer Newton steps than the cold first one.
+    assert!(trace.steps[19].inner_iterations < trace.steps[0].inner_iterations);
+    for s in &trace.steps {
+        assert!(s.forward_residual <= 1e-10 && s.hypergrad_norm.is_finite());
+    }
+}
+
+#[test]
+fn trace_round_trips_through_json() {
+    let (inner, val) = w2();
+    let mut newton = inner.newton_solver(NewtonOptions::default());
+    let opts = HyperOptions::default().steps(3).progress(false);
+    let trace = optimize(&inner, &val, &data::w2_log_lambda(50), &mut newton, &opts).unwrap();
+    let json = serde_json::to_string(&trace).unwrap();
+    let back: Trace = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, trace);
+    let opts_back: HyperOptions =
+        serde_json::from_str(&serde_json::to_string(&opts).unwrap()).unwrap();
+    assert_eq!(opts_back.steps, 3);
+    assert!(serde_json::from_str::<Trace>("{\"steps\": 3}").is_err());
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let (ridge, val) = w1();
+    let gram = ridge.gram();
+    // NaN hyperparameter.
+    let mut chol = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+        let (w, f) = gram.solve(t)?;
+        Ok(InnerSolution {
+            x: w,
+            iterations: 1,
+            factor: Some(Factor::Cholesky(f)),
+        })
+    };
+    let err =
+        hypergradient(&gram, &val, &[f64::NAN], &mut chol, &IftOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, ImplicitError::NonFinite { index: 0, .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        ridge.solve_cg(&[f64::INFINITY], None, &SolveOptions::default()),
+        Err(ImplicitError::NonFinite { .. })
+    ));
+    // Wrong number of hyperparameters.
+    assert!(matches!(
+        gram.solve(&[0.1, 0.2]),
+        Err(ImplicitError::Dimension {
+            expected: 1,
+            got: 2,
+            ..
+        })
+    ));
+    // Mismatched rows of X and y.
+    let mut s = data::w1();
+    s.train.y = s.train.y.rows(0, 499).into_owned();
+    let err = Ridge::new(&s.train, Penalty::Shared).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImplicitError::Dimension {
+                expected: 500,
+                got: 499,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut s2 = data::w2();
+    s2.val.y = s2.val.y.rows(0, 10).into_owned();
+    assert!(matches!(
+        LogLoss::new(&s2.val),
+        Err(ImplicitError::Dimension { .. })
+    ));
+    // Non-finite data, labels other than 0/1.
+    let mut s3 = data::w2();
+    s3.train.x[(3, 4)] = f64::NAN;
+    assert!(matches!(
+        LogReg::new(&s3.train),
+        Err(ImplicitError::NonFinite { .. })
+    ));
+    let s4 = data::w1();
+    assert!(matches!(
+        LogReg::new(&s4.train),
+        Err(ImplicitError::InvalidOption { .. })
+    ));
+    // NaN log-lambda for logistic regression; a Newton budget too small.
+    let (inner, lval) = w2();
+    let mut u = data::w2_log_lambda(50);
+    u[7] = f64::NAN;
+    let mut newton = inner.newton_solver(NewtonOptions::default());
+    let err = hypergradient(&inner, &lval, &u, &mut newton, &IftOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, ImplicitError::NonFinite { index: 7, .. }),
+        "{err}"
+    );
+    let few = NewtonOptions {
+        max_iters: 2,
+        ..NewtonOptions::default()
+    };
+    let err = inner
+        .newton(&data::w2_log_lambda(50), None, &few)
+        .unwrap_err();
+    assert!(matches!(err, ImplicitError::NotAtSolution { .. }), "{err}");
+}
+
+#[test]
+fn a_wrong_factor_is_caught_not_trusted() {
+    // The backward solve checks a given factor against the true Hessian: a factor for
+    // another λ is refined into the right answer, a wildly wrong one is an error.
+    let (ridge, val) = w1();
+    let gram = ridge.gram();
+    let (w, _) = gram.solve(&[0.1]).unwrap();
+    let (_, gv, _) = val.value_and_grad(&w, &[0.1]).unwrap();
+    let exact = closed_form(&ridge, &val, &[0.1]).unwrap().grad[0];
+    let near = gram.factor(&[0.1001]).unwrap();
+    let imp = Implicit::argmin(&gram, &w, &[0.1], IftOptions::default())
+        .unwrap()
+        .with_factor(Factor::Cholesky(near));
+    let (g, rep) = imp.vjp(&gv).unwrap();
+    assert!(rel(g[0], exact) < 1e-9, "{g:?}");
+    assert!(rep.linear.iterations >= 1 && rep.linear.matvecs >= 2);
+    let far = gram.factor(&[50.0]).unwrap();
+    let imp = Implicit::argmin(&gram, &w, &[0.1], IftOptions::default())
+        .unwrap()
+        .with_factor(Factor::Cholesky(far));
+    let err = imp.vjp(&gv).unwrap_err();
+    assert!(matches!(err, ImplicitError::NotConverged { .. }), "{err}");
+}
+
+#[test]
+fn w1_data_generator_reproduces_the_formulas() {
+    let s = data::w1();
+    // X[0,0] = sin(0.37 + 1.3) + 0.1 cos(1.1); validation row 0 uses r = 1000.
+    let x00 = (0.37f64 + 1.3).sin() + 0.1 * 1.1f64.cos();
+    assert_eq!(s.train.x[(0, 0)], x00);
+    let xv = (0.37 * 1001.0 + 1.3 * 2.0f64).sin() + 0.1 * (1.1 * 1001.0 * 2.0f64).cos();
+    assert_eq!(s.val.x[(0, 1)], xv);
+    let w2 = data::w2();
+    let pos = |y: &nalgebra::DVector<f64>| y.iter().filter(|&&c| c == 1.0).count();
+    assert_eq!((pos(&w2.train.y), pos(&w2.val.y)), (244, 98));
+}
