@@ -5,7 +5,7 @@
 //! | module | crate | what |
 //! |---|---|---|
 //! | [`ad`] | `ad-core` | dual numbers, reverse-mode tape, Hessian-vector products, custom ops, `nn` |
-//! | [`implicit`] | `implicit` | implicit function theorem and linear solvers (in progress) |
+//! | [`implicit`] | `implicit` | implicit function theorem, linear solvers, hyperparameter optimization |
 //! | [`deq`] | `deq` | deep equilibrium layers (in progress) |
 //! | [`neuralode`] | `neuralode` | neural ODEs with adjoints (in progress) |
 //! | [`metalearn`] | `metalearn` | MAML / FOMAML / iMAML (in progress) |

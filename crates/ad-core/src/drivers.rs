@@ -184,13 +184,14 @@ pub fn jacobian(f: &impl VectorFn, x: &[f64]) -> Result<DMatrix<f64>, AdError> {
 fn check_blocks(what: &'static str, ms: &[DMatrix<f64>]) -> Result<(), AdError> {
     let mut offset = 0;
     for m in ms {
-        if let Some(i) = m.iter().position(|x| !x.is_finite()) {
-            return Err(AdError::NonFinite {
+        check_finite(what, m.as_slice()).map_err(|e| match e {
+            AdError::NonFinite { what, index, value } => AdError::NonFinite {
                 what,
-                index: offset + i,
-                value: m[i],
-            });
-        }
+                index: offset + index,
+                value,
+            },
+            other => other,
+        })?;
         offset += m.len();
     }
     Ok(())

@@ -63,6 +63,9 @@ pub enum AdError {
 
 /// Reject the first non-finite entry of `xs`.
 pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), AdError> {
+    if all_finite(xs) {
+        return Ok(());
+    }
     match xs.iter().position(|x| !x.is_finite()) {
         Some(index) => Err(AdError::NonFinite {
             what,
@@ -71,4 +74,19 @@ pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), AdError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Whether every entry is finite. `x * 0.0` is 0 for finite `x` and NaN for NaN or an
+/// infinity; summing it in eight independent lanes vectorizes (no early exit), so the check
+/// costs a fraction of a pass over the data. The slow search runs only on failure.
+fn all_finite(xs: &[f64]) -> bool {
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|x| x * 0.0).sum();
+    let mut acc = [0.0f64; 8];
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k] * 0.0;
+        }
+    }
+    acc.iter().sum::<f64>() + tail == 0.0
 }
