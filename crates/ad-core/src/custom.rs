@@ -260,6 +260,7 @@ pub fn custom_op(
             let (r, c) = value.shape();
             let idx = t.mats.len() as u32;
             t.mats.push(value);
+            t.foreign_mats.push(idx);
             out_blocks.push(Block::Mat(idx, (r, c)));
             out_vars.push(MatVar::from_parts(tape, idx, r, c));
         }

@@ -208,10 +208,10 @@ pub fn value_and_grad_mat(
 ) -> Result<(f64, Vec<DMatrix<f64>>), AdError> {
     check_params(params)?;
     let tape = Tape::new();
-    let ps: Vec<_> = params.iter().map(|p| tape.mat_var(p.clone())).collect();
+    let ps: Vec<_> = params.iter().map(|p| tape.mat_var_copy(p)).collect();
     let y = f.eval(&ps);
-    let g = tape.gradient(y)?;
-    Ok((y.value(), ps.iter().map(|p| g.wrt_mat(p)).collect()))
+    let mut g = tape.gradient(y)?;
+    Ok((y.value(), ps.iter().map(|p| g.take_mat(p)).collect()))
 }
 
 /// Value and directional derivative of a matrix function along `v` (forward mode).
@@ -243,13 +243,13 @@ pub fn hvp_mat(
     check_blocks("direction matrices", v)?;
     check_len("direction blocks", params.len(), v.len())?;
     let tape = Tape::new();
-    let re: Vec<_> = params.iter().map(|p| tape.mat_var(p.clone())).collect();
+    let re: Vec<_> = params.iter().map(|p| tape.mat_var_copy(p)).collect();
     let ps: Vec<_> = re
         .iter()
         .zip(v)
-        .map(|(r, d)| DualMat::new(*r, tape.constant_mat(d.clone())))
+        .map(|(r, d)| DualMat::new(*r, tape.constant_mat_copy(d)))
         .collect();
     let y = f.eval(&ps);
-    let g = tape.gradient(y.eps)?;
-    Ok(re.iter().map(|r| g.wrt_mat(r)).collect())
+    let mut g = tape.gradient(y.eps)?;
+    Ok(re.iter().map(|r| g.take_mat(r)).collect())
 }

@@ -128,6 +128,12 @@ fn w2(c: &mut Criterion) {
         final_hessian: false,
         ..NewtonOptions::default()
     };
+    // Chord steps while each step at least halves ‖∇L‖, then the Hessian at x*.
+    let chord_half = NewtonOptions {
+        reuse_ratio: 0.5,
+        final_hessian: true,
+        ..NewtonOptions::default()
+    };
     let mut group = c.benchmark_group("W2_logreg");
     group.bench_function("newton_factor_at_solution_hand_products", |b| {
         b.iter(|| black_box(hand(&NewtonOptions::default())))
@@ -135,6 +141,10 @@ fn w2(c: &mut Criterion) {
     group.bench_function("newton_chord_last_factor_refined_hand_products", |b| {
         b.iter(|| black_box(hand(&chord)))
     });
+    group.bench_function(
+        "newton_chord_while_halving_factor_at_solution_hand_products",
+        |b| b.iter(|| black_box(hand(&chord_half))),
+    );
     group.bench_function("newton_factor_at_solution", |b| {
         b.iter(|| black_box(run(true)))
     });

@@ -1,6 +1,6 @@
 //! The iteration loops allocate nothing: a solve's heap allocations do not depend on how
 //! many iterations it runs. Measured with a counting global allocator (this test binary
-//! holds a single test so that nothing else allocates meanwhile).
+//! holds a single test so that little else allocates meanwhile).
 
 use std::alloc::System;
 
@@ -68,8 +68,16 @@ fn allocations_do_not_depend_on_the_iteration_count() {
                 stats.allocations + stats.reallocations,
             )
         };
-        let (it_loose, alloc_loose) = run(&loose);
-        let (it_tight, alloc_tight) = run(&tight);
+        // The counters are process-wide, so anything else that allocates meanwhile (the
+        // test harness's own threads) can only add to a count: take the least of three.
+        let least = |opts: &SolveOptions| {
+            (0..3)
+                .map(|_| run(opts))
+                .min_by_key(|&(_, allocs)| allocs)
+                .unwrap()
+        };
+        let (it_loose, alloc_loose) = least(&loose);
+        let (it_tight, alloc_tight) = least(&tight);
         println!(
             "{method:>28} precond={pre:<5}: {it_loose:>4} iterations -> {alloc_loose} allocations, \
              {it_tight:>4} iterations -> {alloc_tight} allocations"

@@ -5,6 +5,69 @@ use nalgebra::{DMatrix, DMatrixView, Dyn};
 use super::Unary;
 use crate::elementwise;
 use crate::real::sign_f64;
+use crate::tape::arena;
+
+/// Where a result matrix is allocated: the system allocator (plain `DMatrix<f64>` mode,
+/// whose results belong to the caller) or the tape's arena (values recorded on a tape,
+/// adjoints and temporaries of its sweeps, which all go back to the arena).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Alloc {
+    System,
+    Arena,
+}
+
+impl Alloc {
+    /// A matrix whose contents are about to be overwritten.
+    #[inline]
+    pub(crate) fn uninit(self, r: usize, c: usize) -> DMatrix<f64> {
+        match self {
+            Alloc::System => DMatrix::zeros(r, c),
+            Alloc::Arena => arena::take(r, c),
+        }
+    }
+    /// A copy of `m`.
+    #[inline]
+    pub(crate) fn copy(self, m: &DMatrix<f64>) -> DMatrix<f64> {
+        match self {
+            Alloc::System => m.clone(),
+            Alloc::Arena => arena::copy_of(m),
+        }
+    }
+}
+
+/// `f` applied to every entry of `a`.
+#[inline]
+pub(crate) fn map(a: &DMatrix<f64>, alloc: Alloc, f: impl Fn(f64) -> f64) -> DMatrix<f64> {
+    let mut out = alloc.uninit(a.nrows(), a.ncols());
+    for (o, &x) in out.as_mut_slice().iter_mut().zip(a.as_slice()) {
+        *o = f(x);
+    }
+    out
+}
+
+/// `f` applied to every pair of entries of `a` and `b` (same shapes, checked by callers).
+#[inline]
+pub(crate) fn zip_map(
+    a: &DMatrix<f64>,
+    b: &DMatrix<f64>,
+    alloc: Alloc,
+    f: impl Fn(f64, f64) -> f64,
+) -> DMatrix<f64> {
+    debug_assert_eq!(a.shape(), b.shape());
+    let mut out = alloc.uninit(a.nrows(), a.ncols());
+    let ab = a.as_slice().iter().zip(b.as_slice());
+    for (o, (&x, &y)) in out.as_mut_slice().iter_mut().zip(ab) {
+        *o = f(x, y);
+    }
+    out
+}
+
+/// The transpose of `a`.
+pub(crate) fn transpose(a: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f64> {
+    let mut out = alloc.uninit(a.ncols(), a.nrows());
+    a.transpose_to(&mut out);
+    out
+}
 
 /// A zero-copy transposed view of a column-major matrix.
 fn t_view(a: &DMatrix<f64>) -> DMatrixView<'_, f64, Dyn, Dyn> {
@@ -53,7 +116,7 @@ pub(crate) fn gemm(
 
 /// `a * b` with a shape check that names both shapes.
 #[track_caller]
-pub(crate) fn matmul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
+pub(crate) fn matmul(a: &DMatrix<f64>, b: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f64> {
     assert!(
         a.ncols() == b.nrows(),
         "ad-core: matmul: inner dimensions differ: {}x{} * {}x{}",
@@ -62,14 +125,15 @@ pub(crate) fn matmul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
         b.nrows(),
         b.ncols()
     );
-    let mut c = DMatrix::zeros(a.nrows(), b.ncols());
+    // beta = 0: the output's old contents are never read (nalgebra's `gemm` contract).
+    let mut c = alloc.uninit(a.nrows(), b.ncols());
     gemm(&mut c, 1.0, a, false, b, false, 0.0);
     c
 }
 
 /// Add a `1 x c` row to every row.
 #[track_caller]
-pub(crate) fn add_row(a: &DMatrix<f64>, row: &DMatrix<f64>) -> DMatrix<f64> {
+pub(crate) fn add_row(a: &DMatrix<f64>, row: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f64> {
     assert!(
         row.nrows() == 1 && row.ncols() == a.ncols(),
         "ad-core: add_row: expected a 1x{} row, got {}x{}",
@@ -77,7 +141,7 @@ pub(crate) fn add_row(a: &DMatrix<f64>, row: &DMatrix<f64>) -> DMatrix<f64> {
         row.nrows(),
         row.ncols()
     );
-    let mut out = a.clone();
+    let mut out = alloc.copy(a);
     // Contiguous column slices (nalgebra's strided column iterators do not vectorize).
     if a.nrows() > 0 {
         let cols = out.as_mut_slice().chunks_exact_mut(a.nrows());
@@ -104,7 +168,7 @@ pub(crate) fn column_sums(g: &DMatrix<f64>) -> DMatrix<f64> {
 
 /// Add an `r x 1` column to every column.
 #[track_caller]
-pub(crate) fn add_col(a: &DMatrix<f64>, col: &DMatrix<f64>) -> DMatrix<f64> {
+pub(crate) fn add_col(a: &DMatrix<f64>, col: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f64> {
     assert!(
         col.ncols() == 1 && col.nrows() == a.nrows(),
         "ad-core: add_col: expected a {}x1 column, got {}x{}",
@@ -112,7 +176,7 @@ pub(crate) fn add_col(a: &DMatrix<f64>, col: &DMatrix<f64>) -> DMatrix<f64> {
         col.nrows(),
         col.ncols()
     );
-    let mut out = a.clone();
+    let mut out = alloc.copy(a);
     for mut c in out.column_iter_mut() {
         c += col.column(0);
     }
@@ -120,8 +184,8 @@ pub(crate) fn add_col(a: &DMatrix<f64>, col: &DMatrix<f64>) -> DMatrix<f64> {
 }
 
 /// Apply an elementwise function.
-pub(crate) fn unary_value(f: Unary, x: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(x.nrows(), x.ncols());
+pub(crate) fn unary_value(f: Unary, x: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f64> {
+    let mut out = alloc.uninit(x.nrows(), x.ncols());
     elementwise::apply(f, x.as_slice(), out.as_mut_slice());
     out
 }
@@ -151,11 +215,12 @@ pub(crate) fn unary_backward(
         Unary::Ln => each!(|x, y, g| g / x),
         Unary::Sigmoid => each!(|x, y, g| g * (y - y * y)),
         Unary::Softplus => {
-            let s = unary_value(Unary::Sigmoid, x);
+            let s = unary_value(Unary::Sigmoid, x, Alloc::Arena);
             let ss = s.as_slice();
             for i in 0..out.len() {
                 out[i] += gs[i] * ss[i];
             }
+            arena::give(s);
         }
         Unary::Relu => each!(|x, y, g| if x > 0.0 { g } else { 0.0 }),
         Unary::Sqrt => each!(|x, y, g| 0.5 * g / y),
@@ -167,10 +232,10 @@ pub(crate) fn unary_backward(
 }
 
 /// Concatenate side by side or stacked.
-pub(crate) fn concat(parts: &[&DMatrix<f64>], horizontal: bool) -> DMatrix<f64> {
+pub(crate) fn concat(parts: &[&DMatrix<f64>], horizontal: bool, alloc: Alloc) -> DMatrix<f64> {
     let shapes: Vec<_> = parts.iter().map(|p| p.shape()).collect();
     let (r, c) = super::concat_shape(&shapes, horizontal);
-    let mut out = DMatrix::zeros(r, c);
+    let mut out = alloc.uninit(r, c);
     let mut offset = 0;
     for p in parts {
         if horizontal {
@@ -186,36 +251,68 @@ pub(crate) fn concat(parts: &[&DMatrix<f64>], horizontal: bool) -> DMatrix<f64> 
 
 /// A copy of a block.
 #[track_caller]
-pub(crate) fn slice(a: &DMatrix<f64>, r0: usize, c0: usize, nr: usize, nc: usize) -> DMatrix<f64> {
+pub(crate) fn slice(
+    a: &DMatrix<f64>,
+    r0: usize,
+    c0: usize,
+    nr: usize,
+    nc: usize,
+    alloc: Alloc,
+) -> DMatrix<f64> {
     super::check_slice(a.shape(), r0, c0, nr, nc);
-    a.view((r0, c0), (nr, nc)).into_owned()
+    let mut out = alloc.uninit(nr, nc);
+    out.copy_from(&a.view((r0, c0), (nr, nc)));
+    out
 }
 
 /// The same column-major entries as a `rows x cols` matrix.
 #[track_caller]
-pub(crate) fn reshape(a: &DMatrix<f64>, rows: usize, cols: usize) -> DMatrix<f64> {
+pub(crate) fn reshape(a: &DMatrix<f64>, rows: usize, cols: usize, alloc: Alloc) -> DMatrix<f64> {
     assert!(
         rows * cols == a.len(),
         "ad-core: reshape: cannot view a {}x{} matrix as {rows}x{cols}",
         a.nrows(),
         a.ncols()
     );
-    DMatrix::from_column_slice(rows, cols, a.as_slice())
+    let mut out = alloc.uninit(rows, cols);
+    out.as_mut_slice().copy_from_slice(a.as_slice());
+    out
 }
 
-/// `acc += m`, allocating `acc` on first use.
+/// `acc += m`, allocating `acc` (in the arena) on first use.
 #[inline]
 pub(crate) fn accumulate(acc: &mut Option<DMatrix<f64>>, m: &DMatrix<f64>) {
     match acc {
         Some(a) => *a += m,
-        None => *acc = Some(m.clone()),
+        None => *acc = Some(arena::copy_of(m)),
     }
 }
 
-/// The accumulator, created as zeros of the given shape on first use.
+/// The accumulator, created (in the arena) as zeros of the given shape on first use.
 #[inline]
 pub(crate) fn acc_mut(acc: &mut Option<DMatrix<f64>>, shape: (usize, usize)) -> &mut DMatrix<f64> {
-    acc.get_or_insert_with(|| DMatrix::zeros(shape.0, shape.1))
+    acc.get_or_insert_with(|| arena::take_zeroed(shape.0, shape.1))
+}
+
+/// `acc += op(a) * op(b)`; on first use `acc` is allocated in the arena and written
+/// directly (`beta = 0`), without zeroing it first.
+#[inline]
+pub(crate) fn gemm_acc(
+    acc: &mut Option<DMatrix<f64>>,
+    shape: (usize, usize),
+    a: &DMatrix<f64>,
+    ta: bool,
+    b: &DMatrix<f64>,
+    tb: bool,
+) {
+    match acc {
+        Some(c) => gemm(c, 1.0, a, ta, b, tb, 1.0),
+        None => {
+            let mut c = arena::take(shape.0, shape.1);
+            gemm(&mut c, 1.0, a, ta, b, tb, 0.0);
+            *acc = Some(c);
+        }
+    }
 }
 
 /// `acc += alpha * (x .* y)` over all entries, without a temporary.

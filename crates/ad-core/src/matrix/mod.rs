@@ -119,6 +119,20 @@ pub trait MatOps: Clone + Debug + Sized {
     fn constant_like(&self, m: DMatrix<f64>) -> Self;
     /// The primal values.
     fn value(&self) -> DMatrix<f64>;
+    /// A constant `rows x cols` matrix of zeros in the same context as `self`, which
+    /// [`MatOps::is_known_zero`] may recognize (the default is
+    /// `constant_like(DMatrix::zeros(rows, cols))`).
+    fn zeros_like(&self, rows: usize, cols: usize) -> Self {
+        self.constant_like(DMatrix::zeros(rows, cols))
+    }
+    /// True if `self` is known to be an exact zero matrix (made by [`MatOps::zeros_like`]
+    /// in a mode that tracks it, like [`MatVar`]); `false` means "not known". Forward mode
+    /// ([`DualMat`]) uses it to skip products with zero tangents, e.g. the tangent of a
+    /// constant data batch in `X W`, which also skips their reverse-mode rules in
+    /// Hessian-vector products. The default is `false`.
+    fn is_known_zero(&self) -> bool {
+        false
+    }
 
     /// Matrix product `self * b`.
     fn matmul(&self, b: &Self) -> Self;

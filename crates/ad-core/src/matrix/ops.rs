@@ -6,11 +6,11 @@
 
 use nalgebra::DMatrix;
 
-use super::linalg::{self, acc_mut, accumulate};
+use super::linalg::{self, Alloc, acc_mut, accumulate};
 use super::{DualMat, MatOps, Unary};
 use crate::custom::CustomRecord;
 use crate::error::AdError;
-use crate::tape::NONE;
+use crate::tape::{NONE, arena};
 
 /// One recorded matrix operation. Indices refer to the tape's matrices (`a`, `b`, `out`...)
 /// or to its scalar nodes (`s`, `out_s`, `inputs`).
@@ -173,15 +173,22 @@ impl Op {
             Op::MatMul { a, b, .. } => {
                 let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
                 if want(a) {
-                    let acc = acc_mut(&mut madj[ix(a)], ma.shape());
-                    linalg::gemm(acc, 1.0, &g, false, mb, true, 1.0);
+                    linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, mb, true);
                 }
                 if want(b) {
-                    let acc = acc_mut(&mut madj[ix(b)], mb.shape());
-                    linalg::gemm(acc, 1.0, ma, true, &g, false, 1.0);
+                    linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), ma, true, &g, false);
                 }
             }
-            Op::Transpose { a, .. } => accumulate(&mut madj[ix(a)], &g.transpose()),
+            Op::Transpose { a, .. } => {
+                let gt = linalg::transpose(&g, Alloc::Arena);
+                match &mut madj[ix(a)] {
+                    Some(acc) => {
+                        *acc += &gt;
+                        arena::give(gt);
+                    }
+                    slot @ None => *slot = Some(gt),
+                }
+            }
             Op::Add { a, b, .. } => {
                 if want(a) {
                     accumulate(&mut madj[ix(a)], &g);
@@ -209,13 +216,14 @@ impl Op {
             }
             Op::DivElem { a, b, out } => {
                 let (mb, q) = (&mats[ix(b)], &mats[ix(out)]);
-                let ga = g.component_div(mb);
+                let ga = linalg::zip_map(&g, mb, Alloc::Arena, |x, y| x / y);
                 if want(b) {
                     linalg::mul_acc(acc_mut(&mut madj[ix(b)], g.shape()), -1.0, &ga, q);
                 }
                 if want(a) {
                     accumulate(&mut madj[ix(a)], &ga);
                 }
+                arena::give(ga);
             }
             Op::AddRow { a, row, .. } => {
                 if want(row) {
@@ -282,8 +290,9 @@ impl Op {
             }
             Op::Reshape { a, .. } => {
                 let shape = mats[ix(a)].shape();
-                let g2 = DMatrix::from_column_slice(shape.0, shape.1, g.as_slice());
+                let g2 = linalg::reshape(&g, shape.0, shape.1, Alloc::Arena);
                 accumulate(&mut madj[ix(a)], &g2);
+                arena::give(g2);
             }
             Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => unreachable!(),
         }

@@ -2,7 +2,8 @@
 
 use nalgebra::DMatrix;
 
-use super::{MatOps, Unary, assert_same_shape, linalg};
+use super::linalg::{self, Alloc};
+use super::{MatOps, Unary, assert_same_shape};
 
 impl MatOps for DMatrix<f64> {
     type Scalar = f64;
@@ -17,7 +18,7 @@ impl MatOps for DMatrix<f64> {
         self.clone()
     }
     fn matmul(&self, b: &Self) -> Self {
-        linalg::matmul(self, b)
+        linalg::matmul(self, b, Alloc::System)
     }
     fn transpose(&self) -> Self {
         DMatrix::transpose(self)
@@ -39,10 +40,10 @@ impl MatOps for DMatrix<f64> {
         self.component_div(b)
     }
     fn add_row(&self, row: &Self) -> Self {
-        linalg::add_row(self, row)
+        linalg::add_row(self, row, Alloc::System)
     }
     fn add_col(&self, col: &Self) -> Self {
-        linalg::add_col(self, col)
+        linalg::add_col(self, col, Alloc::System)
     }
     fn scale(&self, s: f64) -> Self {
         self * s
@@ -54,7 +55,7 @@ impl MatOps for DMatrix<f64> {
         self.add_scalar(c)
     }
     fn unary(&self, f: Unary) -> Self {
-        linalg::unary_value(f, self)
+        linalg::unary_value(f, self, Alloc::System)
     }
     fn sum(&self) -> f64 {
         DMatrix::sum(self)
@@ -70,13 +71,13 @@ impl MatOps for DMatrix<f64> {
         DMatrix::from_column_slice(rows, cols, data)
     }
     fn slice(&self, row0: usize, col0: usize, nrows: usize, ncols: usize) -> Self {
-        linalg::slice(self, row0, col0, nrows, ncols)
+        linalg::slice(self, row0, col0, nrows, ncols, Alloc::System)
     }
     fn concat(parts: &[Self], horizontal: bool) -> Self {
         let refs: Vec<&DMatrix<f64>> = parts.iter().collect();
-        linalg::concat(&refs, horizontal)
+        linalg::concat(&refs, horizontal, Alloc::System)
     }
     fn reshape(&self, rows: usize, cols: usize) -> Self {
-        linalg::reshape(self, rows, cols)
+        linalg::reshape(self, rows, cols, Alloc::System)
     }
 }

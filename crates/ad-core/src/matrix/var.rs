@@ -2,8 +2,9 @@
 
 use nalgebra::DMatrix;
 
+use super::linalg::{self, Alloc};
 use super::ops::Op;
-use super::{MatOps, Unary, assert_same_shape, linalg};
+use super::{MatOps, Unary, assert_same_shape};
 use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, active_id, with_tape};
 use crate::var::Var;
 
@@ -17,12 +18,22 @@ pub struct MatVar {
     index: u32,
     rows: usize,
     cols: usize,
+    /// Made by [`MatOps::zeros_like`]: a constant known to be all zeros.
+    zero: bool,
 }
 
 impl Tape {
     /// A new independent matrix variable on this tape.
     pub fn mat_var(&self, value: DMatrix<f64>) -> MatVar {
-        MatVar::leaf(self.id(), value, false)
+        MatVar::leaf(self.id(), value, false, true)
+    }
+    /// [`Tape::mat_var`] of a copy of `value`, made in the tape's arena.
+    pub(crate) fn mat_var_copy(&self, value: &DMatrix<f64>) -> MatVar {
+        MatVar::leaf(self.id(), crate::tape::arena::copy_of(value), false, false)
+    }
+    /// [`Tape::constant_mat`] of a copy of `value`, made in the tape's arena.
+    pub(crate) fn constant_mat_copy(&self, value: &DMatrix<f64>) -> MatVar {
+        MatVar::leaf(self.id(), crate::tape::arena::copy_of(value), true, false)
     }
     /// A constant matrix (data) on this tape. Like a constant [`Var`], it has no gradient:
     /// reverse sweeps propagate no adjoint into it (nor into results computed from constants
@@ -40,7 +51,7 @@ impl Tape {
     /// assert_eq!(g.wrt_mat(&x), DMatrix::zeros(2, 3));
     /// ```
     pub fn constant_mat(&self, value: DMatrix<f64>) -> MatVar {
-        MatVar::leaf(self.id(), value, true)
+        MatVar::leaf(self.id(), value, true, true)
     }
     /// A column vector variable.
     pub fn vector_var(&self, values: &[f64]) -> MatVar {
@@ -49,13 +60,18 @@ impl Tape {
 }
 
 impl MatVar {
-    fn leaf(tape: u32, value: DMatrix<f64>, constant: bool) -> MatVar {
+    /// A leaf; `foreign`: the buffer was not taken from the tape's arena (so it is freed,
+    /// not given to the arena, when the tape drops).
+    fn leaf(tape: u32, value: DMatrix<f64>, constant: bool, foreign: bool) -> MatVar {
         let (rows, cols) = value.shape();
         let index = with_tape(tape, |t| {
             t.mats.push(value);
             let index = (t.mats.len() - 1) as u32;
             if constant {
                 t.const_mats.push(index);
+            }
+            if foreign {
+                t.foreign_mats.push(index);
             }
             index
         });
@@ -64,6 +80,7 @@ impl MatVar {
             index,
             rows,
             cols,
+            zero: false,
         }
     }
 
@@ -73,6 +90,7 @@ impl MatVar {
             index,
             rows,
             cols,
+            zero: false,
         }
     }
 
@@ -135,6 +153,7 @@ impl MatVar {
                 index: out,
                 rows,
                 cols,
+                zero: false,
             }
         })
     }
@@ -184,34 +203,56 @@ impl MatOps for MatVar {
         (self.rows, self.cols)
     }
     fn constant_like(&self, m: DMatrix<f64>) -> Self {
-        MatVar::leaf(self.tape, m, true)
+        MatVar::leaf(self.tape, m, true, true)
+    }
+    fn zeros_like(&self, rows: usize, cols: usize) -> Self {
+        let zeros = crate::tape::arena::take_zeroed(rows, cols);
+        MatVar {
+            zero: true,
+            ..MatVar::leaf(self.tape, zeros, true, false)
+        }
+    }
+    fn is_known_zero(&self) -> bool {
+        self.zero
     }
     fn value(&self) -> DMatrix<f64> {
         self.with_value(|m| m.clone())
     }
     fn matmul(&self, b: &Self) -> Self {
-        self.binary(b, linalg::matmul, |a, b, out| Op::MatMul { a, b, out })
+        self.binary(
+            b,
+            |x, y| linalg::matmul(x, y, Alloc::Arena),
+            |a, b, out| Op::MatMul { a, b, out },
+        )
     }
     fn transpose(&self) -> Self {
         let a = self.index;
         self.record(
-            |m| m[a as usize].transpose(),
+            |m| linalg::transpose(&m[a as usize], Alloc::Arena),
             |out| Op::Transpose { a, out },
         )
     }
     fn add(&self, b: &Self) -> Self {
         assert_same_shape("add", self.shape(), b.shape());
-        self.binary(b, |x, y| x + y, |a, b, out| Op::Add { a, b, out })
+        self.binary(
+            b,
+            |x, y| linalg::zip_map(x, y, Alloc::Arena, |u, v| u + v),
+            |a, b, out| Op::Add { a, b, out },
+        )
     }
     fn sub(&self, b: &Self) -> Self {
         assert_same_shape("sub", self.shape(), b.shape());
-        self.binary(b, |x, y| x - y, |a, b, out| Op::Sub { a, b, out })
+        self.binary(
+            b,
+            |x, y| linalg::zip_map(x, y, Alloc::Arena, |u, v| u - v),
+            |a, b, out| Op::Sub { a, b, out },
+        )
     }
     fn mul_elem(&self, b: &Self) -> Self {
         assert_same_shape("mul_elem", self.shape(), b.shape());
         self.binary(
             b,
-            |x, y| x.component_mul(y),
+            |x, y| linalg::zip_map(x, y, Alloc::Arena, |u, v| u * v),
             |a, b, out| Op::MulElem { a, b, out },
         )
     }
@@ -219,23 +260,23 @@ impl MatOps for MatVar {
         assert_same_shape("div_elem", self.shape(), b.shape());
         self.binary(
             b,
-            |x, y| x.component_div(y),
+            |x, y| linalg::zip_map(x, y, Alloc::Arena, |u, v| u / v),
             |a, b, out| Op::DivElem { a, b, out },
         )
     }
     fn add_row(&self, row: &Self) -> Self {
-        self.binary(row, linalg::add_row, |a, row, out| Op::AddRow {
-            a,
+        self.binary(
             row,
-            out,
-        })
+            |x, r| linalg::add_row(x, r, Alloc::Arena),
+            |a, row, out| Op::AddRow { a, row, out },
+        )
     }
     fn add_col(&self, col: &Self) -> Self {
-        self.binary(col, linalg::add_col, |a, col, out| Op::AddCol {
-            a,
+        self.binary(
             col,
-            out,
-        })
+            |x, c| linalg::add_col(x, c, Alloc::Arena),
+            |a, col, out| Op::AddCol { a, col, out },
+        )
     }
     fn scale(&self, s: Var) -> Self {
         if s.is_constant() {
@@ -247,7 +288,7 @@ impl MatOps for MatVar {
         }
         let (a, si, sv) = (self.index, s.index(), s.value_f64());
         self.record(
-            |m| &m[a as usize] * sv,
+            |m| linalg::map(&m[a as usize], Alloc::Arena, |x| x * sv),
             |out| Op::Scale {
                 a,
                 s: si,
@@ -258,19 +299,22 @@ impl MatOps for MatVar {
     }
     fn scale_f64(&self, c: f64) -> Self {
         let a = self.index;
-        self.record(|m| &m[a as usize] * c, |out| Op::ScaleConst { a, c, out })
+        self.record(
+            |m| linalg::map(&m[a as usize], Alloc::Arena, |x| x * c),
+            |out| Op::ScaleConst { a, c, out },
+        )
     }
     fn add_f64(&self, c: f64) -> Self {
         let a = self.index;
         self.record(
-            |m| m[a as usize].add_scalar(c),
+            |m| linalg::map(&m[a as usize], Alloc::Arena, |x| x + c),
             |out| Op::AddConst { a, c, out },
         )
     }
     fn unary(&self, f: Unary) -> Self {
         let a = self.index;
         self.record(
-            |m| linalg::unary_value(f, &m[a as usize]),
+            |m| linalg::unary_value(f, &m[a as usize], Alloc::Arena),
             |out| Op::Unary { a, f, out },
         )
     }
@@ -313,9 +357,14 @@ impl MatOps for MatVar {
             }
         }
         let inputs: Vec<u32> = data.iter().map(|v| v.index()).collect();
-        let values: Vec<f64> = data.iter().map(|v| v.value_f64()).collect();
         self.record(
-            |_| DMatrix::from_column_slice(rows, cols, &values),
+            |_| {
+                let mut m = Alloc::Arena.uninit(rows, cols);
+                for (o, v) in m.as_mut_slice().iter_mut().zip(data) {
+                    *o = v.value_f64();
+                }
+                m
+            },
             |out| Op::FromScalars { inputs, out },
         )
     }
@@ -323,7 +372,7 @@ impl MatOps for MatVar {
         super::check_slice(self.shape(), row0, col0, nrows, ncols);
         let a = self.index;
         self.record(
-            |m| linalg::slice(&m[a as usize], row0, col0, nrows, ncols),
+            |m| linalg::slice(&m[a as usize], row0, col0, nrows, ncols, Alloc::Arena),
             |out| Op::Slice {
                 a,
                 r0: row0,
@@ -344,7 +393,7 @@ impl MatOps for MatVar {
         first.record(
             |m| {
                 let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &m[i as usize]).collect();
-                linalg::concat(&refs, horizontal)
+                linalg::concat(&refs, horizontal, Alloc::Arena)
             },
             |out| Op::Concat {
                 parts: ids2,
@@ -362,7 +411,7 @@ impl MatOps for MatVar {
             self.cols
         );
         self.record(
-            |m| linalg::reshape(&m[a as usize], rows, cols),
+            |m| linalg::reshape(&m[a as usize], rows, cols, Alloc::Arena),
             |out| Op::Reshape { a, out },
         )
     }

@@ -5,6 +5,7 @@
 //! matrix operation remembers how many scalar nodes existed when it was recorded, so the
 //! reverse sweep can interleave the two streams in exact reverse creation order.
 
+pub(crate) mod arena;
 mod sweep;
 
 use std::cell::RefCell;
@@ -43,6 +44,9 @@ pub(crate) struct TapeData {
     pub mats: Vec<DMatrix<f64>>,
     /// Indices (into `mats`) of constant matrices: no adjoint is propagated into them.
     pub const_mats: Vec<u32>,
+    /// Indices (into `mats`) of matrices supplied by the user (leaves taken by value,
+    /// custom op outputs): freed, not given to the [`arena`], when the tape drops.
+    pub foreign_mats: Vec<u32>,
     pub ops: Vec<OpEntry>,
 }
 
@@ -51,8 +55,17 @@ impl TapeData {
         self.id = id;
         self.busy = false;
         self.scalars.clear();
-        self.mats.clear();
+        for &i in &self.foreign_mats {
+            drop(std::mem::replace(
+                &mut self.mats[i as usize],
+                DMatrix::zeros(0, 0),
+            ));
+        }
+        for m in self.mats.drain(..) {
+            arena::give(m);
+        }
         self.const_mats.clear();
+        self.foreign_mats.clear();
         self.ops.clear();
     }
 }
@@ -257,6 +270,22 @@ impl Tape {
     /// Number of matrix (and custom) operations recorded so far.
     pub fn op_len(&self) -> usize {
         with_tape(self.id, |t| t.ops.len())
+    }
+
+    /// Bytes of idle matrix buffers this thread keeps for reuse by later recordings.
+    ///
+    /// Matrices allocated while recording (op values, the drivers' parameter copies) and
+    /// the adjoints of a reverse sweep come from a per-thread arena and go back to it when
+    /// their `Tape` or [`Gradients`] drop, so repeated computations of the same shapes do
+    /// not allocate. The arena keeps at most 64 MiB idle per thread (buffers of fewer than
+    /// 256 entries are not pooled); [`Tape::release_idle_buffers`] frees it.
+    pub fn idle_buffer_bytes() -> usize {
+        arena::idle_bytes()
+    }
+
+    /// Free this thread's idle matrix buffers (see [`Tape::idle_buffer_bytes`]).
+    pub fn release_idle_buffers() {
+        arena::release_idle()
     }
 
     /// Bytes held by the tape's records (values and nodes), for memory reports.

@@ -83,12 +83,39 @@ impl Seeds {
 }
 
 /// Adjoints of every variable on a tape after a reverse sweep.
-#[derive(Clone, Debug)]
+///
+/// The matrix adjoints of a reverse sweep live in buffers of the tape's per-thread arena
+/// and return to it when the `Gradients` drop (see [`Tape::idle_buffer_bytes`]).
+#[derive(Debug)]
 pub struct Gradients {
     tape: u32,
     scalars: Vec<f64>,
     mats: MatSlots,
     shapes: Vec<(usize, usize)>,
+    /// Whether the matrix slots came from the arena (reverse sweeps) and go back to it.
+    pooled: bool,
+}
+
+impl Clone for Gradients {
+    fn clone(&self) -> Self {
+        Gradients {
+            tape: self.tape,
+            scalars: self.scalars.clone(),
+            mats: self.mats.clone(),
+            shapes: self.shapes.clone(),
+            pooled: false,
+        }
+    }
+}
+
+impl Drop for Gradients {
+    fn drop(&mut self) {
+        if self.pooled {
+            for m in self.mats.drain(..).flatten() {
+                super::arena::give(m);
+            }
+        }
+    }
 }
 
 /// Tangents of every variable on a tape after a forward sweep.
@@ -126,6 +153,17 @@ impl Gradients {
         self.check(m.tape_id());
         let i = m.index() as usize;
         self.mats[i].clone().unwrap_or_else(|| {
+            let (r, c) = self.shapes[i];
+            DMatrix::zeros(r, c)
+        })
+    }
+    /// Like [`Gradients::wrt_mat`], but moves the adjoint out (no copy); a second call for
+    /// the same variable reads zeros.
+    #[track_caller]
+    pub(crate) fn take_mat(&mut self, m: &MatVar) -> DMatrix<f64> {
+        self.check(m.tape_id());
+        let i = m.index() as usize;
+        self.mats[i].take().unwrap_or_else(|| {
             let (r, c) = self.shapes[i];
             DMatrix::zeros(r, c)
         })
@@ -253,7 +291,7 @@ fn forward(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdErr
 impl Tape {
     /// Run `sweep` on this tape's records with the borrow released, so custom rules may
     /// open nested tapes.
-    fn sweep(&self, seeds: &Seeds, sweep: SweepFn) -> Result<Gradients, AdError> {
+    fn sweep(&self, seeds: &Seeds, sweep: SweepFn, pooled: bool) -> Result<Gradients, AdError> {
         seeds.check_tape(self.id());
         // The guard puts the records back even if a custom rule panics mid-sweep, so a
         // caught panic does not leave the tape unusable.
@@ -268,6 +306,7 @@ impl Tape {
             scalars,
             mats,
             shapes,
+            pooled,
         })
     }
 
@@ -279,14 +318,14 @@ impl Tape {
 
     /// Reverse sweep with cotangent seeds on any outputs (a vector-Jacobian product).
     pub fn backward(&self, seeds: &Seeds) -> Result<Gradients, AdError> {
-        self.sweep(seeds, reverse)
+        self.sweep(seeds, reverse, true)
     }
 
     /// Forward sweep with tangent seeds on independent variables (a Jacobian-vector
     /// product through everything recorded, custom ops included).
     pub fn forward(&self, seeds: &Seeds) -> Result<Tangents, AdError> {
         Ok(Tangents {
-            inner: self.sweep(seeds, forward)?,
+            inner: self.sweep(seeds, forward, false)?,
         })
     }
 }

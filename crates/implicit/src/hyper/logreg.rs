@@ -26,9 +26,10 @@
 //! ```
 
 use ad_core::{AdError, MatOps};
-use nalgebra::{DMatrix, DVector, DVectorView};
+use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+use super::blas;
 use super::data::Dataset;
 use super::hypergrad::{InnerSolution, ValidationLoss};
 use super::ridge::{check_data, check_weights};
@@ -37,21 +38,6 @@ use crate::ift::Factor;
 use crate::linear::{DenseCholesky, SolveOptions};
 use crate::linearize::Linearization;
 use crate::problem::Objective;
-
-/// Numerically stable logistic sigmoid.
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// Numerically stable softplus ln(1 + e^z).
-fn softplus(z: f64) -> f64 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
 
 /// The mean logistic loss of `x w` against 0/1 labels `c`, in any mode.
 fn log_loss<M: MatOps>(x: &DMatrix<f64>, c: &DMatrix<f64>, w: &M) -> M::Scalar {
@@ -133,6 +119,7 @@ impl From<NewtonSolution> for InnerSolution {
 #[derive(Clone, Debug)]
 pub struct LogReg {
     x: DMatrix<f64>,
+    /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
     c: DMatrix<f64>,
 }
@@ -170,29 +157,32 @@ impl LogReg {
 
     /// ∇L(w) and the curvature weights σ(1−σ)/n of the rows, in plain `f64`.
     fn gradient(&self, w: &[f64], lam: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let n = self.x.nrows() as f64;
-        let z = &self.x * DVectorView::from_slice(w, w.len());
-        let mut r = DVector::zeros(z.len());
-        let mut s = vec![0.0; z.len()];
-        for i in 0..z.len() {
-            let p = sigmoid(z[i]);
-            r[i] = (p - self.c[i]) / n;
-            s[i] = p * (1.0 - p) / n;
+        let (rows, d) = self.x.shape();
+        let n = rows as f64;
+        let mut z = vec![0.0; rows];
+        blas::gemv(self.x.as_slice(), w, &mut z);
+        // σ(z) by ad-core's vectorized kernel, into s; then r (in z) and s.
+        let mut s = vec![0.0; rows];
+        ad_core::kernels::sigmoid(&z, &mut s);
+        for ((zi, si), ci) in z.iter_mut().zip(&mut s).zip(self.c.as_slice()) {
+            let p = *si;
+            *zi = (p - ci) / n;
+            *si = p * (1.0 - p) / n;
         }
-        let mut g = &self.xt * r;
+        let mut g = vec![0.0; d];
+        blas::gemv(self.xt.as_slice(), &z, &mut g);
         for ((gj, l), wj) in g.iter_mut().zip(lam).zip(w) {
             *gj += l * wj;
         }
-        (g.as_slice().to_vec(), s)
+        (g, s)
     }
 
-    /// The Hessian `Xᵀ diag(s) X + diag(λ)` (one scaled copy of Xᵀ, one gemm).
+    /// The Hessian `Xᵀ diag(s) X + diag(λ)` (lower triangle by weighted dot products,
+    /// mirrored).
     fn hessian(&self, s: &[f64], lam: &[f64]) -> DMatrix<f64> {
-        let mut xs = self.xt.clone();
-        for (mut col, si) in xs.column_iter_mut().zip(s) {
-            col *= *si;
-        }
-        let mut h = xs * &self.x;
+        let (rows, d) = self.x.shape();
+        let mut h = DMatrix::zeros(d, d);
+        blas::gram(self.x.as_slice(), rows, Some(s), h.as_mut_slice());
         for (j, l) in lam.iter().enumerate() {
             h[(j, j)] += l;
         }
@@ -320,12 +310,18 @@ impl Linearization for LogRegLinearization<'_> {
         true
     }
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
-        let t = (&self.model.x * DVectorView::from_slice(v, v.len())).component_mul(&self.s);
-        let mut y = &self.model.xt * t;
+        let x = self.model.x.as_slice();
+        let mut t = vec![0.0; self.s.len()];
+        blas::gemv(x, v, &mut t);
+        t.iter_mut()
+            .zip(self.s.iter())
+            .for_each(|(ti, si)| *ti *= si);
+        let mut y = vec![0.0; v.len()];
+        blas::gemv(self.model.xt.as_slice(), &t, &mut y);
         for ((yi, l), vi) in y.iter_mut().zip(&self.lam).zip(v) {
             *yi += l * vi;
         }
-        Ok(y.as_slice().to_vec())
+        Ok(y)
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.a_mul(u)
@@ -350,6 +346,8 @@ impl Objective for LogReg {
 #[derive(Clone, Debug)]
 pub struct LogLoss {
     x: DMatrix<f64>,
+    /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
+    xt: DMatrix<f64>,
     c: DMatrix<f64>,
 }
 
@@ -363,6 +361,7 @@ impl LogLoss {
         check_labels(&data.y)?;
         Ok(LogLoss {
             x: data.x.clone(),
+            xt: data.x.transpose(),
             c: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
         })
     }
@@ -380,18 +379,23 @@ impl ValidationLoss for LogLoss {
         u: &[f64],
     ) -> Result<(f64, Vec<f64>, Vec<f64>), ImplicitError> {
         check_weights(self.x.ncols(), w)?;
-        let nv = self.x.nrows() as f64;
-        let z = &self.x * DVectorView::from_slice(w, w.len());
+        let (rows, d) = self.x.shape();
+        let nv = rows as f64;
+        let mut r = vec![0.0; rows];
+        blas::gemv(self.x.as_slice(), w, &mut r);
+        // softplus and σ by ad-core's vectorized kernels.
+        let mut sp = vec![0.0; rows];
+        let mut sg = vec![0.0; rows];
+        ad_core::kernels::softplus(&r, &mut sp);
+        ad_core::kernels::sigmoid(&r, &mut sg);
         let mut value = 0.0;
-        let r = DVector::from_fn(z.len(), |i, _| {
-            value += softplus(z[i]) - self.c[i] * z[i];
-            (sigmoid(z[i]) - self.c[i]) / nv
-        });
-        Ok((
-            value / nv,
-            self.x.tr_mul(&r).as_slice().to_vec(),
-            vec![0.0; u.len()],
-        ))
+        for (((ri, ci), spi), sgi) in r.iter_mut().zip(self.c.as_slice()).zip(&sp).zip(&sg) {
+            value += spi - ci * *ri;
+            *ri = (sgi - ci) / nv;
+        }
+        let mut g = vec![0.0; d];
+        blas::gemv(self.xt.as_slice(), &r, &mut g);
+        Ok((value / nv, g, vec![0.0; u.len()]))
     }
 }
 
@@ -413,4 +417,52 @@ pub fn reference_hypergradient(
         .map(|j| -h_inv_gv[j] * u[j].exp() * sol.x[j])
         .collect();
     Ok((v, grad, sol.x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IftOptions;
+    use crate::hyper::{data, hypergradient_linearized};
+
+    /// Chord steps while each step halves ‖∇L‖, then the Hessian at w* (the fastest W2
+    /// setting of `examples/peers_w1_w2.rs`): fewer Hessians than plain Newton, the same
+    /// hypergradient as the peers' README to 1e-9, no refinement backward.
+    #[test]
+    fn chord_steps_while_halving_give_the_reference_hypergradient() {
+        let w2 = data::w2();
+        let inner = LogReg::new(&w2.train).unwrap();
+        let val = LogLoss::new(&w2.val).unwrap();
+        let u = data::w2_log_lambda(50);
+        let plain = inner.newton(&u, None, &NewtonOptions::default()).unwrap();
+        let opts = NewtonOptions {
+            reuse_ratio: 0.5,
+            final_hessian: true,
+            ..NewtonOptions::default()
+        };
+        let sol = inner.newton(&u, None, &opts).unwrap();
+        assert!(sol.grad_norm <= 1e-10);
+        assert!(
+            sol.hessians < plain.hessians,
+            "{} vs {}",
+            sol.hessians,
+            plain.hessians
+        );
+        let lin = inner.linearization(&sol.x, &u).unwrap();
+        let h =
+            hypergradient_linearized(lin, &val, &u, sol.into(), &IftOptions::default()).unwrap();
+        let first5 = [
+            0.00194819222505,
+            0.000849266024013,
+            0.000671863141446,
+            0.00199852307218,
+            -2.73471382252e-05,
+        ];
+        for (g, r) in h.grad.iter().zip(first5) {
+            assert!(((g - r) / r).abs() < 1e-9, "{g} vs {r}");
+        }
+        let norm = h.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        assert!(((norm - 0.00481000608726) / 0.00481000608726).abs() < 1e-9);
+        assert_eq!(h.report.linear.iterations, 0);
+    }
 }

@@ -30,6 +30,7 @@
 //! # Ok::<(), ImplicitError>(())
 //! ```
 
+pub(crate) mod blas;
 pub mod data;
 mod hypergrad;
 mod lbfgs;

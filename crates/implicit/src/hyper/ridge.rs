@@ -26,9 +26,10 @@
 use std::cell::RefCell;
 
 use ad_core::{AdError, MatOps};
-use nalgebra::{DMatrix, DVector, DVectorView, DVectorViewMut};
+use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+use super::blas;
 use super::data::Dataset;
 use super::hypergrad::ValidationLoss;
 use crate::error::{ImplicitError, check_finite};
@@ -99,6 +100,7 @@ fn penalty_term<M: MatOps>(penalty: Penalty, w: &M, theta: &M) -> M::Scalar {
 #[derive(Clone, Debug)]
 pub struct Ridge {
     x: DMatrix<f64>,
+    /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
     y: DMatrix<f64>,
     penalty: Penalty,
@@ -139,13 +141,14 @@ impl Ridge {
         lambdas(self.penalty, self.x.ncols(), theta)
     }
 
-    /// The Gram form: `XᵀX/n`, `Xᵀy/n` (one gemm, one gemv).
+    /// The Gram form: `XᵀX/n` (its lower triangle, mirrored), `Xᵀy/n`.
     pub fn gram(&self) -> RidgeGram {
-        let n = self.x.nrows() as f64;
-        let mut g = &self.xt * &self.x;
+        let (rows, d) = self.x.shape();
+        let n = rows as f64;
+        let mut g = DMatrix::zeros(d, d);
+        blas::gram(self.x.as_slice(), rows, None, g.as_mut_slice());
         g /= n;
-        let mut b = &self.xt * &self.y;
-        b /= n;
+        let b = DMatrix::from_column_slice(d, 1, &self.rhs());
         RidgeGram {
             g,
             b,
@@ -178,7 +181,10 @@ impl Ridge {
     /// `Xᵀy/n`.
     pub fn rhs(&self) -> Vec<f64> {
         let n = self.x.nrows() as f64;
-        (&self.xt * &self.y / n).as_slice().to_vec()
+        let mut b = vec![0.0; self.x.ncols()];
+        blas::gemv(self.xt.as_slice(), self.y.as_slice(), &mut b);
+        b.iter_mut().for_each(|v| *v /= n);
+        b
     }
 
     /// The linearization of ∇L at (w, θ) with hand-written matrix-free products (for
@@ -288,12 +294,12 @@ impl LinearOperator for RidgeOperator<'_> {
         self.lambdas.len()
     }
     fn apply(&self, v: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
-        let (n, d) = self.ridge.x.shape();
+        let n = self.ridge.x.nrows() as f64;
         let mut t = self.scratch.borrow_mut();
-        t.gemv(1.0, &self.ridge.x, &DVectorView::from_slice(v, d), 0.0);
-        DVectorViewMut::from_slice(y, d).gemv(1.0 / n as f64, &self.ridge.xt, &*t, 0.0);
+        blas::gemv(self.ridge.x.as_slice(), v, t.as_mut_slice());
+        blas::gemv(self.ridge.xt.as_slice(), t.as_slice(), y);
         for ((yi, vi), l) in y.iter_mut().zip(v).zip(&self.lambdas) {
-            *yi += l * vi;
+            *yi = *yi / n + l * vi;
         }
         Ok(())
     }
@@ -316,8 +322,7 @@ impl LinearOperator for GramOperator<'_> {
         self.lambdas.len()
     }
     fn apply(&self, v: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
-        let d = self.lambdas.len();
-        DVectorViewMut::from_slice(y, d).gemv(1.0, self.g, &DVectorView::from_slice(v, d), 0.0);
+        blas::gemv(self.g.as_slice(), v, y);
         for ((yi, vi), l) in y.iter_mut().zip(v).zip(&self.lambdas) {
             *yi += l * vi;
         }
@@ -407,6 +412,8 @@ impl<A: LinearOperator> Linearization for RidgeLinearization<A> {
 #[derive(Clone, Debug)]
 pub struct SquaredError {
     x: DMatrix<f64>,
+    /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
+    xt: DMatrix<f64>,
     y: DMatrix<f64>,
 }
 
@@ -416,6 +423,7 @@ impl SquaredError {
         check_data("rows of validation y (must match the rows of X)", data)?;
         Ok(SquaredError {
             x: data.x.clone(),
+            xt: data.x.transpose(),
             y: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
         })
     }
@@ -438,14 +446,19 @@ impl ValidationLoss for SquaredError {
         theta: &[f64],
     ) -> Result<(f64, Vec<f64>, Vec<f64>), ImplicitError> {
         check_weights(self.x.ncols(), w)?;
-        let nv = self.x.nrows() as f64;
-        let r = &self.x * DVectorView::from_slice(w, w.len()) - self.y.column(0);
-        let g = self.x.tr_mul(&r) / nv;
-        Ok((
-            r.norm_squared() / (2.0 * nv),
-            g.as_slice().to_vec(),
-            vec![0.0; theta.len()],
-        ))
+        let (rows, d) = self.x.shape();
+        let nv = rows as f64;
+        let mut r = vec![0.0; rows];
+        blas::gemv(self.x.as_slice(), w, &mut r);
+        let mut sq = 0.0;
+        for (ri, yi) in r.iter_mut().zip(self.y.as_slice()) {
+            *ri -= yi;
+            sq += *ri * *ri;
+        }
+        let mut g = vec![0.0; d];
+        blas::gemv(self.xt.as_slice(), &r, &mut g);
+        g.iter_mut().for_each(|v| *v /= nv);
+        Ok((sq / (2.0 * nv), g, vec![0.0; theta.len()]))
     }
 }
 

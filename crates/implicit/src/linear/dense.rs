@@ -1,4 +1,5 @@
-//! Dense LU and Cholesky (nalgebra) for small systems, as reusable factorizations.
+//! Dense LU (nalgebra) and Cholesky (left-looking, runtime-dispatched SIMD kernels of
+//! `hyper::blas`) for small systems, as reusable factorizations.
 //!
 //! A factorization is computed once ([`DenseLu::factor`], [`DenseCholesky::factor`]) and
 //! then solves any number of right-hand sides — with `A` ([`DenseLu::solve`]) or with `A^T`
@@ -8,7 +9,9 @@
 //! [`SolveOptions::max_iters`] steps, while the residual keeps halving) when the first
 //! solve misses the tolerance.
 
-use nalgebra::{DMatrix, DVectorView, DVectorViewMut, Dyn, PermutationSequence};
+use nalgebra::{DMatrix, DVectorViewMut, Dyn, PermutationSequence};
+
+use crate::hyper::blas;
 
 use crate::error::{ImplicitError, check_finite};
 use crate::linear::common::check_len;
@@ -99,24 +102,6 @@ fn all_finite(xs: &[f64]) -> bool {
     (acc.iter().sum::<f64>() + tail).is_finite()
 }
 
-/// `max |a_ij - at_ij|` over all entries of two same-shaped matrices (vectorized).
-fn max_abs_diff(a: &DMatrix<f64>, at: &DMatrix<f64>) -> f64 {
-    let (x, y) = (a.as_slice(), at.as_slice());
-    let mut acc = [0.0f64; 8];
-    let (cx, cy) = (x.chunks_exact(8), y.chunks_exact(8));
-    let tail = cx
-        .remainder()
-        .iter()
-        .zip(cy.remainder())
-        .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
-    for (p, q) in cx.zip(cy) {
-        for k in 0..8 {
-            acc[k] = acc[k].max((p[k] - q[k]).abs());
-        }
-    }
-    acc.iter().fold(tail, |m, v| m.max(*v))
-}
-
 /// What the two factorizations share: the matrix (for residuals) and the solve loop.
 #[derive(Clone, Debug)]
 struct Dense {
@@ -152,12 +137,10 @@ impl Dense {
             check_finite("initial guess x0", x0)?;
         }
         let residual = |x: &[f64], r: &mut [f64]| {
-            let xv = DVectorView::from_slice(x, n);
-            let mut rv = DVectorViewMut::from_slice(r, n);
             if transpose {
-                rv.gemv_tr(1.0, &self.a, &xv, 0.0);
+                blas::gemv_t(self.a.as_slice(), x, r);
             } else {
-                rv.gemv(1.0, &self.a, &xv, 0.0);
+                blas::gemv(self.a.as_slice(), x, r);
             }
             sub_from(b, r);
             norm(r)
@@ -354,7 +337,8 @@ impl Preconditioner for DenseLu {
 #[derive(Clone, Debug)]
 pub struct DenseCholesky {
     dense: Dense,
-    chol: nalgebra::Cholesky<f64, Dyn>,
+    /// `L` in the lower triangle (column-major `n x n`; the strict upper triangle is unused).
+    l: Vec<f64>,
 }
 
 impl DenseCholesky {
@@ -376,10 +360,21 @@ impl DenseCholesky {
         let n = a.nrows();
         let scale = max_abs(&a);
         let allowed = f64::EPSILON.sqrt() * scale;
-        // Locate the worst asymmetry only when there is one to report.
-        let at = a.transpose();
-        let mut worst = (0, 0, 0.0f64);
-        if max_abs_diff(&a, &at) > allowed {
+        // The symmetrized lower triangle (a_ij + a_ji)/2 goes straight into the factor's
+        // storage; the largest asymmetry is tracked on the way (branch-free), and the worst
+        // pair located only when there is one to report.
+        let s = a.as_slice();
+        let mut l = vec![0.0; n * n];
+        let mut asym = 0.0f64;
+        for j in 0..n {
+            for i in j..n {
+                let (p, q) = (s[j * n + i], s[i * n + j]);
+                asym = asym.max((p - q).abs());
+                l[j * n + i] = (p + q) * 0.5;
+            }
+        }
+        if asym > allowed {
+            let mut worst = (0, 0, 0.0f64);
             for j in 0..n {
                 for i in (j + 1)..n {
                     let d = a[(i, j)] - a[(j, i)];
@@ -388,8 +383,6 @@ impl DenseCholesky {
                     }
                 }
             }
-        }
-        if worst.2.abs() > allowed {
             return Err(ImplicitError::NotSymmetric {
                 method: Method::Cholesky,
                 row: worst.0,
@@ -398,29 +391,13 @@ impl DenseCholesky {
                 allowed,
             });
         }
-        let sym = (&a + at) * 0.5;
         let threshold = n as f64 * f64::EPSILON * scale;
-        let chol = match nalgebra::Cholesky::new(sym.clone()) {
-            Some(c) => c,
-            None => {
-                let (pivot, value) = first_bad_pivot(&sym, threshold).unwrap_or((0, f64::NAN));
-                return Err(ImplicitError::NotPositiveDefinite {
-                    pivot,
-                    value,
-                    size: n,
-                });
-            }
-        };
-        let l = chol.l_dirty();
-        for i in 0..n {
-            let value = l[(i, i)] * l[(i, i)];
-            if not_above(value, threshold) {
-                return Err(ImplicitError::NotPositiveDefinite {
-                    pivot: i,
-                    value,
-                    size: n,
-                });
-            }
+        if let Err((pivot, value)) = blas::cholesky_in_place(&mut l, n, threshold) {
+            return Err(ImplicitError::NotPositiveDefinite {
+                pivot,
+                value,
+                size: n,
+            });
         }
         Ok(DenseCholesky {
             dense: Dense {
@@ -429,7 +406,7 @@ impl DenseCholesky {
                 matvecs,
                 method: Method::Cholesky,
             },
-            chol,
+            l,
         })
     }
 
@@ -447,8 +424,7 @@ impl DenseCholesky {
 
     /// `r <- A^{-1} r` (no refinement, no checks).
     pub fn inverse_in_place(&self, r: &mut [f64]) {
-        let n = r.len();
-        self.chol.solve_mut(&mut DVectorViewMut::from_slice(r, n));
+        blas::cholesky_solve_in_place(&self.l, r);
     }
 
     /// The factored matrix `A + ridge I` (as given, before symmetrization).
@@ -471,26 +447,6 @@ impl Preconditioner for DenseCholesky {
         self.inverse_in_place(z);
         Ok(())
     }
-}
-
-/// The first pivot of an unpivoted Cholesky (`a_jj - sum_k l_jk^2`) at or below `threshold`.
-/// Only used to explain a failed factorization.
-fn first_bad_pivot(a: &DMatrix<f64>, threshold: f64) -> Option<(usize, f64)> {
-    let n = a.nrows();
-    let mut l = DMatrix::<f64>::zeros(n, n);
-    for j in 0..n {
-        let d = a[(j, j)] - (0..j).map(|k| l[(j, k)] * l[(j, k)]).sum::<f64>();
-        if not_above(d, threshold) {
-            return Some((j, d));
-        }
-        let ljj = d.sqrt();
-        l[(j, j)] = ljj;
-        for i in (j + 1)..n {
-            let s = a[(i, j)] - (0..j).map(|k| l[(i, k)] * l[(j, k)]).sum::<f64>();
-            l[(i, j)] = s / ljj;
-        }
-    }
-    None
 }
 
 /// Solve a small square system by dense LU with partial pivoting (one factorization,

@@ -1,0 +1,164 @@
+//! A thread-local, size-keyed arena of `f64` buffers for the tape's matrices.
+//!
+//! Every matrix a recording allocates (op output values, leaf copies made by the drivers,
+//! adjoint slots and temporaries of the reverse sweep) is taken from here, and every one
+//! comes back when its owner drops: a [`Tape`](super::Tape) returns its values, a reverse
+//! sweep's [`Gradients`](super::Gradients) its adjoints. A repeated computation of the same
+//! shapes (a training loop, a solver iteration, a benchmark) therefore reuses the same
+//! buffers instead of going through `malloc`/`free`, which for large matrices means `mmap`,
+//! page faults and returning memory to the OS on every call (see `docs/benchmarks.md`).
+//!
+//! Buffers are keyed by their exact length (a `128 x 256` and a `256 x 128` matrix share a
+//! key); a buffer handed out keeps its old contents unless zeros were asked for.
+//!
+//! Bounds: buffers shorter than [`MIN_LEN`] entries are not pooled (`malloc` serves them
+//! well), and at most [`MAX_IDLE_BYTES`] bytes are kept idle per thread: a buffer given
+//! back while the arena holds that much is freed. A one-off huge tape thus pins at most
+//! that much after it drops, and [`release_idle`] frees everything idle on this thread.
+//! Matrices supplied by the user (`Tape::mat_var`, `Tape::constant_mat`, custom op outputs)
+//! are never taken into the arena: only buffers that the arena handed out come back to it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use nalgebra::DMatrix;
+
+/// Buffers shorter than this (in entries, 2 KiB) are left to the system allocator.
+pub(crate) const MIN_LEN: usize = 256;
+/// Most bytes of idle buffers kept per thread (64 MiB).
+pub(crate) const MAX_IDLE_BYTES: usize = 64 << 20;
+
+#[derive(Default)]
+struct Arena {
+    /// Idle buffers by length; every buffer's `len()` equals its key.
+    free: BTreeMap<usize, Vec<Vec<f64>>>,
+    /// Bytes held by `free`.
+    idle_bytes: usize,
+}
+
+thread_local! {
+    static ARENA: RefCell<Arena> = const {
+        RefCell::new(Arena { free: BTreeMap::new(), idle_bytes: 0 })
+    };
+}
+
+/// An idle buffer of exactly `n` entries, if the arena holds one.
+fn pop(n: usize) -> Option<Vec<f64>> {
+    if n < MIN_LEN {
+        return None;
+    }
+    ARENA
+        .try_with(|a| {
+            let mut a = a.borrow_mut();
+            let v = a.free.get_mut(&n)?.pop()?;
+            a.idle_bytes -= n * 8;
+            Some(v)
+        })
+        .ok()
+        .flatten()
+}
+
+/// A `rows x cols` matrix with arbitrary (finite or not) contents, to be overwritten.
+pub(crate) fn take(rows: usize, cols: usize) -> DMatrix<f64> {
+    match pop(rows * cols) {
+        Some(v) => DMatrix::from_vec(rows, cols, v),
+        None => DMatrix::zeros(rows, cols),
+    }
+}
+
+/// A `rows x cols` matrix of zeros.
+pub(crate) fn take_zeroed(rows: usize, cols: usize) -> DMatrix<f64> {
+    match pop(rows * cols) {
+        Some(mut v) => {
+            v.fill(0.0);
+            DMatrix::from_vec(rows, cols, v)
+        }
+        None => DMatrix::zeros(rows, cols),
+    }
+}
+
+/// A copy of `m` in an arena buffer.
+pub(crate) fn copy_of(m: &DMatrix<f64>) -> DMatrix<f64> {
+    let (r, c) = m.shape();
+    match pop(r * c) {
+        Some(mut v) => {
+            v.copy_from_slice(m.as_slice());
+            DMatrix::from_vec(r, c, v)
+        }
+        None => m.clone(),
+    }
+}
+
+/// Give a matrix's buffer back (freed instead if it is small or the arena is full).
+pub(crate) fn give(m: DMatrix<f64>) {
+    let v: Vec<f64> = m.data.into();
+    let n = v.len();
+    if n < MIN_LEN || v.capacity() != n {
+        return;
+    }
+    let _ = ARENA.try_with(|a| {
+        let mut a = a.borrow_mut();
+        if a.idle_bytes + n * 8 <= MAX_IDLE_BYTES {
+            a.idle_bytes += n * 8;
+            a.free.entry(n).or_default().push(v);
+        }
+    });
+}
+
+/// Free every idle buffer of this thread's arena.
+pub(crate) fn release_idle() {
+    let _ = ARENA.try_with(|a| {
+        let mut a = a.borrow_mut();
+        a.free.clear();
+        a.idle_bytes = 0;
+    });
+}
+
+/// Bytes of idle buffers held by this thread's arena.
+pub(crate) fn idle_bytes() -> usize {
+    ARENA.try_with(|a| a.borrow().idle_bytes).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_by_length_and_zeroed_on_request() {
+        release_idle();
+        let mut m = take_zeroed(16, 32);
+        assert!(m.iter().all(|&x| x == 0.0));
+        m.fill(3.0);
+        give(m);
+        assert_eq!(idle_bytes(), 16 * 32 * 8);
+        // Same length, other shape: the same buffer, old contents.
+        let t = take(32, 16);
+        assert_eq!(t.shape(), (32, 16));
+        assert!(t.iter().all(|&x| x == 3.0));
+        assert_eq!(idle_bytes(), 0);
+        give(t);
+        let z = take_zeroed(512, 1);
+        assert!(z.iter().all(|&x| x == 0.0));
+        let c = copy_of(&DMatrix::from_element(8, 64, 1.5));
+        assert!(c.iter().all(|&x| x == 1.5));
+        give(z);
+        give(c);
+        release_idle();
+        assert_eq!(idle_bytes(), 0);
+    }
+
+    #[test]
+    fn small_buffers_are_not_pooled_and_idle_bytes_are_bounded() {
+        release_idle();
+        give(DMatrix::zeros(MIN_LEN - 1, 1));
+        assert_eq!(idle_bytes(), 0);
+        // 1 MiB buffers: the arena keeps at most MAX_IDLE_BYTES of them.
+        let n = (1 << 20) / 8;
+        for _ in 0..(MAX_IDLE_BYTES / (1 << 20)) + 8 {
+            give(DMatrix::zeros(n, 1));
+        }
+        assert_eq!(idle_bytes(), MAX_IDLE_BYTES);
+        release_idle();
+        assert_eq!(idle_bytes(), 0);
+    }
+}
