@@ -121,6 +121,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ImplicitError;
+use crate::linear::kernels::norm;
 use crate::linear::{LinearOperator, OperatorError, Structure};
 use crate::problem::Objective;
 
@@ -1344,10 +1345,6 @@ where
         }
         TerminationStatus::NotTerminated
     }
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|a| a * a).sum::<f64>().sqrt()
 }
 
 fn check_grad_tol(tol: f64) -> Result<(), ImplicitError> {

@@ -17,6 +17,7 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ImplicitError;
+use crate::linear::kernels::norm;
 use crate::linear::{
     DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveOptions, SolveReport,
     Structure, solve,
@@ -123,10 +124,6 @@ impl<L: Linearization + ?Sized> LinearOperator for JacobianBlock<'_, L> {
             positive_definite: sym,
         }
     }
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
 /// Implicit derivatives at one solution: linearize once, then ask for VJPs, JVPs or the
