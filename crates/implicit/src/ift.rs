@@ -16,7 +16,7 @@ use std::rc::Rc;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ImplicitError;
+use crate::error::{ImplicitError, check_finite};
 use crate::linear::kernels::norm;
 use crate::linear::{
     DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveOptions, SolveReport,
@@ -358,13 +358,7 @@ impl<L: Linearization> Implicit<L> {
             residual_kind: crate::linear::ResidualKind::System,
             converged: rnorm <= tol,
         };
-        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-            return Err(ImplicitError::NonFinite {
-                what: "solution",
-                index: i,
-                value: y[i],
-            });
-        }
+        check_finite("solution", &y)?;
         if report.converged {
             Ok(crate::linear::Solution { x: y, report })
         } else {
@@ -481,14 +475,7 @@ fn check_vector(what: &'static str, v: &[f64], expected: usize) -> Result<(), Im
             got: v.len(),
         });
     }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(ImplicitError::NonFinite {
-            what,
-            index: i,
-            value: v[i],
-        });
-    }
-    Ok(())
+    check_finite(what, v)
 }
 
 fn check_point(x: &[f64], theta: &[f64]) -> Result<(), ImplicitError> {

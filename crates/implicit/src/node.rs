@@ -13,7 +13,7 @@ use std::rc::Rc;
 use ad_core::{CustomRule, MatOps, MatVar, RuleError, Var, custom_op, custom_scalar_op};
 use nalgebra::DMatrix;
 
-use crate::error::ImplicitError;
+use crate::error::{ImplicitError, check_finite};
 use crate::ift::{IftOptions, IftReport, Implicit};
 use crate::problem::{FixedPointMap, Objective, RootCondition};
 
@@ -146,13 +146,7 @@ fn prepare<P: ImplicitProblem, E: Into<RuleError>>(
     forward_solver: impl FnOnce(&[f64]) -> Result<Vec<f64>, E>,
     options: IftOptions,
 ) -> Result<(Vec<f64>, ImplicitRule<P>, ImplicitNode), ImplicitError> {
-    if let Some(i) = theta.iter().position(|t| !t.is_finite()) {
-        return Err(ImplicitError::NonFinite {
-            what: "parameters theta",
-            index: i,
-            value: theta[i],
-        });
-    }
+    check_finite("parameters theta", &theta)?;
     let x = forward_solver(&theta).map_err(|e| ImplicitError::ForwardSolver(e.into()))?;
     let forward_residual = problem.residual_norm(&x, &theta)?;
     if !forward_residual.is_finite() || forward_residual > options.residual_tol {
