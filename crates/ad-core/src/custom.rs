@@ -46,8 +46,8 @@ use nalgebra::DMatrix;
 
 use crate::error::{AdError, RuleError};
 use crate::matrix::MatVar;
-use crate::matrix::ops::{MatSlots, Op};
-use crate::tape::{NONE, OpEntry, ScalarNode, active_id, with_tape};
+use crate::tape::op::{Op, OpaqueOp};
+use crate::tape::{MatSlots, NONE, OpEntry, ScalarNode, TapeMat, active_id, with_tape};
 use crate::var::Var;
 
 /// The derivative rules of a custom op.
@@ -159,10 +159,10 @@ fn check_shapes(
     }
 }
 
-impl CustomRecord {
-    pub(crate) fn backward(
+impl OpaqueOp for CustomRecord {
+    fn backward(
         &self,
-        _mats: &[DMatrix<f64>],
+        _mats: &[TapeMat],
         sadj: &mut [f64],
         madj: &mut MatSlots,
     ) -> Result<(), AdError> {
@@ -192,9 +192,9 @@ impl CustomRecord {
         Ok(())
     }
 
-    pub(crate) fn forward(
+    fn forward(
         &self,
-        _mats: &[DMatrix<f64>],
+        _mats: &[TapeMat],
         stan: &mut [f64],
         mtan: &mut MatSlots,
     ) -> Result<(), AdError> {
@@ -259,7 +259,7 @@ pub fn custom_op(
         for value in outputs {
             let (r, c) = value.shape();
             let idx = t.mats.len() as u32;
-            t.mats.push(value);
+            t.mats.push(value.into());
             t.foreign_mats.push(idx);
             out_blocks.push(Block::Mat(idx, (r, c)));
             out_vars.push(MatVar::from_parts(tape, idx, r, c));

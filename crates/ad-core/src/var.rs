@@ -6,8 +6,9 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 
 use num_traits::{One, Zero};
 
-use crate::real::{Real, sigmoid_f64, sign_f64, softplus_sigmoid_f64};
+use crate::real::{Real, sigmoid_f64, softplus_sigmoid_f64};
 use crate::tape::{NONE, Tape, push_scalar};
+use crate::unary::{Sc, Unary};
 
 /// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
 ///
@@ -75,6 +76,14 @@ impl Var {
             tape: self.tape,
             index,
         }
+    }
+
+    /// Record `y = f(self)` with the derivative from the table of [`Unary`]; `aux` is the
+    /// auxiliary value it needs (see [`Unary::derivative_uses`]; ignored if none).
+    #[inline]
+    fn elementwise(self, f: Unary, y: f64, aux: f64) -> Var {
+        let d = f.chain_with(&Sc(self.value), &Sc(y), &Sc(aux), &Sc(1.0)).0;
+        self.unary(y, d)
     }
 
     /// Record a binary node `value = f(a, b)` with partials `da`, `db`.
@@ -288,11 +297,11 @@ impl Real for Var {
     #[inline]
     fn exp(self) -> Var {
         let v = self.value.exp();
-        self.unary(v, v)
+        self.elementwise(Unary::Exp, v, v)
     }
     #[inline]
     fn ln(self) -> Var {
-        self.unary(self.value.ln(), 1.0 / self.value)
+        self.elementwise(Unary::Ln, self.value.ln(), 0.0)
     }
     #[inline]
     fn ln_1p(self) -> Var {
@@ -300,8 +309,7 @@ impl Real for Var {
     }
     #[inline]
     fn sqrt(self) -> Var {
-        let v = self.value.sqrt();
-        self.unary(v, 0.5 / v)
+        self.elementwise(Unary::Sqrt, self.value.sqrt(), 0.0)
     }
     #[inline]
     fn powi(self, n: i32) -> Var {
@@ -324,34 +332,33 @@ impl Real for Var {
     }
     #[inline]
     fn sin(self) -> Var {
-        self.unary(self.value.sin(), self.value.cos())
+        self.elementwise(Unary::Sin, self.value.sin(), self.value.cos())
     }
     #[inline]
     fn cos(self) -> Var {
-        self.unary(self.value.cos(), -self.value.sin())
+        self.elementwise(Unary::Cos, self.value.cos(), self.value.sin())
     }
     #[inline]
     fn tanh(self) -> Var {
-        let t = self.value.tanh();
-        self.unary(t, 1.0 - t * t)
+        self.elementwise(Unary::Tanh, self.value.tanh(), 0.0)
     }
     #[inline]
     fn sigmoid(self) -> Var {
-        let s = sigmoid_f64(self.value);
-        self.unary(s, s * (1.0 - s))
+        self.elementwise(Unary::Sigmoid, sigmoid_f64(self.value), 0.0)
     }
     #[inline]
     fn softplus(self) -> Var {
-        let (v, d) = softplus_sigmoid_f64(self.value);
-        self.unary(v, d)
+        // Softplus and its derivative's sigmoid share one `exp`.
+        let (v, s) = softplus_sigmoid_f64(self.value);
+        self.elementwise(Unary::Softplus, v, s)
     }
     #[inline]
     fn abs(self) -> Var {
-        self.unary(self.value.abs(), sign_f64(self.value))
+        self.elementwise(Unary::Abs, self.value.abs(), 0.0)
     }
     #[inline]
     fn square(self) -> Var {
-        self.unary(self.value * self.value, 2.0 * self.value)
+        self.elementwise(Unary::Square, self.value * self.value, 0.0)
     }
     #[inline]
     fn recip(self) -> Var {

@@ -3,9 +3,9 @@
 use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
-use super::ops::Op;
 use super::{MatOps, Unary, assert_same_shape};
-use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, active_id, with_tape};
+use crate::tape::op::Op;
+use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, TapeMat, active_id, with_tape};
 use crate::var::Var;
 
 /// A matrix-valued variable on a [`Tape`]: its value and adjoint are stored contiguously,
@@ -65,7 +65,7 @@ impl MatVar {
     fn leaf(tape: u32, value: DMatrix<f64>, constant: bool, foreign: bool) -> MatVar {
         let (rows, cols) = value.shape();
         let index = with_tape(tape, |t| {
-            t.mats.push(value);
+            t.mats.push(value.into());
             let index = (t.mats.len() - 1) as u32;
             if constant {
                 t.const_mats.push(index);
@@ -134,7 +134,7 @@ impl MatVar {
     /// Record a matrix-output op: `compute` sees the tape's matrices and returns the value.
     fn record(
         &self,
-        compute: impl FnOnce(&[DMatrix<f64>]) -> DMatrix<f64>,
+        compute: impl FnOnce(&[TapeMat]) -> DMatrix<f64>,
         op: impl FnOnce(u32) -> Op,
     ) -> MatVar {
         let tape = self.tape;
@@ -142,7 +142,7 @@ impl MatVar {
             let value = compute(&t.mats);
             let (rows, cols) = value.shape();
             let out = t.mats.len() as u32;
-            t.mats.push(value);
+            t.mats.push(value.into());
             let scalar_mark = t.scalars.len() as u32;
             t.ops.push(OpEntry {
                 scalar_mark,
@@ -161,7 +161,7 @@ impl MatVar {
     /// Record a scalar-output op.
     fn record_scalar(
         &self,
-        compute: impl FnOnce(&[DMatrix<f64>]) -> f64,
+        compute: impl FnOnce(&[TapeMat]) -> f64,
         op: impl FnOnce(u32) -> Op,
     ) -> Var {
         let tape = self.tape;
@@ -392,7 +392,7 @@ impl MatOps for MatVar {
         let ids2 = ids.clone();
         first.record(
             |m| {
-                let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &m[i as usize]).collect();
+                let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &*m[i as usize]).collect();
                 linalg::concat(&refs, horizontal, Alloc::Arena)
             },
             |out| Op::Concat {
