@@ -44,7 +44,7 @@
 
 use nalgebra::DMatrix;
 
-use crate::error::{AdError, RuleError};
+use crate::error::{AdError, RuleError, check_finite};
 use crate::matrix::MatVar;
 use crate::tape::op::{Op, OpaqueOp};
 use crate::tape::{MatSlots, NONE, OpEntry, ScalarNode, TapeMat, active_id, with_tape};
@@ -159,6 +159,26 @@ fn check_shapes(
     }
 }
 
+/// Reject the first non-finite entry of the blocks a rule returned.
+fn check_rule_output(
+    name: &str,
+    rule: &'static str,
+    blocks: &[DMatrix<f64>],
+) -> Result<(), AdError> {
+    for (block, m) in blocks.iter().enumerate() {
+        if let Err(AdError::NonFinite { index, value, .. }) = check_finite("", m.as_slice()) {
+            return Err(AdError::CustomNonFinite {
+                name: name.to_string(),
+                rule,
+                block,
+                index,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl OpaqueOp for CustomRecord {
     fn backward(
         &self,
@@ -177,6 +197,7 @@ impl OpaqueOp for CustomRecord {
             source,
         })?;
         check_shapes(name, "vjp", &self.inputs, &bars)?;
+        check_rule_output(name, "vjp", &bars)?;
         for (block, bar) in self.inputs.iter().zip(&bars) {
             match block {
                 Block::Scalars(ids) => {
@@ -206,6 +227,7 @@ impl OpaqueOp for CustomRecord {
             source,
         })?;
         check_shapes(name, "jvp", &self.outputs, &dots)?;
+        check_rule_output(name, "jvp", &dots)?;
         for (block, dot) in self.outputs.iter().zip(dots) {
             match block {
                 Block::Scalars(ids) => {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::iter::Sum;
+use std::marker::PhantomData;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use num_traits::{One, Zero};
@@ -15,6 +16,8 @@ use crate::unary::{Sc, Unary};
 /// `Var` is 16 bytes and `Copy`: it carries its value, the id of its tape and its node index.
 /// Arithmetic on variables records nodes on their tape; arithmetic involving only constants
 /// records nothing. Using a `Var` after its tape's scope ended panics with a clear message.
+/// Tapes are thread-local, so `Var` is neither `Send` nor `Sync` (num-traits and nalgebra's
+/// `Scalar` do not ask for either; nalgebra's `RealField`/`ComplexField` would).
 ///
 /// ```
 /// use ad_core::{Real, Tape, Var};
@@ -29,6 +32,8 @@ pub struct Var {
     value: f64,
     tape: u32,
     index: u32,
+    /// Tape ids are per thread: a `Var` must not leave its thread (`!Send`, `!Sync`).
+    _thread: PhantomData<*const ()>,
 }
 
 impl Var {
@@ -39,6 +44,7 @@ impl Var {
             value,
             tape: 0,
             index: NONE,
+            _thread: PhantomData,
         }
     }
 
@@ -61,7 +67,12 @@ impl Var {
 
     #[inline]
     pub(crate) fn from_parts(value: f64, tape: u32, index: u32) -> Var {
-        Var { value, tape, index }
+        Var {
+            value,
+            tape,
+            index,
+            _thread: PhantomData,
+        }
     }
 
     /// Record a unary node `value = f(self)` with derivative `d`.
@@ -71,11 +82,7 @@ impl Var {
             return Var::constant(value);
         }
         let index = push_scalar(self.tape, [self.index, NONE], [d, 0.0]);
-        Var {
-            value,
-            tape: self.tape,
-            index,
-        }
+        Var::from_parts(value, self.tape, index)
     }
 
     /// Record `y = f(self)` with the derivative from the table of [`Unary`]; `aux` is the
@@ -104,11 +111,7 @@ impl Var {
                     crate::tape::with_tape(stale, |_| ());
                 }
                 let index = push_scalar(a.tape, [a.index, b.index], [da, db]);
-                Var {
-                    value,
-                    tape: a.tape,
-                    index,
-                }
+                Var::from_parts(value, a.tape, index)
             }
         }
     }

@@ -127,9 +127,15 @@ pub trait MatOps: Clone + Debug + Sized {
     fn neg(&self) -> Self {
         self.scale_f64(-1.0)
     }
-    /// Mean of all entries.
+    /// Mean of all entries; panics (with the shape) on a matrix without entries, whose
+    /// mean is undefined.
+    #[track_caller]
     fn mean(&self) -> Self::Scalar {
         let (r, c) = self.shape();
+        assert!(
+            r * c > 0,
+            "ad-core: mean: a {r}x{c} matrix has no entries, its mean is undefined"
+        );
         self.sum() / (r * c) as f64
     }
     /// Squared Frobenius norm.

@@ -1,5 +1,7 @@
 //! [`MatVar`]: a matrix recorded on the tape as one node per operation.
 
+use std::marker::PhantomData;
+
 use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
@@ -11,7 +13,8 @@ use crate::var::Var;
 /// A matrix-valued variable on a [`Tape`]: its value and adjoint are stored contiguously,
 /// and each operation on it is one tape node (a matmul is one gemm forward, two backward).
 ///
-/// `MatVar` is `Copy` (it is an id and a shape); its value lives on the tape.
+/// `MatVar` is `Copy` (it is an id and a shape); its value lives on the tape. Like the tape,
+/// it is tied to its thread (`!Send`, `!Sync`).
 #[derive(Clone, Copy, Debug)]
 pub struct MatVar {
     tape: u32,
@@ -20,6 +23,8 @@ pub struct MatVar {
     cols: usize,
     /// Made by [`MatOps::zeros_like`]: a constant known to be all zeros.
     zero: bool,
+    /// Tape ids are per thread: a `MatVar` must not leave its thread (`!Send`, `!Sync`).
+    _thread: PhantomData<*const ()>,
 }
 
 impl Tape {
@@ -81,6 +86,7 @@ impl MatVar {
             rows,
             cols,
             zero: false,
+            _thread: PhantomData,
         }
     }
 
@@ -91,6 +97,7 @@ impl MatVar {
             rows,
             cols,
             zero: false,
+            _thread: PhantomData,
         }
     }
 
@@ -148,13 +155,7 @@ impl MatVar {
                 scalar_mark,
                 op: op(out),
             });
-            MatVar {
-                tape,
-                index: out,
-                rows,
-                cols,
-                zero: false,
-            }
+            MatVar::from_parts(tape, out, rows, cols)
         })
     }
 
