@@ -44,10 +44,10 @@
 
 use nalgebra::DMatrix;
 
-use crate::error::{AdError, RuleError};
+use crate::error::{AdError, RuleError, check_finite};
 use crate::matrix::MatVar;
-use crate::matrix::ops::{MatSlots, Op};
-use crate::tape::{NONE, OpEntry, ScalarNode, active_id, with_tape};
+use crate::tape::op::{Op, OpaqueOp};
+use crate::tape::{MatSlots, NONE, OpEntry, ScalarNode, TapeMat, active_id, with_tape};
 use crate::var::Var;
 
 /// The derivative rules of a custom op.
@@ -159,10 +159,30 @@ fn check_shapes(
     }
 }
 
-impl CustomRecord {
-    pub(crate) fn backward(
+/// Reject the first non-finite entry of the blocks a rule returned.
+fn check_rule_output(
+    name: &str,
+    rule: &'static str,
+    blocks: &[DMatrix<f64>],
+) -> Result<(), AdError> {
+    for (block, m) in blocks.iter().enumerate() {
+        if let Err(AdError::NonFinite { index, value, .. }) = check_finite("", m.as_slice()) {
+            return Err(AdError::CustomNonFinite {
+                name: name.to_string(),
+                rule,
+                block,
+                index,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl OpaqueOp for CustomRecord {
+    fn backward(
         &self,
-        _mats: &[DMatrix<f64>],
+        _mats: &[TapeMat],
         sadj: &mut [f64],
         madj: &mut MatSlots,
     ) -> Result<(), AdError> {
@@ -177,6 +197,7 @@ impl CustomRecord {
             source,
         })?;
         check_shapes(name, "vjp", &self.inputs, &bars)?;
+        check_rule_output(name, "vjp", &bars)?;
         for (block, bar) in self.inputs.iter().zip(&bars) {
             match block {
                 Block::Scalars(ids) => {
@@ -192,9 +213,9 @@ impl CustomRecord {
         Ok(())
     }
 
-    pub(crate) fn forward(
+    fn forward(
         &self,
-        _mats: &[DMatrix<f64>],
+        _mats: &[TapeMat],
         stan: &mut [f64],
         mtan: &mut MatSlots,
     ) -> Result<(), AdError> {
@@ -206,6 +227,7 @@ impl CustomRecord {
             source,
         })?;
         check_shapes(name, "jvp", &self.outputs, &dots)?;
+        check_rule_output(name, "jvp", &dots)?;
         for (block, dot) in self.outputs.iter().zip(dots) {
             match block {
                 Block::Scalars(ids) => {
@@ -259,7 +281,7 @@ pub fn custom_op(
         for value in outputs {
             let (r, c) = value.shape();
             let idx = t.mats.len() as u32;
-            t.mats.push(value);
+            t.mats.push(value.into());
             t.foreign_mats.push(idx);
             out_blocks.push(Block::Mat(idx, (r, c)));
             out_vars.push(MatVar::from_parts(tape, idx, r, c));

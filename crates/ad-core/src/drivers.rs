@@ -26,7 +26,8 @@ use crate::dual::Dual;
 use crate::error::{AdError, check_finite};
 use crate::matrix::{DualMat, MatOps};
 use crate::real::Real;
-use crate::tape::{Seeds, Tape};
+use crate::sweep::Seeds;
+use crate::tape::Tape;
 use crate::var::Var;
 
 /// A scalar function of a vector, written once for every scalar mode.

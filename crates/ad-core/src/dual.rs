@@ -7,6 +7,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use num_traits::{One, Zero};
 
 use crate::real::Real;
+use crate::unary::{Sc, Unary};
 
 /// A dual number: a value `re` and one directional derivative `eps`.
 ///
@@ -48,6 +49,12 @@ impl<T: Real> Dual<T> {
     #[inline]
     pub fn variable(re: T) -> Self {
         Dual { re, eps: T::one() }
+    }
+    /// `f(self)` whose value `y` is computed; the tangent comes from the table of [`Unary`].
+    #[inline]
+    fn elementwise(self, f: Unary, y: T) -> Self {
+        let eps = f.chain(&Sc(self.re), &Sc(y), &Sc(self.eps)).0;
+        Dual { re: y, eps }
     }
     /// Scale the derivative part by `d` (the chain rule for a unary function with
     /// value `v` and derivative `d`).
@@ -214,12 +221,11 @@ impl<T: Real> Real for Dual<T> {
     }
     #[inline]
     fn exp(self) -> Self {
-        let e = self.re.exp();
-        self.chain(e, e)
+        self.elementwise(Unary::Exp, self.re.exp())
     }
     #[inline]
     fn ln(self) -> Self {
-        Dual::new(self.re.ln(), self.eps / self.re)
+        self.elementwise(Unary::Ln, self.re.ln())
     }
     #[inline]
     fn ln_1p(self) -> Self {
@@ -227,8 +233,7 @@ impl<T: Real> Real for Dual<T> {
     }
     #[inline]
     fn sqrt(self) -> Self {
-        let s = self.re.sqrt();
-        Dual::new(s, self.eps / (s * 2.0))
+        self.elementwise(Unary::Sqrt, self.re.sqrt())
     }
     #[inline]
     fn powi(self, n: i32) -> Self {
@@ -250,41 +255,31 @@ impl<T: Real> Real for Dual<T> {
     }
     #[inline]
     fn sin(self) -> Self {
-        self.chain(self.re.sin(), self.re.cos())
+        self.elementwise(Unary::Sin, self.re.sin())
     }
     #[inline]
     fn cos(self) -> Self {
-        self.chain(self.re.cos(), -self.re.sin())
+        self.elementwise(Unary::Cos, self.re.cos())
     }
     #[inline]
     fn tanh(self) -> Self {
-        let t = self.re.tanh();
-        self.chain(t, -(t * t) + 1.0)
+        self.elementwise(Unary::Tanh, self.re.tanh())
     }
     #[inline]
     fn sigmoid(self) -> Self {
-        let s = self.re.sigmoid();
-        self.chain(s, s - s * s)
+        self.elementwise(Unary::Sigmoid, self.re.sigmoid())
     }
     #[inline]
     fn softplus(self) -> Self {
-        self.chain(self.re.softplus(), self.re.sigmoid())
+        self.elementwise(Unary::Softplus, self.re.softplus())
     }
     #[inline]
     fn abs(self) -> Self {
-        let v = self.re.value();
-        if v > 0.0 {
-            self
-        } else if v < 0.0 {
-            -self
-        } else {
-            Dual::new(self.re.abs(), self.eps * 0.0)
-        }
+        self.elementwise(Unary::Abs, self.re.abs())
     }
     #[inline]
     fn square(self) -> Self {
-        // 2 (re eps) rather than re eps + eps re: the same bits on f64, and one tape node
-        // fewer on `Dual<Var>` (Hessian-vector products of squared terms).
-        Dual::new(self.re.square(), self.re * self.eps * 2.0)
+        // (re eps) 2 rather than re eps + eps re: one tape node fewer on `Dual<Var>`.
+        self.elementwise(Unary::Square, self.re.square())
     }
 }

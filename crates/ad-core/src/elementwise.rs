@@ -4,7 +4,7 @@
 //! ones go through the vectorized kernels of [`crate::kernels`] (at most 2 ulp from std).
 
 use crate::kernels;
-use crate::matrix::Unary;
+use crate::unary::Unary;
 
 /// `out[i] = f(x[i])`.
 pub(crate) fn apply(f: Unary, x: &[f64], out: &mut [f64]) {

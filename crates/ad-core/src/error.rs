@@ -11,6 +11,7 @@ pub type RuleError = Box<dyn Error + Send + Sync + 'static>;
 /// Shape mismatches between operands are programmer errors and panic instead (with both
 /// shapes in the message), as in nalgebra.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdError {
     /// An input contained NaN or an infinity.
     #[error("non-finite {what}: entry {index} is {value}")]
@@ -56,6 +57,25 @@ pub enum AdError {
         /// The length given.
         got: usize,
     },
+    // --- core: tape and custom ops (keep additions of ad-core's core in this block) ---
+    /// A custom op's VJP or JVP rule returned a NaN or an infinity (which would otherwise
+    /// flow silently into gradients or tangents).
+    #[error(
+        "custom op `{name}`: its {rule} rule returned a non-finite value: block {block}, entry {index} is {value}"
+    )]
+    CustomNonFinite {
+        /// The op's name.
+        name: String,
+        /// "vjp" or "jvp".
+        rule: &'static str,
+        /// Which returned block (input adjoint for "vjp", output tangent for "jvp").
+        block: usize,
+        /// Position of the first non-finite entry in that block (column-major).
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    // --- end of core block ---
     /// Saved model data could not be read.
     #[error("could not read saved data: {0}")]
     Load(String),

@@ -42,7 +42,9 @@ pub mod kernels;
 pub mod matrix;
 pub mod nn;
 mod real;
+mod sweep;
 mod tape;
+mod unary;
 mod var;
 
 pub use custom::{CustomRule, FnRule, custom_op, custom_scalar_op};
@@ -54,7 +56,8 @@ pub use dual::{Dual, Dual64};
 pub use error::{AdError, RuleError, check_finite};
 pub use matrix::{DualMat, MatOps, MatVar, Unary};
 pub use real::Real;
-pub use tape::{Gradients, Seeds, Tangents, Tape};
+pub use sweep::{Gradients, Seeds, Tangents};
+pub use tape::Tape;
 pub use var::Var;
 
 /// The names most programs need: `use ad_core::prelude::*;`.

@@ -2,18 +2,22 @@
 
 use std::fmt;
 use std::iter::Sum;
+use std::marker::PhantomData;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use num_traits::{One, Zero};
 
-use crate::real::{Real, sigmoid_f64, sign_f64, softplus_sigmoid_f64};
+use crate::real::{Real, sigmoid_f64, softplus_sigmoid_f64};
 use crate::tape::{NONE, Tape, push_scalar};
+use crate::unary::{Sc, Unary};
 
 /// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
 ///
 /// `Var` is 16 bytes and `Copy`: it carries its value, the id of its tape and its node index.
 /// Arithmetic on variables records nodes on their tape; arithmetic involving only constants
 /// records nothing. Using a `Var` after its tape's scope ended panics with a clear message.
+/// Tapes are thread-local, so `Var` is neither `Send` nor `Sync` (num-traits and nalgebra's
+/// `Scalar` do not ask for either; nalgebra's `RealField`/`ComplexField` would).
 ///
 /// ```
 /// use ad_core::{Real, Tape, Var};
@@ -28,6 +32,8 @@ pub struct Var {
     value: f64,
     tape: u32,
     index: u32,
+    /// Tape ids are per thread: a `Var` must not leave its thread (`!Send`, `!Sync`).
+    _thread: PhantomData<*const ()>,
 }
 
 impl Var {
@@ -38,6 +44,7 @@ impl Var {
             value,
             tape: 0,
             index: NONE,
+            _thread: PhantomData,
         }
     }
 
@@ -60,7 +67,12 @@ impl Var {
 
     #[inline]
     pub(crate) fn from_parts(value: f64, tape: u32, index: u32) -> Var {
-        Var { value, tape, index }
+        Var {
+            value,
+            tape,
+            index,
+            _thread: PhantomData,
+        }
     }
 
     /// Record a unary node `value = f(self)` with derivative `d`.
@@ -70,11 +82,15 @@ impl Var {
             return Var::constant(value);
         }
         let index = push_scalar(self.tape, [self.index, NONE], [d, 0.0]);
-        Var {
-            value,
-            tape: self.tape,
-            index,
-        }
+        Var::from_parts(value, self.tape, index)
+    }
+
+    /// Record `y = f(self)` with the derivative from the table of [`Unary`]; `aux` is the
+    /// auxiliary value it needs (see [`Unary::derivative_uses`]; ignored if none).
+    #[inline]
+    fn elementwise(self, f: Unary, y: f64, aux: f64) -> Var {
+        let d = f.chain_with(&Sc(self.value), &Sc(y), &Sc(aux), &Sc(1.0)).0;
+        self.unary(y, d)
     }
 
     /// Record a binary node `value = f(a, b)` with partials `da`, `db`.
@@ -95,11 +111,7 @@ impl Var {
                     crate::tape::with_tape(stale, |_| ());
                 }
                 let index = push_scalar(a.tape, [a.index, b.index], [da, db]);
-                Var {
-                    value,
-                    tape: a.tape,
-                    index,
-                }
+                Var::from_parts(value, a.tape, index)
             }
         }
     }
@@ -288,11 +300,11 @@ impl Real for Var {
     #[inline]
     fn exp(self) -> Var {
         let v = self.value.exp();
-        self.unary(v, v)
+        self.elementwise(Unary::Exp, v, v)
     }
     #[inline]
     fn ln(self) -> Var {
-        self.unary(self.value.ln(), 1.0 / self.value)
+        self.elementwise(Unary::Ln, self.value.ln(), 0.0)
     }
     #[inline]
     fn ln_1p(self) -> Var {
@@ -300,8 +312,7 @@ impl Real for Var {
     }
     #[inline]
     fn sqrt(self) -> Var {
-        let v = self.value.sqrt();
-        self.unary(v, 0.5 / v)
+        self.elementwise(Unary::Sqrt, self.value.sqrt(), 0.0)
     }
     #[inline]
     fn powi(self, n: i32) -> Var {
@@ -324,34 +335,33 @@ impl Real for Var {
     }
     #[inline]
     fn sin(self) -> Var {
-        self.unary(self.value.sin(), self.value.cos())
+        self.elementwise(Unary::Sin, self.value.sin(), self.value.cos())
     }
     #[inline]
     fn cos(self) -> Var {
-        self.unary(self.value.cos(), -self.value.sin())
+        self.elementwise(Unary::Cos, self.value.cos(), self.value.sin())
     }
     #[inline]
     fn tanh(self) -> Var {
-        let t = self.value.tanh();
-        self.unary(t, 1.0 - t * t)
+        self.elementwise(Unary::Tanh, self.value.tanh(), 0.0)
     }
     #[inline]
     fn sigmoid(self) -> Var {
-        let s = sigmoid_f64(self.value);
-        self.unary(s, s * (1.0 - s))
+        self.elementwise(Unary::Sigmoid, sigmoid_f64(self.value), 0.0)
     }
     #[inline]
     fn softplus(self) -> Var {
-        let (v, d) = softplus_sigmoid_f64(self.value);
-        self.unary(v, d)
+        // Softplus and its derivative's sigmoid share one `exp`.
+        let (v, s) = softplus_sigmoid_f64(self.value);
+        self.elementwise(Unary::Softplus, v, s)
     }
     #[inline]
     fn abs(self) -> Var {
-        self.unary(self.value.abs(), sign_f64(self.value))
+        self.elementwise(Unary::Abs, self.value.abs(), 0.0)
     }
     #[inline]
     fn square(self) -> Var {
-        self.unary(self.value * self.value, 2.0 * self.value)
+        self.elementwise(Unary::Square, self.value * self.value, 0.0)
     }
     #[inline]
     fn recip(self) -> Var {

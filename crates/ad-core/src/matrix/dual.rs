@@ -4,7 +4,6 @@ use nalgebra::DMatrix;
 
 use super::{MatOps, Unary};
 use crate::dual::Dual;
-use crate::real::sign_f64;
 
 /// A matrix and its tangent (directional derivative), both of mode `M`.
 ///
@@ -141,22 +140,8 @@ impl<M: MatOps> MatOps for DualMat<M> {
         }
     }
     fn unary(&self, f: Unary) -> Self {
-        let (x, dx) = (&self.re, &self.eps);
-        let y = x.unary(f);
-        let mask = |g: fn(f64) -> f64| x.constant_like(x.value().map(g));
-        let eps = match f {
-            Unary::Tanh => dx.sub(&y.mul_elem(&y).mul_elem(dx)),
-            Unary::Exp => y.mul_elem(dx),
-            Unary::Ln => dx.div_elem(x),
-            Unary::Sigmoid => y.sub(&y.mul_elem(&y)).mul_elem(dx),
-            Unary::Softplus => x.unary(Unary::Sigmoid).mul_elem(dx),
-            Unary::Relu => mask(|v| if v > 0.0 { 1.0 } else { 0.0 }).mul_elem(dx),
-            Unary::Sqrt => dx.div_elem(&y).scale_f64(0.5),
-            Unary::Square => x.mul_elem(dx).scale_f64(2.0),
-            Unary::Abs => mask(sign_f64).mul_elem(dx),
-            Unary::Sin => x.unary(Unary::Cos).mul_elem(dx),
-            Unary::Cos => x.unary(Unary::Sin).mul_elem(dx).neg(),
-        };
+        let y = self.re.unary(f);
+        let eps = f.chain(&self.re, &y, &self.eps);
         DualMat { re: y, eps }
     }
     fn sum(&self) -> Dual<M::Scalar> {

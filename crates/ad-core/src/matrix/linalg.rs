@@ -4,8 +4,8 @@ use nalgebra::{DMatrix, DMatrixView, Dyn};
 
 use super::Unary;
 use crate::elementwise;
-use crate::real::sign_f64;
 use crate::tape::arena;
+use crate::unary::Sc;
 
 /// Where a result matrix is allocated: the system allocator (plain `DMatrix<f64>` mode,
 /// whose results belong to the caller) or the tape's arena (values recorded on a tape,
@@ -190,7 +190,9 @@ pub(crate) fn unary_value(f: Unary, x: &DMatrix<f64>, alloc: Alloc) -> DMatrix<f
     out
 }
 
-/// `xbar += ybar .* f'(x)`, with `y = f(x)` available for functions whose derivative uses it.
+/// `xbar += ybar .* f'(x)`, with `y = f(x)`, through the derivative table of [`Unary`].
+/// Auxiliary values the table needs (sigmoid for softplus, ...) come from the vectorized
+/// kernels, in one temporary.
 pub(crate) fn unary_backward(
     f: Unary,
     x: &DMatrix<f64>,
@@ -198,36 +200,40 @@ pub(crate) fn unary_backward(
     ybar: &DMatrix<f64>,
     xbar: &mut DMatrix<f64>,
 ) {
-    let (xs, ys, gs) = (x.as_slice(), y.as_slice(), ybar.as_slice());
-    let out = xbar.as_mut_slice();
-    macro_rules! each {
-        (|$x:ident, $y:ident, $g:ident| $e:expr) => {
-            for i in 0..out.len() {
-                let ($x, $y, $g) = (xs[i], ys[i], gs[i]);
-                let _ = ($x, $y);
-                out[i] += $e;
-            }
-        };
-    }
-    match f {
-        Unary::Tanh => each!(|x, y, g| g * (1.0 - y * y)),
-        Unary::Exp => each!(|x, y, g| g * y),
-        Unary::Ln => each!(|x, y, g| g / x),
-        Unary::Sigmoid => each!(|x, y, g| g * (y - y * y)),
-        Unary::Softplus => {
-            let s = unary_value(Unary::Sigmoid, x, Alloc::Arena);
-            let ss = s.as_slice();
-            for i in 0..out.len() {
-                out[i] += gs[i] * ss[i];
-            }
-            arena::give(s);
+    let aux = f.derivative_uses().map(|h| unary_value(h, x, Alloc::Arena));
+    let slices = (
+        x.as_slice(),
+        y.as_slice(),
+        aux.as_ref().map_or(x.as_slice(), |a| a.as_slice()),
+        ybar.as_slice(),
+    );
+    /// One loop per function, so the table's `match` folds away and the loop vectorizes.
+    #[inline(always)]
+    fn run(f: Unary, (xs, ys, aux, gs): (&[f64], &[f64], &[f64], &[f64]), out: &mut [f64]) {
+        let n = out.len();
+        let (xs, ys, aux, gs) = (&xs[..n], &ys[..n], &aux[..n], &gs[..n]);
+        for i in 0..n {
+            out[i] += f
+                .chain_with(&Sc(xs[i]), &Sc(ys[i]), &Sc(aux[i]), &Sc(gs[i]))
+                .0;
         }
-        Unary::Relu => each!(|x, y, g| if x > 0.0 { g } else { 0.0 }),
-        Unary::Sqrt => each!(|x, y, g| 0.5 * g / y),
-        Unary::Square => each!(|x, y, g| 2.0 * x * g),
-        Unary::Abs => each!(|x, y, g| sign_f64(x) * g),
-        Unary::Sin => each!(|x, y, g| x.cos() * g),
-        Unary::Cos => each!(|x, y, g| -x.sin() * g),
+    }
+    let out = xbar.as_mut_slice();
+    match f {
+        Unary::Tanh => run(Unary::Tanh, slices, out),
+        Unary::Exp => run(Unary::Exp, slices, out),
+        Unary::Ln => run(Unary::Ln, slices, out),
+        Unary::Sigmoid => run(Unary::Sigmoid, slices, out),
+        Unary::Softplus => run(Unary::Softplus, slices, out),
+        Unary::Relu => run(Unary::Relu, slices, out),
+        Unary::Sqrt => run(Unary::Sqrt, slices, out),
+        Unary::Square => run(Unary::Square, slices, out),
+        Unary::Abs => run(Unary::Abs, slices, out),
+        Unary::Sin => run(Unary::Sin, slices, out),
+        Unary::Cos => run(Unary::Cos, slices, out),
+    }
+    if let Some(a) = aux {
+        arena::give(a);
     }
 }
 

@@ -39,70 +39,11 @@ use std::fmt::Debug;
 use nalgebra::DMatrix;
 
 use crate::real::Real;
+use crate::unary::ChainArith;
 
+pub use crate::unary::Unary;
 pub use dual::DualMat;
 pub use var::MatVar;
-
-/// Elementwise functions available on matrices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Unary {
-    /// tanh(x).
-    Tanh,
-    /// e^x.
-    Exp,
-    /// ln(x).
-    Ln,
-    /// 1 / (1 + e^-x).
-    Sigmoid,
-    /// ln(1 + e^x).
-    Softplus,
-    /// max(x, 0); derivative 0 at 0.
-    Relu,
-    /// sqrt(x).
-    Sqrt,
-    /// x^2.
-    Square,
-    /// |x|; derivative 0 at 0.
-    Abs,
-    /// sin(x).
-    Sin,
-    /// cos(x).
-    Cos,
-}
-
-impl Unary {
-    /// Every elementwise function, for tests and tables.
-    pub const ALL: [Unary; 11] = [
-        Unary::Tanh,
-        Unary::Exp,
-        Unary::Ln,
-        Unary::Sigmoid,
-        Unary::Softplus,
-        Unary::Relu,
-        Unary::Sqrt,
-        Unary::Square,
-        Unary::Abs,
-        Unary::Sin,
-        Unary::Cos,
-    ];
-
-    /// Apply the function to one scalar of any mode.
-    pub fn apply<S: Real>(self, x: S) -> S {
-        match self {
-            Unary::Tanh => x.tanh(),
-            Unary::Exp => x.exp(),
-            Unary::Ln => x.ln(),
-            Unary::Sigmoid => x.sigmoid(),
-            Unary::Softplus => x.softplus(),
-            Unary::Relu => x.relu(),
-            Unary::Sqrt => x.sqrt(),
-            Unary::Square => x.square(),
-            Unary::Abs => x.abs(),
-            Unary::Sin => x.sin(),
-            Unary::Cos => x.cos(),
-        }
-    }
-}
 
 /// Matrix operations that every matrix mode implements; write network code against this.
 ///
@@ -186,9 +127,15 @@ pub trait MatOps: Clone + Debug + Sized {
     fn neg(&self) -> Self {
         self.scale_f64(-1.0)
     }
-    /// Mean of all entries.
+    /// Mean of all entries; panics (with the shape) on a matrix without entries, whose
+    /// mean is undefined.
+    #[track_caller]
     fn mean(&self) -> Self::Scalar {
         let (r, c) = self.shape();
+        assert!(
+            r * c > 0,
+            "ad-core: mean: a {r}x{c} matrix has no entries, its mean is undefined"
+        );
         self.sum() / (r * c) as f64
     }
     /// Squared Frobenius norm.
@@ -242,6 +189,28 @@ pub trait MatOps: Clone + Debug + Sized {
     /// Elementwise square root.
     fn sqrt(&self) -> Self {
         self.unary(Unary::Sqrt)
+    }
+}
+
+/// Matrices of every mode take part in the derivative table of [`Unary`] elementwise.
+impl<M: MatOps> ChainArith for M {
+    fn mul(&self, b: &Self) -> Self {
+        self.mul_elem(b)
+    }
+    fn div(&self, b: &Self) -> Self {
+        self.div_elem(b)
+    }
+    fn sub(&self, b: &Self) -> Self {
+        MatOps::sub(self, b)
+    }
+    fn scale(&self, c: f64) -> Self {
+        self.scale_f64(c)
+    }
+    fn apply(&self, f: Unary) -> Self {
+        self.unary(f)
+    }
+    fn constant_map(&self, f: fn(f64) -> f64) -> Self {
+        self.constant_like(self.value().map(f))
     }
 }
 

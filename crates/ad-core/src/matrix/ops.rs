@@ -1,4 +1,4 @@
-//! Recorded matrix operations and their reverse (VJP) and forward (JVP) sweep rules.
+//! The meaning of the recorded matrix operations ([`Op`]): their reverse (VJP) and forward (JVP) sweep rules.
 //!
 //! VJP rules are written here in plain `f64`. JVP rules are not repeated: the forward sweep
 //! evaluates the same operation on [`DualMat<DMatrix<f64>>`](super::DualMat), whose
@@ -7,113 +7,10 @@
 use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc, acc_mut, accumulate};
-use super::{DualMat, MatOps, Unary};
-use crate::custom::CustomRecord;
+use super::{DualMat, MatOps};
 use crate::error::AdError;
-use crate::tape::{NONE, arena};
-
-/// One recorded matrix operation. Indices refer to the tape's matrices (`a`, `b`, `out`...)
-/// or to its scalar nodes (`s`, `out_s`, `inputs`).
-pub(crate) enum Op {
-    MatMul {
-        a: u32,
-        b: u32,
-        out: u32,
-    },
-    Transpose {
-        a: u32,
-        out: u32,
-    },
-    Add {
-        a: u32,
-        b: u32,
-        out: u32,
-    },
-    Sub {
-        a: u32,
-        b: u32,
-        out: u32,
-    },
-    MulElem {
-        a: u32,
-        b: u32,
-        out: u32,
-    },
-    DivElem {
-        a: u32,
-        b: u32,
-        out: u32,
-    },
-    AddRow {
-        a: u32,
-        row: u32,
-        out: u32,
-    },
-    AddCol {
-        a: u32,
-        col: u32,
-        out: u32,
-    },
-    Scale {
-        a: u32,
-        s: u32,
-        s_value: f64,
-        out: u32,
-    },
-    ScaleConst {
-        a: u32,
-        c: f64,
-        out: u32,
-    },
-    AddConst {
-        a: u32,
-        c: f64,
-        out: u32,
-    },
-    Unary {
-        a: u32,
-        f: Unary,
-        out: u32,
-    },
-    Sum {
-        a: u32,
-        out_s: u32,
-    },
-    Dot {
-        a: u32,
-        b: u32,
-        out_s: u32,
-    },
-    Get {
-        a: u32,
-        i: usize,
-        j: usize,
-        out_s: u32,
-    },
-    FromScalars {
-        inputs: Vec<u32>,
-        out: u32,
-    },
-    Slice {
-        a: u32,
-        r0: usize,
-        c0: usize,
-        out: u32,
-    },
-    Concat {
-        parts: Vec<u32>,
-        horizontal: bool,
-        out: u32,
-    },
-    Reshape {
-        a: u32,
-        out: u32,
-    },
-    Custom(Box<CustomRecord>),
-}
-
-/// Matrix adjoints or tangents, one optional slot per tape matrix (None = zero).
-pub(crate) type MatSlots = Vec<Option<DMatrix<f64>>>;
+use crate::tape::op::Op;
+use crate::tape::{MatSlots, NONE, TapeMat, arena};
 
 fn ix(i: u32) -> usize {
     i as usize
@@ -124,7 +21,7 @@ impl Op {
     /// cannot depend on a variable (`needs[i]` false: constants, see [`Op::propagate_needs`]).
     pub(crate) fn backward(
         &self,
-        mats: &[DMatrix<f64>],
+        mats: &[TapeMat],
         sadj: &mut [f64],
         madj: &mut MatSlots,
         needs: &[bool],
@@ -303,12 +200,12 @@ impl Op {
     /// Set this op's output tangents from its inputs' tangents.
     pub(crate) fn forward(
         &self,
-        mats: &[DMatrix<f64>],
+        mats: &[TapeMat],
         stan: &mut [f64],
         mtan: &mut MatSlots,
     ) -> Result<(), AdError> {
         let dual = |i: u32| -> DualMat<DMatrix<f64>> {
-            let re = mats[ix(i)].clone();
+            let re: DMatrix<f64> = (*mats[ix(i)]).clone();
             let eps = match &mtan[ix(i)] {
                 Some(t) => t.clone(),
                 None => DMatrix::zeros(re.nrows(), re.ncols()),

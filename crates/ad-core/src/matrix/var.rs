@@ -1,17 +1,20 @@
 //! [`MatVar`]: a matrix recorded on the tape as one node per operation.
 
+use std::marker::PhantomData;
+
 use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
-use super::ops::Op;
 use super::{MatOps, Unary, assert_same_shape};
-use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, active_id, with_tape};
+use crate::tape::op::Op;
+use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, TapeMat, active_id, with_tape};
 use crate::var::Var;
 
 /// A matrix-valued variable on a [`Tape`]: its value and adjoint are stored contiguously,
 /// and each operation on it is one tape node (a matmul is one gemm forward, two backward).
 ///
-/// `MatVar` is `Copy` (it is an id and a shape); its value lives on the tape.
+/// `MatVar` is `Copy` (it is an id and a shape); its value lives on the tape. Like the tape,
+/// it is tied to its thread (`!Send`, `!Sync`).
 #[derive(Clone, Copy, Debug)]
 pub struct MatVar {
     tape: u32,
@@ -20,6 +23,8 @@ pub struct MatVar {
     cols: usize,
     /// Made by [`MatOps::zeros_like`]: a constant known to be all zeros.
     zero: bool,
+    /// Tape ids are per thread: a `MatVar` must not leave its thread (`!Send`, `!Sync`).
+    _thread: PhantomData<*const ()>,
 }
 
 impl Tape {
@@ -65,7 +70,7 @@ impl MatVar {
     fn leaf(tape: u32, value: DMatrix<f64>, constant: bool, foreign: bool) -> MatVar {
         let (rows, cols) = value.shape();
         let index = with_tape(tape, |t| {
-            t.mats.push(value);
+            t.mats.push(value.into());
             let index = (t.mats.len() - 1) as u32;
             if constant {
                 t.const_mats.push(index);
@@ -81,6 +86,7 @@ impl MatVar {
             rows,
             cols,
             zero: false,
+            _thread: PhantomData,
         }
     }
 
@@ -91,6 +97,7 @@ impl MatVar {
             rows,
             cols,
             zero: false,
+            _thread: PhantomData,
         }
     }
 
@@ -134,7 +141,7 @@ impl MatVar {
     /// Record a matrix-output op: `compute` sees the tape's matrices and returns the value.
     fn record(
         &self,
-        compute: impl FnOnce(&[DMatrix<f64>]) -> DMatrix<f64>,
+        compute: impl FnOnce(&[TapeMat]) -> DMatrix<f64>,
         op: impl FnOnce(u32) -> Op,
     ) -> MatVar {
         let tape = self.tape;
@@ -142,26 +149,20 @@ impl MatVar {
             let value = compute(&t.mats);
             let (rows, cols) = value.shape();
             let out = t.mats.len() as u32;
-            t.mats.push(value);
+            t.mats.push(value.into());
             let scalar_mark = t.scalars.len() as u32;
             t.ops.push(OpEntry {
                 scalar_mark,
                 op: op(out),
             });
-            MatVar {
-                tape,
-                index: out,
-                rows,
-                cols,
-                zero: false,
-            }
+            MatVar::from_parts(tape, out, rows, cols)
         })
     }
 
     /// Record a scalar-output op.
     fn record_scalar(
         &self,
-        compute: impl FnOnce(&[DMatrix<f64>]) -> f64,
+        compute: impl FnOnce(&[TapeMat]) -> f64,
         op: impl FnOnce(u32) -> Op,
     ) -> Var {
         let tape = self.tape;
@@ -392,7 +393,7 @@ impl MatOps for MatVar {
         let ids2 = ids.clone();
         first.record(
             |m| {
-                let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &m[i as usize]).collect();
+                let refs: Vec<&DMatrix<f64>> = ids.iter().map(|&i| &*m[i as usize]).collect();
                 linalg::concat(&refs, horizontal, Alloc::Arena)
             },
             |out| Op::Concat {

@@ -6,16 +6,16 @@
 //! reverse sweep can interleave the two streams in exact reverse creation order.
 
 pub(crate) mod arena;
-mod sweep;
+pub(crate) mod op;
+pub(crate) mod value;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use nalgebra::DMatrix;
 
-use crate::matrix::ops::Op;
-
-pub use sweep::{Gradients, Seeds, Tangents};
+use op::Op;
+pub(crate) use value::{MatSlots, TapeMat};
 
 /// Index value meaning "no parent" (a leaf or a constant operand).
 pub(crate) const NONE: u32 = u32::MAX;
@@ -41,7 +41,7 @@ pub(crate) struct TapeData {
     /// True while a sweep has taken the records out (recording is then an error).
     pub busy: bool,
     pub scalars: Vec<ScalarNode>,
-    pub mats: Vec<DMatrix<f64>>,
+    pub mats: Vec<TapeMat>,
     /// Indices (into `mats`) of constant matrices: no adjoint is propagated into them.
     pub const_mats: Vec<u32>,
     /// Indices (into `mats`) of matrices supplied by the user (leaves taken by value,
@@ -58,11 +58,13 @@ impl TapeData {
         for &i in &self.foreign_mats {
             drop(std::mem::replace(
                 &mut self.mats[i as usize],
-                DMatrix::zeros(0, 0),
+                TapeMat::Owned(DMatrix::zeros(0, 0)),
             ));
         }
         for m in self.mats.drain(..) {
-            arena::give(m);
+            if let TapeMat::Owned(m) = m {
+                arena::give(m);
+            }
         }
         self.const_mats.clear();
         self.foreign_mats.clear();
@@ -276,7 +278,7 @@ impl Tape {
     ///
     /// Matrices allocated while recording (op values, the drivers' parameter copies) and
     /// the adjoints of a reverse sweep come from a per-thread arena and go back to it when
-    /// their `Tape` or [`Gradients`] drop, so repeated computations of the same shapes do
+    /// their `Tape` or `Gradients` drop, so repeated computations of the same shapes do
     /// not allocate. The arena keeps at most 64 MiB idle per thread (buffers of fewer than
     /// 256 entries are not pooled); [`Tape::release_idle_buffers`] frees it.
     pub fn idle_buffer_bytes() -> usize {

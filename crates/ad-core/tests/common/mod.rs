@@ -4,6 +4,7 @@
 //! Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod dot;
 pub mod prims;
 pub mod scalar_program;
 

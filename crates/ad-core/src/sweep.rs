@@ -2,10 +2,11 @@
 
 use nalgebra::DMatrix;
 
-use super::{NONE, ScalarNode, Tape, TapeData, restore_after_sweep, take_for_sweep};
 use crate::error::AdError;
 use crate::matrix::MatVar;
-use crate::matrix::ops::MatSlots;
+use crate::tape::{
+    MatSlots, NONE, ScalarNode, Tape, TapeData, arena, restore_after_sweep, take_for_sweep,
+};
 use crate::var::Var;
 
 /// Seeds for a sweep: cotangents on outputs (reverse) or tangents on inputs (forward).
@@ -112,7 +113,7 @@ impl Drop for Gradients {
     fn drop(&mut self) {
         if self.pooled {
             for m in self.mats.drain(..).flatten() {
-                super::arena::give(m);
+                arena::give(m);
             }
         }
     }
