@@ -18,7 +18,9 @@
 # code is recompiled. cargo-mutants exits non-zero when a mutant is missed; this script runs
 # every group anyway and prints each group's summary line at the end.
 #
-# Environment: MUTANTS_JOBS (default 1) parallel builds; MUTANTS_NICE (default 19).
+# Environment: MUTANTS_JOBS (default 1) parallel builds; MUTANTS_NICE (default 19);
+# MUTANTS_ARGS extra cargo-mutants options, e.g. a deterministic sample of one eighth of
+# the mutants spread over the files: MUTANTS_ARGS="--shard 0/8 --sharding round-robin".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +34,9 @@ run() {
     shift
     echo "== mutants: $group" >&2
     mkdir -p "target/mutants/$group"
+    # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of options
     nice -n "$niceness" cargo mutants --jobs "$jobs" --output "target/mutants/$group" \
-        "${speed[@]}" "$@"
+        "${speed[@]}" ${MUTANTS_ARGS:-} "$@"
     echo "== mutants: $group: exit $?" >&2
 }
 
