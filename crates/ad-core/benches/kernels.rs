@@ -1,11 +1,13 @@
-//! Elementwise kernels of `ad_core::kernels` against a per-element loop over Rust std
-//! (the platform libm) on 2048 elements, single thread.
+//! Elementwise kernels of `ad_core::kernels` on every dispatch path this CPU can execute
+//! (`kernels::paths`), including the per-element loop over Rust std (the platform libm),
+//! on 2048 elements, single thread. Prints the paths the public functions select.
 //!
 //! Run with `cargo bench -p ad-core --bench kernels`.
 
-use ad_core::kernels;
+use ad_core::kernels::paths::{self, Kernel};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::time::Duration;
 
 const N: usize = 2048;
 
@@ -23,55 +25,50 @@ fn inputs(lo: f64, hi: f64) -> Vec<f64> {
         .collect()
 }
 
-fn sigmoid_std(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-fn softplus_std(x: f64) -> f64 {
-    if x > 0.0 {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
-type Kernel = fn(&[f64], &mut [f64]);
-
-/// Name, kernel, scalar std version, input range.
-type Case = (&'static str, Kernel, fn(f64) -> f64, f64, f64);
-
 fn bench_kernels(c: &mut Criterion) {
-    let cases: [Case; 5] = [
-        ("tanh", kernels::tanh, f64::tanh, -5.0, 5.0),
-        ("exp", kernels::exp, f64::exp, -20.0, 20.0),
-        ("ln", kernels::ln, f64::ln, 1e-3, 1e3),
-        ("sigmoid", kernels::sigmoid, sigmoid_std, -10.0, 10.0),
-        ("softplus", kernels::softplus, softplus_std, -10.0, 10.0),
+    // Name the paths that run, so that every report says which code it measured.
+    println!("kernels: selected paths: {}", paths::describe());
+    let cases = [
+        (Kernel::Tanh, -5.0, 5.0),
+        (Kernel::Exp, -20.0, 20.0),
+        (Kernel::Ln, 1e-3, 1e3),
+        (Kernel::Sigmoid, -10.0, 10.0),
+        (Kernel::Softplus, -10.0, 10.0),
     ];
-    for (name, kernel, scalar, lo, hi) in cases {
+    for (kernel, lo, hi) in cases {
         let x = inputs(lo, hi);
         let mut out = vec![0.0; N];
-        let mut group = c.benchmark_group(name);
+        let mut group = c.benchmark_group(kernel.name());
         group.throughput(Throughput::Elements(N as u64));
-        group.bench_function("kernel", |b| {
-            b.iter(|| kernel(black_box(&x), black_box(&mut out)))
-        });
-        group.bench_function("std", |b| {
-            b.iter(|| {
-                for (o, &v) in out.iter_mut().zip(black_box(&x)) {
-                    *o = scalar(v);
-                }
-                black_box(&mut out);
-            })
-        });
+        group.bench_function(
+            format!("selected-{}", paths::selected(kernel).name()),
+            |b| {
+                b.iter(|| {
+                    paths::run(
+                        paths::selected(kernel),
+                        kernel,
+                        black_box(&x),
+                        black_box(&mut out),
+                    )
+                })
+            },
+        );
+        // Every path this CPU can execute (Path::Std is the per-element std loop).
+        for path in paths::supported() {
+            group.bench_function(path.name(), |b| {
+                b.iter(|| paths::run(path, kernel, black_box(&x), black_box(&mut out)))
+            });
+        }
         group.finish();
     }
 }
 
-criterion_group!(benches, bench_kernels);
+criterion_group! {
+    name = benches;
+    // Short runs: the machine is shared, and 2048-element kernels settle quickly.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = bench_kernels
+}
 criterion_main!(benches);

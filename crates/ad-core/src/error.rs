@@ -1,6 +1,7 @@
 //! The error type of ad-core.
 
 use std::error::Error;
+use std::path::PathBuf;
 
 /// What a custom op's rule may return as its failure (for example a linear solve that did
 /// not converge); it is passed on inside [`AdError::CustomRule`].
@@ -76,9 +77,37 @@ pub enum AdError {
         value: f64,
     },
     // --- end of core block ---
-    /// Saved model data could not be read.
-    #[error("could not read saved data: {0}")]
-    Load(String),
+    /// Saved data (a model) is not valid: JSON syntax, missing or unknown fields, values
+    /// out of range.
+    #[error("invalid saved data{}: {source}", path_suffix(path))]
+    Load {
+        /// The file read, if the data came from one.
+        path: Option<PathBuf>,
+        /// The parser's error (line, column and what was expected).
+        source: serde_json::Error,
+    },
+    /// Reading or writing a file failed.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        /// "read" or "write".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A mean over a batch with no samples (it would be NaN, with a zero gradient).
+    #[error("empty batch: {what} has no samples, so the mean over it is undefined")]
+    EmptyBatch {
+        /// Which data (e.g. "inputs x").
+        what: &'static str,
+    },
+}
+
+fn path_suffix(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" in {}", p.display()))
+        .unwrap_or_default()
 }
 
 /// Reject the first non-finite entry of `xs`.

@@ -80,35 +80,48 @@
 //!
 //! # Speed and dispatch
 //!
-//! The chunk kernels are compiled three times by the [`multiversion`](mod@multiversion)
-//! crate, and the best one for the running CPU is chosen once, at the first call: AVX-512
-//! (F, VL, DQ, VBMI2, i.e. Ice Lake / Zen 4 or later), AVX2 + FMA, and the baseline (SSE2 on
-//! x86_64). With FMA the exact products use one fused multiply-add and the polynomials are
-//! evaluated with FMAs; without it, Dekker's splitting gives the same exact products, so
+//! The chunk kernels are compiled four times, three of them by the
+//! [`multiversion`](mod@multiversion) crate: for AVX-512 (F, VL, DQ, VBMI2, i.e. Ice Lake /
+//! Zen 4 or later), AVX2 + FMA, AVX without FMA (Sandy Bridge, Ivy Bridge), and the
+//! baseline (SSE2 on x86_64). The best one for the running CPU is detected once, at the
+//! first call. With FMA the exact products use one fused multiply-add and the polynomials
+//! are evaluated with FMAs; without it, Dekker's splitting gives the same exact products, so
 //! every path meets the bounds above, but results can differ between paths in the last bit
-//! (1 to 8 outputs in 3e5 differ, by 1 ulp, between FMA and baseline). Single-thread time
-//! per element on 2048 elements (AMD EPYC, Zen 5; best of 200 runs; std = a per-element loop
-//! over the std functions, or the std-built sigmoid and softplus formulas above):
+//! (1 to 8 outputs in 3e5 differ, by 1 ulp, between FMA and baseline).
 //!
-//! | kernel     | AVX-512 | AVX2+FMA | baseline | std    |
-//! |------------|---------|----------|----------|--------|
-//! | `tanh`     | 1.4 ns  | 2.9 ns   | 9.5 ns   | 9.7 ns |
-//! | `exp`      | 0.57 ns | 1.1 ns   | 2.9 ns   | 2.7 ns |
-//! | `ln`       | 0.66 ns | 1.2 ns   | 3.6 ns   | 2.4 ns |
-//! | `sigmoid`  | 1.5 ns  | 2.7 ns   | 8.9 ns   | 6.3 ns |
-//! | `softplus` | 2.4 ns  | 4.7 ns   | 12 ns    | 9.5 ns |
+//! [`paths`] names the path that runs ([`paths::describe`], printed by every benchmark),
+//! and runs any path explicitly ([`paths::run`]); `tests/kernels.rs` runs every accuracy
+//! test on every path the CPU supports, std included.
 //!
-//! On a CPU without AVX2 and FMA (x86_64 before 2013) the kernels thus run at 0.6 to 1 times
-//! the speed of std, with the same accuracy. `benches/kernels.rs` has the criterion
-//! benchmark.
+//! Single-thread time per element on 2048 elements (Intel Xeon with AVX-512, glibc 2.36,
+//! best of 400 interleaved runs pinned to one core, machine shared; std = a per-element
+//! loop over the std functions, or the std-built sigmoid and softplus formulas above):
+//!
+//! | kernel     | AVX-512 | AVX2+FMA | AVX    | SSE2    | std     |
+//! |------------|---------|----------|--------|---------|---------|
+//! | `tanh`     | 2.4 ns  | 4.1 ns   | 6.2 ns | 12.5 ns | 11.4 ns |
+//! | `exp`      | 1.1 ns  | 1.7 ns   | 2.4 ns | 4.0 ns  | 4.2 ns  |
+//! | `ln`       | 1.2 ns  | 2.1 ns   | 2.7 ns | 4.8 ns  | 4.3 ns  |
+//! | `sigmoid`  | 2.5 ns  | 3.9 ns   | 6.1 ns | 11.7 ns | 5.7-7.4 ns |
+//! | `softplus` | 3.6 ns  | 6.3 ns   | 8.1 ns | 15.0 ns | 10.7 ns |
+//!
+//! So on a CPU whose best path is the SSE2 baseline (x86_64 before 2011), std is faster for
+//! every kernel but `exp`, and the public functions call std for those
+//! ([`paths::selection`]); the std path is then as accurate as std (2 ulp of the exact
+//! value for sigmoid, see above). AVX without FMA beats std everywhere (for sigmoid within
+//! the run-to-run noise of std). The std column was measured on a CPU with FMA, where glibc
+//! uses its FMA versions of `exp` and `ln`; a CPU without AVX runs glibc's SSE2 versions,
+//! which are slower, so the choice errs towards std. `benches/kernels.rs` has the criterion
+//! benchmark of every path.
 //!
 //! The polynomial coefficients were fitted for this module with Sollya's `fpminimax`
 //! (double coefficients): `expm1(x)` on `[-0.347, 0.347]`, relative, with the constrained
 //! part `x + x^2/2` and monomials `x^3..x^12`; `(2 atanh(sqrt z) - 2 sqrt z)/sqrt z` on
 //! `[2^-80, 0.02947]`, absolute, monomials `z^1..z^7`.
 
-use multiversion::target::target_cfg_f;
-use multiversion::{inherit_target, multiversion};
+pub mod paths;
+
+use paths::Kernel;
 
 /// `1.5 * 2^52`: `y + SHIFT` rounds `y` (`|y| < 2^51`) to an integer held in the low bits.
 const SHIFT: f64 = 6755399441055744.0;
@@ -529,40 +542,11 @@ fn check_len(name: &str, x: &[f64], out: &[f64]) {
 }
 
 macro_rules! kernel {
-    ($(#[$doc:meta])* $name:ident, $imp:ident, $lanes:ident) => {
+    ($(#[$doc:meta])* $name:ident, $kernel:ident) => {
         $(#[$doc])*
         pub fn $name(x: &[f64], out: &mut [f64]) {
             check_len(stringify!($name), x, out);
-            $imp(x, out);
-        }
-
-        #[multiversion(targets(
-            "x86_64+avx512f+avx512vl+avx512dq+avx512vbmi2+avx2+fma",
-            "x86_64+avx2+fma",
-        ))]
-        fn $imp(x: &[f64], out: &mut [f64]) {
-            const FMA: bool =
-                target_cfg_f!(target_feature = "fma") || cfg!(target_arch = "aarch64");
-            // One call per chunk: inlined, LLVM's loop vectorizer would vectorize across
-            // chunks with gathers and scatters instead of across the lanes of a chunk.
-            #[inherit_target]
-            #[inline(never)]
-            fn chunk(x: &[f64; LANES], out: &mut [f64; LANES]) {
-                *out = $lanes::<FMA>(F(*x)).0;
-            }
-            let mut xc = x.chunks_exact(LANES);
-            let mut oc = out.chunks_exact_mut(LANES);
-            for (xi, oi) in (&mut xc).zip(&mut oc) {
-                chunk(xi.try_into().unwrap(), oi.try_into().unwrap());
-            }
-            let rest = xc.remainder();
-            if !rest.is_empty() {
-                let mut v = [0.0; LANES];
-                let mut o = [0.0; LANES];
-                v[..rest.len()].copy_from_slice(rest);
-                chunk(&v, &mut o);
-                oc.into_remainder().copy_from_slice(&o[..rest.len()]);
-            }
+            paths::run_unchecked(paths::selected(Kernel::$kernel), Kernel::$kernel, x, out);
         }
     };
 }
@@ -575,8 +559,7 @@ kernel!(
     /// # Panics
     /// If `x.len() != out.len()`.
     tanh,
-    tanh_mv,
-    tanh_lanes
+    Tanh
 );
 kernel!(
     /// `out[i] = exp(x[i])`, within 0.91 ulp of the exact value (1 ulp of `f64::exp`).
@@ -587,8 +570,7 @@ kernel!(
     /// # Panics
     /// If `x.len() != out.len()`.
     exp,
-    exp_mv,
-    exp_lanes
+    Exp
 );
 kernel!(
     /// `out[i] = ln(x[i])`, within 0.78 ulp of the exact value (1 ulp of `f64::ln`).
@@ -599,8 +581,7 @@ kernel!(
     /// # Panics
     /// If `x.len() != out.len()`.
     ln,
-    ln_mv,
-    ln_lanes
+    Ln
 );
 kernel!(
     /// `out[i] = 1 / (1 + exp(-x[i]))`, the logistic sigmoid, within 0.73 ulp of the exact
@@ -612,8 +593,7 @@ kernel!(
     /// # Panics
     /// If `x.len() != out.len()`.
     sigmoid,
-    sigmoid_mv,
-    sigmoid_lanes
+    Sigmoid
 );
 kernel!(
     /// `out[i] = ln(1 + exp(x[i]))`, within 0.78 ulp of the exact value for every `x`:
@@ -626,6 +606,5 @@ kernel!(
     /// # Panics
     /// If `x.len() != out.len()`.
     softplus,
-    softplus_mv,
-    softplus_lanes
+    Softplus
 );

@@ -41,6 +41,7 @@ mod error;
 pub mod kernels;
 pub mod matrix;
 pub mod nn;
+pub mod optim;
 mod real;
 mod sweep;
 mod tape;

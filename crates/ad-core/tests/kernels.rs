@@ -1,12 +1,18 @@
 //! Accuracy and special-value tests of `ad_core::kernels` against Rust std (the platform libm)
 //! and, for sigmoid and softplus, careful scalar references built from std functions.
+//!
+//! Every test runs on every dispatch path this CPU can execute (`paths::supported()`:
+//! AVX-512, AVX2 + FMA, AVX without FMA, the SSE2 baseline, std), not only on the one the
+//! public functions select.
 
-use ad_core::kernels;
+use ad_core::kernels::{self, paths};
+use paths::{Kernel, Path};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use std::f64::consts::{FRAC_1_SQRT_2, SQRT_2};
 
-type Kernel = fn(&[f64], &mut [f64]);
+/// A public kernel function of `ad_core::kernels`.
+type PublicFn = fn(&[f64], &mut [f64]);
 
 /// Distance in representable doubles between `a` and `b` (0 when both are NaN, `u64::MAX`
 /// when only one is). Adjacent values across zero (`-0`, `+0`, smallest subnormals) count
@@ -58,22 +64,26 @@ const TANH_ULPS: u64 = 2;
 const SIGMOID_ULPS: u64 = 2;
 const SOFTPLUS_ULPS: u64 = 2;
 
+/// `kernel` on every supported path is within `bound` ulp of `reference` at every `xs`.
 fn check(
-    name: &str,
     kernel: Kernel,
     reference: fn(f64) -> f64,
     bound: u64,
     xs: &[f64],
 ) -> Result<(), TestCaseError> {
-    let mut out = vec![f64::NAN; xs.len()];
-    kernel(xs, &mut out);
-    for (&x, &got) in xs.iter().zip(&out) {
-        let want = reference(x);
-        let u = ulps(got, want);
-        prop_assert!(
-            u <= bound,
-            "{name}({x:e}) = {got:e} but the reference gives {want:e}: {u} ulp apart"
-        );
+    let name = kernel.name();
+    for path in paths::supported() {
+        let mut out = vec![f64::NAN; xs.len()];
+        paths::run(path, kernel, xs, &mut out);
+        for (&x, &got) in xs.iter().zip(&out) {
+            let want = reference(x);
+            let u = ulps(got, want);
+            prop_assert!(
+                u <= bound,
+                "{name}({x:e}) = {got:e} on path {} but the reference gives {want:e}: {u} ulp apart",
+                path.name()
+            );
+        }
     }
     Ok(())
 }
@@ -96,106 +106,137 @@ proptest! {
 
     #[test]
     fn exp_whole_range(xs in vec(any_bits(), LEN)) {
-        check("exp", kernels::exp, f64::exp, EXP_ULPS, &xs)?;
+        check(Kernel::Exp, f64::exp, EXP_ULPS, &xs)?;
     }
 
     #[test]
     fn exp_typical(xs in vec(prop_oneof![-750.0..750.0f64, -1.0..1.0f64, -746.0..-707.0f64,
                                           707.0..710.0f64], LEN)) {
-        check("exp", kernels::exp, f64::exp, EXP_ULPS, &xs)?;
+        check(Kernel::Exp, f64::exp, EXP_ULPS, &xs)?;
     }
 
     #[test]
     fn ln_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
-        check("ln", kernels::ln, f64::ln, LN_ULPS, &xs)?;
+        check(Kernel::Ln, f64::ln, LN_ULPS, &xs)?;
     }
 
     #[test]
     fn ln_typical(xs in vec(prop_oneof![0.0..1e3f64, 0.5..2.0f64, 0.999..1.001f64], LEN)) {
-        check("ln", kernels::ln, f64::ln, LN_ULPS, &xs)?;
+        check(Kernel::Ln, f64::ln, LN_ULPS, &xs)?;
     }
 
     #[test]
     fn tanh_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
-        check("tanh", kernels::tanh, f64::tanh, TANH_ULPS, &xs)?;
+        check(Kernel::Tanh, f64::tanh, TANH_ULPS, &xs)?;
     }
 
     #[test]
     fn tanh_typical(xs in vec(prop_oneof![-20.0..20.0f64, -1.0..1.0f64], LEN)) {
-        check("tanh", kernels::tanh, f64::tanh, TANH_ULPS, &xs)?;
+        check(Kernel::Tanh, f64::tanh, TANH_ULPS, &xs)?;
     }
 
     #[test]
     fn sigmoid_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
-        check("sigmoid", kernels::sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
+        check(Kernel::Sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
     }
 
     #[test]
     fn sigmoid_typical(xs in vec(prop_oneof![-20.0..20.0f64, -750.0..750.0f64], LEN)) {
-        check("sigmoid", kernels::sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
+        check(Kernel::Sigmoid, sigmoid_ref, SIGMOID_ULPS, &xs)?;
     }
 
     #[test]
     fn softplus_whole_range(xs in vec(prop_oneof![any_bits(), subnormal()], LEN)) {
-        check("softplus", kernels::softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
+        check(Kernel::Softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
     }
 
     #[test]
     fn softplus_typical(xs in vec(prop_oneof![-20.0..20.0f64, -750.0..750.0f64], LEN)) {
-        check("softplus", kernels::softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
+        check(Kernel::Softplus, softplus_ref, SOFTPLUS_ULPS, &xs)?;
     }
 
     /// A value does not depend on its position in the slice (whole chunk or remainder).
     #[test]
     fn chunking_does_not_change_results(xs in vec(-30.0..30.0f64, LEN)) {
-        let all: [Kernel; 5] =
-            [kernels::tanh, kernels::exp, kernels::ln, kernels::sigmoid, kernels::softplus];
-        for kernel in all {
-            let mut out = vec![0.0; xs.len()];
-            kernel(&xs, &mut out);
-            for (i, &x) in xs.iter().enumerate() {
-                let mut one = [0.0];
-                kernel(&[x], &mut one);
-                prop_assert_eq!(one[0].to_bits(), out[i].to_bits());
+        for path in paths::supported() {
+            for kernel in Kernel::ALL {
+                let mut out = vec![0.0; xs.len()];
+                paths::run(path, kernel, &xs, &mut out);
+                for (i, &x) in xs.iter().enumerate() {
+                    let mut one = [0.0];
+                    paths::run(path, kernel, &[x], &mut one);
+                    prop_assert_eq!(one[0].to_bits(), out[i].to_bits());
+                }
+            }
+        }
+    }
+
+    /// The public functions give exactly what their selected path gives.
+    #[test]
+    fn public_functions_run_the_selected_path(xs in vec(any_bits(), LEN)) {
+        let public: [(Kernel, PublicFn); 5] = [
+            (Kernel::Tanh, kernels::tanh),
+            (Kernel::Exp, kernels::exp),
+            (Kernel::Ln, kernels::ln),
+            (Kernel::Sigmoid, kernels::sigmoid),
+            (Kernel::Softplus, kernels::softplus),
+        ];
+        for (kernel, f) in public {
+            let mut want = vec![0.0; xs.len()];
+            paths::run(paths::selected(kernel), kernel, &xs, &mut want);
+            let mut got = vec![0.0; xs.len()];
+            f(&xs, &mut got);
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()));
             }
         }
     }
 }
 
-fn eval(kernel: Kernel, x: f64) -> f64 {
-    // In the middle of a full chunk and alone in a remainder.
+/// `kernel(x)` on `path`, in the middle of a full chunk and alone in a remainder (which
+/// must agree bit for bit).
+fn eval(path: Path, kernel: Kernel, x: f64) -> f64 {
     let mut xs = [0.5; 11];
     xs[3] = x;
     let mut out = [0.0; 11];
-    kernel(&xs, &mut out);
+    paths::run(path, kernel, &xs, &mut out);
     let mut one = [0.0];
-    kernel(&[x], &mut one);
+    paths::run(path, kernel, &[x], &mut one);
     assert_eq!(
         one[0].to_bits(),
         out[3].to_bits(),
-        "chunk and remainder disagree at {x:e}"
+        "chunk and remainder disagree at {x:e} on path {}",
+        path.name()
     );
     one[0]
 }
 
-/// `kernel(x)` is exactly `want` (same bits; any NaN matches any NaN).
-fn exact(kernel: Kernel, name: &str, x: f64, want: f64) {
-    let got = eval(kernel, x);
-    assert!(
-        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-        "{name}({x:e}) = {got:e}, expected exactly {want:e}"
-    );
+/// `kernel(x)` is exactly `want` on every supported path (same bits; any NaN matches any NaN).
+fn exact(kernel: Kernel, x: f64, want: f64) {
+    for path in paths::supported() {
+        let got = eval(path, kernel, x);
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "{}({x:e}) = {got:e} on path {}, expected exactly {want:e}",
+            kernel.name(),
+            path.name()
+        );
+    }
 }
 
-/// `kernel(x)` is within `bound` ulp of `reference(x)`.
-fn near(kernel: Kernel, name: &str, reference: fn(f64) -> f64, bound: u64, x: f64) {
-    let got = eval(kernel, x);
-    let want = reference(x);
-    let u = ulps(got, want);
-    assert!(
-        u <= bound,
-        "{name}({x:e}) = {got:e}, reference {want:e}: {u} ulp"
-    );
+/// `kernel(x)` is within `bound` ulp of `reference(x)` on every supported path.
+fn near(kernel: Kernel, reference: fn(f64) -> f64, bound: u64, x: f64) {
+    for path in paths::supported() {
+        let got = eval(path, kernel, x);
+        let want = reference(x);
+        let u = ulps(got, want);
+        assert!(
+            u <= bound,
+            "{}({x:e}) = {got:e} on path {}, reference {want:e}: {u} ulp",
+            kernel.name(),
+            path.name()
+        );
+    }
 }
 
 /// The smallest subnormal, 4.9e-324.
@@ -205,18 +246,18 @@ const MAX_SUB: f64 = f64::from_bits((1 << 52) - 1);
 
 #[test]
 fn exp_special_values() {
-    let k = kernels::exp;
-    exact(k, "exp", f64::NAN, f64::NAN);
-    exact(k, "exp", f64::INFINITY, f64::INFINITY);
-    exact(k, "exp", f64::NEG_INFINITY, 0.0);
-    exact(k, "exp", 0.0, 1.0);
-    exact(k, "exp", -0.0, 1.0);
-    exact(k, "exp", MIN_SUB, 1.0);
-    exact(k, "exp", -1e-300, 1.0);
-    exact(k, "exp", f64::MAX, f64::INFINITY);
-    exact(k, "exp", f64::MIN, 0.0);
-    exact(k, "exp", 709.8, f64::INFINITY);
-    exact(k, "exp", -746.0, 0.0);
+    let k = Kernel::Exp;
+    exact(k, f64::NAN, f64::NAN);
+    exact(k, f64::INFINITY, f64::INFINITY);
+    exact(k, f64::NEG_INFINITY, 0.0);
+    exact(k, 0.0, 1.0);
+    exact(k, -0.0, 1.0);
+    exact(k, MIN_SUB, 1.0);
+    exact(k, -1e-300, 1.0);
+    exact(k, f64::MAX, f64::INFINITY);
+    exact(k, f64::MIN, 0.0);
+    exact(k, 709.8, f64::INFINITY);
+    exact(k, -746.0, 0.0);
     // Around the overflow threshold ln(f64::MAX) = 709.78271289338397.
     let t = 709.782712893384f64;
     for x in [
@@ -225,9 +266,9 @@ fn exp_special_values() {
         f64::from_bits(t.to_bits() + 1),
         709.0,
     ] {
-        near(k, "exp", f64::exp, EXP_ULPS, x);
+        near(k, f64::exp, EXP_ULPS, x);
     }
-    exact(k, "exp", f64::from_bits(t.to_bits() + 8), f64::INFINITY);
+    exact(k, f64::from_bits(t.to_bits() + 8), f64::INFINITY);
     // Underflow: the smallest normal result, subnormal results, the last nonzero one.
     for x in [
         -708.3964185322641,
@@ -238,10 +279,10 @@ fn exp_special_values() {
         -745.0,
         -745.1332191019411,
     ] {
-        near(k, "exp", f64::exp, EXP_ULPS, x);
+        near(k, f64::exp, EXP_ULPS, x);
     }
-    exact(k, "exp", -745.1332191019411, MIN_SUB);
-    exact(k, "exp", -745.1332191019412, 0.0);
+    exact(k, -745.1332191019411, MIN_SUB);
+    exact(k, -745.1332191019412, 0.0);
     for x in [
         1.0,
         -1.0,
@@ -252,24 +293,24 @@ fn exp_special_values() {
         100.0,
         -100.0,
     ] {
-        near(k, "exp", f64::exp, EXP_ULPS, x);
+        near(k, f64::exp, EXP_ULPS, x);
     }
 }
 
 #[test]
 fn ln_special_values() {
-    let k = kernels::ln;
-    exact(k, "ln", f64::NAN, f64::NAN);
-    exact(k, "ln", f64::INFINITY, f64::INFINITY);
-    exact(k, "ln", f64::NEG_INFINITY, f64::NAN);
-    exact(k, "ln", 0.0, f64::NEG_INFINITY);
-    exact(k, "ln", -0.0, f64::NEG_INFINITY);
-    exact(k, "ln", -1.0, f64::NAN);
-    exact(k, "ln", -MIN_SUB, f64::NAN);
-    exact(k, "ln", f64::MIN, f64::NAN);
-    exact(k, "ln", 1.0, 0.0);
-    exact(k, "ln", 2.0, std::f64::consts::LN_2);
-    exact(k, "ln", std::f64::consts::E, 1.0);
+    let k = Kernel::Ln;
+    exact(k, f64::NAN, f64::NAN);
+    exact(k, f64::INFINITY, f64::INFINITY);
+    exact(k, f64::NEG_INFINITY, f64::NAN);
+    exact(k, 0.0, f64::NEG_INFINITY);
+    exact(k, -0.0, f64::NEG_INFINITY);
+    exact(k, -1.0, f64::NAN);
+    exact(k, -MIN_SUB, f64::NAN);
+    exact(k, f64::MIN, f64::NAN);
+    exact(k, 1.0, 0.0);
+    exact(k, 2.0, std::f64::consts::LN_2);
+    exact(k, std::f64::consts::E, 1.0);
     for x in [
         MIN_SUB,
         2.0 * MIN_SUB,
@@ -278,7 +319,7 @@ fn ln_special_values() {
         f64::MIN_POSITIVE,
         f64::MAX,
     ] {
-        near(k, "ln", f64::ln, LN_ULPS, x);
+        near(k, f64::ln, LN_ULPS, x);
     }
     for x in [
         1.0 - f64::EPSILON / 2.0,
@@ -286,22 +327,22 @@ fn ln_special_values() {
         FRAC_1_SQRT_2,
         SQRT_2,
     ] {
-        near(k, "ln", f64::ln, LN_ULPS, x);
+        near(k, f64::ln, LN_ULPS, x);
     }
 }
 
 #[test]
 fn tanh_special_values() {
-    let k = kernels::tanh;
-    exact(k, "tanh", f64::NAN, f64::NAN);
-    exact(k, "tanh", 0.0, 0.0);
-    exact(k, "tanh", -0.0, -0.0);
-    exact(k, "tanh", f64::INFINITY, 1.0);
-    exact(k, "tanh", f64::NEG_INFINITY, -1.0);
-    exact(k, "tanh", f64::MAX, 1.0);
-    exact(k, "tanh", f64::MIN, -1.0);
-    exact(k, "tanh", 22.0, 1.0);
-    exact(k, "tanh", -30.0, -1.0);
+    let k = Kernel::Tanh;
+    exact(k, f64::NAN, f64::NAN);
+    exact(k, 0.0, 0.0);
+    exact(k, -0.0, -0.0);
+    exact(k, f64::INFINITY, 1.0);
+    exact(k, f64::NEG_INFINITY, -1.0);
+    exact(k, f64::MAX, 1.0);
+    exact(k, f64::MIN, -1.0);
+    exact(k, 22.0, 1.0);
+    exact(k, -30.0, -1.0);
     for x in [
         MIN_SUB,
         -MIN_SUB,
@@ -312,7 +353,7 @@ fn tanh_special_values() {
         -1e-20,
         1e-9,
     ] {
-        exact(k, "tanh", x, x);
+        exact(k, x, x);
     }
     // Around the switch between the two formulas (|x| = ln2 / 4) and near saturation.
     for x in [
@@ -326,42 +367,42 @@ fn tanh_special_values() {
         19.1,
         -21.9,
     ] {
-        near(k, "tanh", f64::tanh, TANH_ULPS, x);
+        near(k, f64::tanh, TANH_ULPS, x);
     }
 }
 
 #[test]
 fn sigmoid_special_values() {
-    let k = kernels::sigmoid;
-    exact(k, "sigmoid", f64::NAN, f64::NAN);
-    exact(k, "sigmoid", 0.0, 0.5);
-    exact(k, "sigmoid", -0.0, 0.5);
-    exact(k, "sigmoid", f64::INFINITY, 1.0);
-    exact(k, "sigmoid", f64::NEG_INFINITY, 0.0);
-    exact(k, "sigmoid", f64::MAX, 1.0);
-    exact(k, "sigmoid", f64::MIN, 0.0);
-    exact(k, "sigmoid", 40.0, 1.0);
-    exact(k, "sigmoid", -800.0, 0.0);
+    let k = Kernel::Sigmoid;
+    exact(k, f64::NAN, f64::NAN);
+    exact(k, 0.0, 0.5);
+    exact(k, -0.0, 0.5);
+    exact(k, f64::INFINITY, 1.0);
+    exact(k, f64::NEG_INFINITY, 0.0);
+    exact(k, f64::MAX, 1.0);
+    exact(k, f64::MIN, 0.0);
+    exact(k, 40.0, 1.0);
+    exact(k, -800.0, 0.0);
     for x in [
         MIN_SUB, -1e-300, 36.0, 37.0, -36.0, -40.0, -700.0, -709.0, -740.0, -745.0,
     ] {
-        near(k, "sigmoid", sigmoid_ref, SIGMOID_ULPS, x);
+        near(k, sigmoid_ref, SIGMOID_ULPS, x);
     }
 }
 
 #[test]
 fn softplus_special_values() {
-    let k = kernels::softplus;
-    exact(k, "softplus", f64::NAN, f64::NAN);
-    exact(k, "softplus", 0.0, std::f64::consts::LN_2);
-    exact(k, "softplus", -0.0, std::f64::consts::LN_2);
-    exact(k, "softplus", f64::INFINITY, f64::INFINITY);
-    exact(k, "softplus", f64::NEG_INFINITY, 0.0);
-    exact(k, "softplus", f64::MAX, f64::MAX);
-    exact(k, "softplus", f64::MIN, 0.0);
-    exact(k, "softplus", 1e300, 1e300);
-    exact(k, "softplus", 40.0, 40.0);
-    exact(k, "softplus", -800.0, 0.0);
+    let k = Kernel::Softplus;
+    exact(k, f64::NAN, f64::NAN);
+    exact(k, 0.0, std::f64::consts::LN_2);
+    exact(k, -0.0, std::f64::consts::LN_2);
+    exact(k, f64::INFINITY, f64::INFINITY);
+    exact(k, f64::NEG_INFINITY, 0.0);
+    exact(k, f64::MAX, f64::MAX);
+    exact(k, f64::MIN, 0.0);
+    exact(k, 1e300, 1e300);
+    exact(k, 40.0, 40.0);
+    exact(k, -800.0, 0.0);
     for x in [
         MIN_SUB,
         -1e-300,
@@ -371,10 +412,10 @@ fn softplus_special_values() {
         37.0,
         -40.0,
     ] {
-        near(k, "softplus", softplus_ref, SOFTPLUS_ULPS, x);
+        near(k, softplus_ref, SOFTPLUS_ULPS, x);
     }
     for x in [-700.0, -709.0, -740.0, -745.0] {
-        near(k, "softplus", softplus_ref, SOFTPLUS_ULPS, x);
+        near(k, softplus_ref, SOFTPLUS_ULPS, x);
     }
 }
 
@@ -401,4 +442,57 @@ fn length_mismatch_panics() {
 #[should_panic(expected = "input length 0 != output length 1")]
 fn length_mismatch_panics_softplus() {
     kernels::softplus(&[], &mut [0.0; 1]);
+}
+
+#[test]
+fn path_api_is_consistent() {
+    let supported = paths::supported();
+    // The portable paths run everywhere; the best vector path is the first supported one.
+    assert!(supported.contains(&Path::Baseline) && supported.contains(&Path::Std));
+    assert_eq!(supported[0], paths::best_vector_path());
+    for p in Path::ALL {
+        assert_eq!(supported.contains(&p), p.is_supported(), "{}", p.name());
+    }
+    let report = paths::describe();
+    for k in Kernel::ALL {
+        let p = paths::selected(k);
+        // Only a fallback path may hand a kernel to std.
+        assert!(
+            p == paths::best_vector_path() || p == Path::Std,
+            "{}",
+            k.name()
+        );
+        assert!(
+            report.contains(k.name()) && report.contains(p.name()),
+            "{report}"
+        );
+    }
+    if Path::Avx2Fma.is_supported() {
+        for k in Kernel::ALL {
+            assert_ne!(paths::selected(k), Path::Std, "{}", k.name());
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "kernels::exp: input length 2 != output length 3")]
+fn path_run_checks_lengths() {
+    paths::run(Path::Baseline, Kernel::Exp, &[1.0, 2.0], &mut [0.0; 3]);
+}
+
+/// The measured selection table (see `kernels::paths`): only the SSE2 baseline hands kernels
+/// to std, every one but `exp`.
+#[test]
+fn selection_table() {
+    for k in Kernel::ALL {
+        for best in [Path::Avx512, Path::Avx2Fma, Path::Avx] {
+            assert_eq!(paths::selection(best, k), best, "{}", k.name());
+        }
+        let want = if k == Kernel::Exp {
+            Path::Baseline
+        } else {
+            Path::Std
+        };
+        assert_eq!(paths::selection(Path::Baseline, k), want, "{}", k.name());
+    }
 }

@@ -1,8 +1,8 @@
 //! Specification of `ad_core::nn`: the flat layout against the W5 reference network, the
 //! reference meta-loss and MAML meta-gradient, derivatives against finite differences,
-//! saving and loading, and seeded initialization.
+//! and seeded initialization. Saving, loading and data errors: `tests/nn_model.rs`.
 
-use ad_core::nn::{Activation, Dense, Init, Mlp, Model, MseLoss, column, mse};
+use ad_core::nn::{Activation, Dense, Init, Mlp, MseLoss, column, mse};
 use ad_core::{AdError, DualMat, MatFn, MatOps, Tape, jvp_mat, value_and_grad_mat};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -176,8 +176,8 @@ fn w5_maml_one_step_meta_gradient_from_flat_hvps_matches_the_reference() {
     let n = mlp.num_params();
     let (mut meta_loss, mut maml, mut fomaml) = (0.0, vec![0.0; n], vec![0.0; n]);
     for t in &tasks {
-        let sup = MseLoss::new(&mlp, &t.xs, &t.ys);
-        let query = MseLoss::new(&mlp, &t.xq, &t.yq);
+        let sup = MseLoss::new(&mlp, &t.xs, &t.ys).unwrap();
+        let query = MseLoss::new(&mlp, &t.xq, &t.yq).unwrap();
         let (_, gs) = sup.value_and_grad(&theta).unwrap();
         let phi: Vec<f64> = theta.iter().zip(&gs).map(|(p, g)| p - ALPHA * g).collect();
         let (lq, gq) = query.value_and_grad(&phi).unwrap();
@@ -323,7 +323,7 @@ fn forward_rejects_a_batch_of_the_wrong_width() {
 fn length_errors_are_errors() {
     let mlp = Mlp::new(&[2, 3, 1], Activation::Tanh, Activation::Identity);
     let (x, y) = (DMatrix::zeros(4, 2), DMatrix::zeros(4, 1));
-    let loss = MseLoss::new(&mlp, &x, &y);
+    let loss = MseLoss::new(&mlp, &x, &y).unwrap();
     assert!(matches!(
         loss.value_and_grad(&[0.0; 14]),
         Err(AdError::Length {
@@ -412,7 +412,7 @@ proptest! {
     /// Reverse mode over the flat vector equals central finite differences, entry by entry.
     #[test]
     fn gradient_matches_central_differences(c in case(false)) {
-        let loss = MseLoss::new(&c.mlp, &c.x, &c.y);
+        let loss = MseLoss::new(&c.mlp, &c.x, &c.y).unwrap();
         let (value, g) = loss.value_and_grad(&c.theta).unwrap();
         prop_assert!((value - loss.value(&c.theta)).abs() <= 1e-14 * (1.0 + value));
         let h = 1e-5;
@@ -430,7 +430,7 @@ proptest! {
     /// `hvp` over the flat vector equals central differences of gradients.
     #[test]
     fn hvp_matches_differences_of_gradients(c in case(false)) {
-        let loss = MseLoss::new(&c.mlp, &c.x, &c.y);
+        let loss = MseLoss::new(&c.mlp, &c.x, &c.y).unwrap();
         let hv = loss.hvp(&c.theta, &c.v).unwrap();
         let h = 1e-5;
         let (_, gp) = loss.value_and_grad(&shifted(&c.theta, &c.v, h)).unwrap();
@@ -447,7 +447,7 @@ proptest! {
     /// is symmetric: <u, H v> == <v, H u>. ReLU networks included (no differences taken).
     #[test]
     fn forward_reverse_and_symmetry(c in case(true)) {
-        let loss = MseLoss::new(&c.mlp, &c.x, &c.y);
+        let loss = MseLoss::new(&c.mlp, &c.x, &c.y).unwrap();
         let (value, g) = loss.value_and_grad(&c.theta).unwrap();
         let (v2, dir) = jvp_mat(&loss, &[column(&c.theta)], &[column(&c.v)]).unwrap();
         let gv: f64 = g.iter().zip(&c.v).map(|(a, b)| a * b).sum();
@@ -500,138 +500,6 @@ fn value_and_grad_mat_on_a_user_loss() {
     // d/d b2 of (output + |theta|^2 / 2) = 1 + b2
     let k = mlp.bias_range(1).start;
     assert!((g[0][k] - (1.0 + theta[k])).abs() < 1e-15);
-}
-
-// ------------------------------------------------------------------ saving and loading
-
-fn small_model(seed: u64) -> Model {
-    let mlp = Mlp::from_layers(vec![
-        Dense::new(3, 5, Activation::Relu),
-        Dense::new(5, 2, Activation::Softplus),
-    ]);
-    Model::init(mlp, Init::TorchDefault, seed)
-}
-
-#[test]
-fn model_json_round_trip_through_a_file() {
-    let model = small_model(11);
-    let path = std::env::temp_dir().join(format!("ad_core_nn_{}.json", std::process::id()));
-    model.save_json(&path).unwrap();
-    let back = Model::load_json(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(back, model);
-    let x = DMatrix::from_row_slice(1, 3, &[0.2, -0.1, 0.5]);
-    assert_eq!(back.forward(&x), model.forward(&x));
-    // the Serialize/Deserialize impls themselves, and the Mlp alone
-    let via_serde: Model = serde_json::from_str(&serde_json::to_string(&model).unwrap()).unwrap();
-    assert_eq!(via_serde, model);
-    let mlp: Mlp = serde_json::from_str(&serde_json::to_string(model.mlp()).unwrap()).unwrap();
-    assert_eq!(&mlp, model.mlp());
-}
-
-#[test]
-fn corrupt_or_mismatched_files_are_errors() {
-    let good = small_model(1).to_json().unwrap();
-    let load = |s: &str| Model::from_json(s);
-    for bad in [
-        "",
-        "{",
-        "null",
-        "[]",
-        &good[..good.len() / 2],
-        &good.replace("\"Relu\"", "\"Swish\""),
-        &good.replace("\"inputs\":3", "\"inputs\":-3"),
-        &good.replace("\"inputs\":3", "\"inputs\":0"),
-        &good.replace("\"outputs\":5", "\"outputs\":4"), // widths no longer chain
-        &good.replace("\"params\"", "\"parameters\""),
-        &good.replace("{\"mlp\":", "{\"extra\":1,\"mlp\":"),
-        r#"{"mlp":{"layers":[]},"params":[]}"#,
-        r#"{"mlp":{"layers":[{"inputs":4294967296,"outputs":4294967296,"activation":"Tanh"}]},"params":[]}"#,
-        r#"{"mlp":{"layers":[{"inputs":1,"outputs":1,"activation":"Tanh"}]},"params":[1,2,NaN]}"#,
-        r#"{"mlp":{"layers":[{"inputs":1,"outputs":1,"activation":"Tanh"}]},"params":[1,1e999]}"#,
-    ] {
-        assert!(
-            matches!(load(bad), Err(AdError::Load(_))),
-            "accepted: {bad:?}"
-        );
-    }
-    let short =
-        r#"{"mlp":{"layers":[{"inputs":1,"outputs":2,"activation":"Tanh"}]},"params":[1,2,3]}"#;
-    assert!(matches!(
-        load(short),
-        Err(AdError::Length {
-            expected: 4,
-            got: 3,
-            ..
-        })
-    ));
-    // the plain Deserialize impl checks the length too
-    assert!(serde_json::from_str::<Model>(short).is_err());
-    assert!(matches!(
-        Model::load_json("/nonexistent/dir/model.json"),
-        Err(AdError::Load(_))
-    ));
-    let mlp = small_model(1).mlp().clone();
-    assert!(matches!(
-        Model::new(mlp.clone(), vec![0.0; 3]),
-        Err(AdError::Length { .. })
-    ));
-    let mut m = Model::new(mlp.clone(), vec![0.0; mlp.num_params()]).unwrap();
-    assert!(m.set_params(vec![1.0; 2]).is_err());
-    assert_eq!(m.params(), &vec![0.0; mlp.num_params()][..]);
-    m.params_mut()[0] = f64::INFINITY;
-    assert!(matches!(
-        m.to_json(),
-        Err(AdError::NonFinite { index: 0, .. })
-    ));
-    assert!(
-        m.save_json(std::env::temp_dir().join("ad_core_nn_never.json"))
-            .is_err()
-    );
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-
-    /// Any parameters (any finite bit pattern) reload bit for bit.
-    #[test]
-    fn params_round_trip_bit_for_bit(bits in prop::collection::vec(any::<u64>(), 32)) {
-        let mlp = small_model(0).mlp().clone();
-        prop_assert_eq!(mlp.num_params(), 32);
-        let params: Vec<f64> = bits
-            .iter()
-            .map(|&b| f64::from_bits(b))
-            .map(|x| if x.is_finite() { x } else { 1.5 })
-            .collect();
-        let model = Model::new(mlp, params).unwrap();
-        let back = Model::from_json(&model.to_json().unwrap()).unwrap();
-        for (a, b) in back.params().iter().zip(model.params()) {
-            prop_assert_eq!(a.to_bits(), b.to_bits());
-        }
-    }
-
-    /// A corrupted file never panics: it is an error, or (if the edit kept it valid) a
-    /// model whose parameters fit its architecture.
-    #[test]
-    fn corrupted_json_never_panics(
-        seed in any::<u64>(),
-        edits in prop::collection::vec((any::<prop::sample::Index>(), 32u8..127), 1..4),
-        cut in any::<prop::sample::Index>(),
-        truncate in any::<bool>(),
-    ) {
-        let mut bytes = small_model(seed).to_json().unwrap().into_bytes();
-        for (at, b) in edits {
-            let i = at.index(bytes.len());
-            bytes[i] = b;
-        }
-        if truncate {
-            bytes.truncate(cut.index(bytes.len()));
-        }
-        let text = String::from_utf8(bytes).unwrap();
-        if let Ok(m) = Model::from_json(&text) {
-            prop_assert_eq!(m.params().len(), m.mlp().num_params());
-        }
-    }
 }
 
 // ------------------------------------------------------------------ initialization

@@ -30,6 +30,7 @@
 
 mod dual;
 pub(crate) mod linalg;
+mod operators;
 pub(crate) mod ops;
 mod plain;
 mod var;
@@ -189,6 +190,18 @@ pub trait MatOps: Clone + Debug + Sized {
     /// Elementwise square root.
     fn sqrt(&self) -> Self {
         self.unary(Unary::Sqrt)
+    }
+    /// Elementwise absolute value (derivative 0 at 0).
+    fn abs(&self) -> Self {
+        self.unary(Unary::Abs)
+    }
+    /// Elementwise sine.
+    fn sin(&self) -> Self {
+        self.unary(Unary::Sin)
+    }
+    /// Elementwise cosine.
+    fn cos(&self) -> Self {
+        self.unary(Unary::Cos)
     }
 }
 

@@ -5,12 +5,14 @@ use nalgebra::DMatrix;
 
 use super::{Mlp, column};
 use crate::drivers::{MatFn, hvp_mat, value_and_grad_mat};
-use crate::error::AdError;
+use crate::error::{AdError, check_finite};
 use crate::matrix::MatOps;
 
 /// Mean squared error over all entries, `mean((pred - target)^2)`: two tape nodes.
 ///
-/// Panics (with both shapes) if the shapes differ.
+/// Panics (with both shapes) if the shapes differ or have no entries (the mean of nothing
+/// is undefined; data that may be empty is refused as a typed error by [`MseLoss::new`]
+/// and [`check_batch`]).
 ///
 /// ```
 /// use ad_core::nn::mse;
@@ -23,8 +25,8 @@ use crate::matrix::MatOps;
 pub fn mse<M: MatOps>(pred: &M, target: &M) -> M::Scalar {
     let (r, c) = pred.shape();
     assert!(
-        (r, c) == target.shape(),
-        "ad-core: mse: prediction is {r}x{c} but target is {}x{}",
+        (r, c) == target.shape() && r * c > 0,
+        "ad-core: mse: prediction is {r}x{c} and target is {}x{}: need equal, non-empty shapes",
         target.nrows(),
         target.ncols()
     );
@@ -45,7 +47,7 @@ pub fn mse<M: MatOps>(pred: &M, target: &M) -> M::Scalar {
 /// let mlp = Mlp::new(&[1, 8, 1], Activation::Tanh, Activation::Identity);
 /// let x = DMatrix::from_column_slice(4, 1, &[-1.0, -0.3, 0.2, 0.9]);
 /// let y = x.map(f64::sin);
-/// let loss = MseLoss::new(&mlp, &x, &y);
+/// let loss = MseLoss::new(&mlp, &x, &y).unwrap();
 /// let theta = mlp.init(Init::XavierUniform, 1);
 /// let (l, g) = loss.value_and_grad(&theta).unwrap();
 /// // one gradient step lowers the loss
@@ -54,20 +56,49 @@ pub fn mse<M: MatOps>(pred: &M, target: &M) -> M::Scalar {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MseLoss<'a> {
-    /// The network.
-    pub mlp: &'a Mlp,
-    /// Inputs, `batch x inputs`.
-    pub x: &'a DMatrix<f64>,
-    /// Targets, `batch x outputs`.
-    pub y: &'a DMatrix<f64>,
+    mlp: &'a Mlp,
+    x: &'a DMatrix<f64>,
+    y: &'a DMatrix<f64>,
+}
+
+/// Check a batch of data before a mean is taken over it: [`AdError::EmptyBatch`] if `x`
+/// has no rows, [`AdError::NonFinite`] (with the column-major index and the value) for the
+/// first NaN or infinite entry of `x` (`what = "inputs x"`) or `y` (`"targets y"`).
+///
+/// ```
+/// use ad_core::{nn::check_batch, AdError};
+/// use nalgebra::DMatrix;
+/// let x = DMatrix::from_row_slice(2, 1, &[0.5, f64::NAN]);
+/// let y = DMatrix::from_row_slice(2, 1, &[1.0, 2.0]);
+/// assert!(matches!(check_batch(&x, &y), Err(AdError::NonFinite { index: 1, .. })));
+/// ```
+pub fn check_batch(x: &DMatrix<f64>, y: &DMatrix<f64>) -> Result<(), AdError> {
+    if x.nrows() == 0 || y.nrows() == 0 {
+        return Err(AdError::EmptyBatch {
+            what: if x.nrows() == 0 {
+                "inputs x"
+            } else {
+                "targets y"
+            },
+        });
+    }
+    check_finite("inputs x", x.as_slice())?;
+    check_finite("targets y", y.as_slice())
 }
 
 impl<'a> MseLoss<'a> {
-    /// The loss of `mlp` on inputs `x` and targets `y`.
+    /// The loss of `mlp` on inputs `x` (`batch x inputs`) and targets `y`
+    /// (`batch x outputs`), after checking the data once (see [`check_batch`]):
+    /// [`AdError::EmptyBatch`] for a batch of no samples, [`AdError::NonFinite`] for a NaN
+    /// or infinite input or target.
     ///
     /// Panics (with the shapes) if `x` or `y` does not fit the network or each other.
     #[track_caller]
-    pub fn new(mlp: &'a Mlp, x: &'a DMatrix<f64>, y: &'a DMatrix<f64>) -> MseLoss<'a> {
+    pub fn new(
+        mlp: &'a Mlp,
+        x: &'a DMatrix<f64>,
+        y: &'a DMatrix<f64>,
+    ) -> Result<MseLoss<'a>, AdError> {
         assert!(
             x.ncols() == mlp.inputs() && y.ncols() == mlp.outputs() && x.nrows() == y.nrows(),
             "ad-core: MseLoss: a {}->{} network cannot fit inputs {}x{} to targets {}x{}",
@@ -78,7 +109,23 @@ impl<'a> MseLoss<'a> {
             y.nrows(),
             y.ncols()
         );
-        MseLoss { mlp, x, y }
+        check_batch(x, y)?;
+        Ok(MseLoss { mlp, x, y })
+    }
+
+    /// The network.
+    pub fn mlp(&self) -> &'a Mlp {
+        self.mlp
+    }
+
+    /// The inputs, `batch x inputs`.
+    pub fn x(&self) -> &'a DMatrix<f64> {
+        self.x
+    }
+
+    /// The targets, `batch x outputs`.
+    pub fn y(&self) -> &'a DMatrix<f64> {
+        self.y
     }
 
     /// The loss at `params`, in plain `f64` (no tape).

@@ -51,7 +51,7 @@ use nalgebra::DMatrix;
 pub use activation::Activation;
 pub use dense::{Dense, LayerParams};
 pub use init::Init;
-pub use loss::{MseLoss, mse};
+pub use loss::{MseLoss, check_batch, mse};
 pub use mlp::Mlp;
 pub use model::Model;
 

@@ -1,6 +1,5 @@
 //! [`Model`]: an architecture with its parameters, saved and loaded as JSON.
 
-use std::io;
 use std::path::Path;
 
 use nalgebra::DMatrix;
@@ -100,30 +99,45 @@ impl Model {
         Ok(serde_json::to_string(self).expect("a Model with finite parameters always serializes"))
     }
 
-    /// A model from JSON: [`AdError::Load`] for text that is not a valid model (syntax,
-    /// missing or unknown fields, widths that do not chain), [`AdError::Length`] for
-    /// parameters whose number does not fit the architecture.
+    /// A model from JSON: [`AdError::Load`] (with serde_json's error as its source) for
+    /// text that is not a valid model (syntax, missing or unknown fields, widths that do
+    /// not chain), [`AdError::Length`] for parameters whose number does not fit the
+    /// architecture.
     pub fn from_json(json: &str) -> Result<Model, AdError> {
-        let r: ModelRepr = serde_json::from_str(json).map_err(|e| AdError::Load(e.to_string()))?;
+        Model::parse(json, None)
+    }
+
+    fn parse(json: &str, path: Option<&Path>) -> Result<Model, AdError> {
+        let r: ModelRepr = serde_json::from_str(json).map_err(|source| AdError::Load {
+            path: path.map(Path::to_path_buf),
+            source,
+        })?;
         Model::new(r.mlp, r.params)
     }
 
-    /// Write the model as JSON to `path`. Non-finite parameters are refused with an
-    /// [`io::ErrorKind::InvalidData`] error wrapping [`AdError::NonFinite`].
-    pub fn save_json(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        let json = self
-            .to_json()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        std::fs::write(path, json)
+    /// Write the model as JSON to `path`: [`AdError::NonFinite`] (and no file written) if a
+    /// parameter is NaN or infinite, [`AdError::Io`] if the file cannot be written.
+    pub fn save_json(&self, path: impl AsRef<Path>) -> Result<(), AdError> {
+        let path = path.as_ref();
+        let json = self.to_json()?;
+        std::fs::write(path, json).map_err(|source| AdError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    /// Read a model saved by [`save_json`](Model::save_json): [`AdError::Load`] if the file
-    /// cannot be read or is not a valid model, [`AdError::Length`] if the parameters do not
-    /// fit the architecture. Never panics on bad data.
+    /// Read a model saved by [`save_json`](Model::save_json): [`AdError::Io`] if the file
+    /// cannot be read, [`AdError::Load`] (with the path) if it is not a valid model,
+    /// [`AdError::Length`] if the parameters do not fit the architecture. Never panics on
+    /// bad data.
     pub fn load_json(path: impl AsRef<Path>) -> Result<Model, AdError> {
         let path = path.as_ref();
-        let json = std::fs::read_to_string(path)
-            .map_err(|e| AdError::Load(format!("{}: {e}", path.display())))?;
-        Model::from_json(&json)
+        let json = std::fs::read_to_string(path).map_err(|source| AdError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Model::parse(&json, Some(path))
     }
 }

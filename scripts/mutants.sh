@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Mutation testing with cargo-mutants (install: `cargo install --locked cargo-mutants`).
+#
+#   scripts/mutants.sh GROUP...
+#
+# Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out):
+#   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
+#   elementwise  ad-core's src/elementwise.rs, judged by the matrix-mode and dot-product suites
+#   nn           ad-core's src/nn/*, judged by tests/nn.rs
+#   optim        ad-core's src/optim/*, judged by tests/optim.rs
+#   ad-core      every file of ad-core, all its tests (many hours on 2 cores)
+#   implicit     every file of implicit, all its tests (many hours on 2 cores)
+#
+# Settings shared by every run are in .cargo/mutants.toml (release profile, timeouts). Each
+# group names the test targets that exercise its files, so that a mutant rebuilds and runs
+# only those (a full ad-core test build per mutant would take minutes). Release builds are
+# made incremental and without debug info for the same reason: only the mutated function's
+# code is recompiled. cargo-mutants exits non-zero when a mutant is missed; this script runs
+# every group anyway and prints each group's summary line at the end.
+#
+# Environment: MUTANTS_JOBS (default 1) parallel builds; MUTANTS_NICE (default 19);
+# MUTANTS_ARGS extra cargo-mutants options, e.g. a deterministic sample of one eighth of
+# the mutants spread over the files: MUTANTS_ARGS="--shard 0/8 --sharding round-robin".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=${MUTANTS_JOBS:-1}
+niceness=${MUTANTS_NICE:-19}
+# Faster rebuilds of the mutated crate; the code is as optimized as `--release`.
+speed=(-C --config -C profile.release.incremental=true -C --config -C profile.release.debug=0)
+
+run() {
+    local group=$1
+    shift
+    echo "== mutants: $group" >&2
+    mkdir -p "target/mutants/$group"
+    # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of options
+    nice -n "$niceness" cargo mutants --jobs "$jobs" --output "target/mutants/$group" \
+        "${speed[@]}" ${MUTANTS_ARGS:-} "$@"
+    echo "== mutants: $group: exit $?" >&2
+}
+
+if [ $# -eq 0 ]; then
+    sed -n '2,20p' "$0"
+    exit 2
+fi
+
+for group in "$@"; do
+    case $group in
+    kernels)
+        run kernels --package ad-core -f crates/ad-core/src/kernels.rs \
+            -f 'crates/ad-core/src/kernels/*.rs' -- --test kernels ;;
+    elementwise)
+        run elementwise --package ad-core -f crates/ad-core/src/elementwise.rs \
+            -- --test matrix_modes --test dot_product ;;
+    nn)
+        run nn --package ad-core -f 'crates/ad-core/src/nn/*.rs' -- --test nn ;;
+    optim)
+        run optim --package ad-core -f 'crates/ad-core/src/optim/*.rs' -- --test optim ;;
+    ad-core)
+        run ad-core --package ad-core ;;
+    implicit)
+        run implicit --package implicit ;;
+    *)
+        echo "unknown group: $group" >&2
+        exit 2 ;;
+    esac
+done
+
+for group in "$@"; do
+    f=target/mutants/$group/mutants.out/outcomes.json
+    [ -f "$f" ] && echo "$group: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join(f"{k}={d.get(k)}" for k in ("total_mutants","caught","missed","unviable","timeout")))' "$f")"
+done
+exit 0
