@@ -28,15 +28,17 @@ use std::time::Instant;
 use diffprog::ad::{MatOps, Tape};
 use diffprog::implicit::argmin_adapter::LbfgsOptions;
 use diffprog::implicit::hyper::{
-    HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram,
-    SquaredError, Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_at,
-    optimize, optimize_lbfgs,
+    HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_at, optimize,
+    optimize_lbfgs,
 };
 use diffprog::implicit::unrolled::{IterationMap, unroll_on_tape};
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
 use peak_alloc::PeakAlloc;
 use plotters::prelude::*;
+use workloads::{
+    LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, closed_form, data,
+};
 
 #[global_allocator]
 static HEAP: PeakAlloc = PeakAlloc;

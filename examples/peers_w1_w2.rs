@@ -20,12 +20,14 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::implicit::hyper::{
-    Hypergradient, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram,
-    SquaredError, ValidationLoss, closed_form, data, hypergradient, hypergradient_linearized,
-    reference_hypergradient,
+    Hypergradient, InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized,
 };
 use diffprog::implicit::linear::{Method, SolveOptions};
 use diffprog::implicit::{Factor, IftOptions, Implicit, ImplicitError};
+use workloads::{
+    LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, closed_form, data,
+    reference_hypergradient,
+};
 
 const W1_REF: f64 = 0.0694672879308;
 const W2_NORM: f64 = 0.00481000608726;
