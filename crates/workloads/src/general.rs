@@ -6,7 +6,9 @@
 //!   pass on a tape);
 //! - [`Counted`] counts the evaluations of an [`Objective`] in any mode (each one records
 //!   the problem on a tape or a dual pass, and copies its data matrices there), so a run
-//!   can report how many passes and data copies one hypergradient costs.
+//!   can report how many passes and data copies one hypergradient costs;
+//! - [`minimize_quadratic_cg`]: the minimizer of an objective that is quadratic in x, by
+//!   conjugate gradient on tape Hessian-vector products (`implicit::linear`), from x = 0.
 //!
 //! ```
 //! use workloads::general::{Counted, TapeOnly};
@@ -24,8 +26,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ad_core::MatOps;
-use implicit::Objective;
 use implicit::hyper::ValidationLoss;
+use implicit::linear::{
+    LinearOperator, Method, OperatorError, Solution, SolveOptions, Structure, solve,
+};
+use implicit::{ArgminHessian, ImplicitError, Linearization, Objective};
 
 /// A validation loss through its `loss` only: gradients come from the tape.
 #[derive(Clone, Debug)]
@@ -74,4 +79,42 @@ impl<O: Objective> Objective for Counted<O> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         self.inner.value(x, theta)
     }
+}
+
+/// The Hessian of an objective at a point as a linear operator (one tape pass per product).
+struct TapeHessian<'a, O>(ArgminHessian<'a, O>);
+
+impl<O: Objective> LinearOperator for TapeHessian<'_, O> {
+    fn nrows(&self) -> usize {
+        self.0.dims().0
+    }
+    fn ncols(&self) -> usize {
+        self.0.dims().0
+    }
+    fn apply(&self, v: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
+        let hv = self.0.a_mul(v)?;
+        y.copy_from_slice(&hv);
+        Ok(())
+    }
+    fn structure(&self) -> Structure {
+        Structure::SPD
+    }
+}
+
+/// x* = argmin_x L(x, θ) for L quadratic in x with a positive definite Hessian H: one
+/// Newton step from 0, `H x = −∇ₓL(0, θ)`, solved by CG on tape Hessian-vector products
+/// (one gradient pass, then one second-order pass per CG iteration).
+///
+/// # Errors
+/// A failed tape pass, or CG not reaching `options` (carrying its report).
+pub fn minimize_quadratic_cg<O: Objective>(
+    objective: &O,
+    n: usize,
+    theta: &[f64],
+    options: &SolveOptions,
+) -> Result<Solution, ImplicitError> {
+    let zero = vec![0.0; n];
+    let lin = ArgminHessian::new(objective, &zero, theta)?;
+    let rhs: Vec<f64> = lin.gradient().iter().map(|g| -g).collect();
+    solve(&TapeHessian(lin), &rhs, None, Method::Cg, options)
 }
