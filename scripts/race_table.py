@@ -168,7 +168,7 @@ for w in ("W1", "W2"):
     for label, a, b in (("general", gen, jx), ("general", gen, bp), ("hand-written", hand, bp),
                         ("hand-written, XᵀX precomputed", pre, bp)):
         if a and b:
-            print(f"| {w} | {label}: {a['name']} | {fmt(a['median'])} | {b['name']} | {fmt(b['median'])} | "
+            print(f"| {w} | {a['name']} | {fmt(a['median'])} | {b['name']} | {fmt(b['median'])} | "
                   f"{ratio(a, b):.2f} |")
 print()
 large = math.nan
