@@ -4,7 +4,8 @@ with the data passed to the jitted function as *arguments* instead of closed ove
 Closed over, the data are compile-time constants and XLA folds every data-only expression
 (X.T @ X for W1) into the executable, so the timed call no longer computes it. Passed as
 arguments, the timed call does all the work from the raw data, like our per-call rows.
-Run from a directory holding the peers' common.py; prints one JSON document.
+Run from a directory holding the peers' common.py; prints one JSON document (the W2 row
+with its full 50-entry hypergradient, so that scripts/bench_peers.sh can check every entry).
 """
 import functools
 import json
@@ -99,6 +100,7 @@ h = jax.jit(jax.grad(outer))
 hg = np.asarray(h(u0, *data2))
 add("W2", "jaxopt custom_root(Newton, gtol 1e-10) + implicit CG (jit, data as arguments)",
     lambda: h(u0, *data2).block_until_ready(),
-    {"hypergrad_first5": hg[:5].tolist(), "hypergrad_norm": float(np.linalg.norm(hg))})
+    {"hypergrad": hg.tolist(), "hypergrad_first5": hg[:5].tolist(),
+     "hypergrad_norm": float(np.linalg.norm(hg))})
 
 print(json.dumps(rows))

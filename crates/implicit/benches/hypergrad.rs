@@ -17,12 +17,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use implicit::hyper::{
-    InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError,
-    ValidationLoss, data, hypergradient, hypergradient_linearized,
-};
+use implicit::hyper::{InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized};
 use implicit::linear::SolveOptions;
 use implicit::{Factor, IftOptions, Implicit, ImplicitError};
+use workloads::{LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, data};
 
 fn chol_solver(
     gram: &RidgeGram,

@@ -33,7 +33,7 @@
 //! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, normal CG, dense LU/Cholesky |
 //! | [`unrolled`] | the unrolled baseline (differentiating through T iterations) |
 //! | [`argmin_adapter`] | argmin's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
-//! | [`hyper`] | hyperparameter optimization: hypergradients, Adam / L-BFGS outer loops, ridge and logistic regression (W1/W2) |
+//! | [`hyper`] | hyperparameter optimization: hypergradients, Adam / L-BFGS outer loops |
 //!
 //! Failures are loud: an inner solution whose optimality residual exceeds the tolerance is
 //! [`ImplicitError::NotAtSolution`]; a linear solve that does not converge is an error

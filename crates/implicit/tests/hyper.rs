@@ -1,14 +1,18 @@
-//! Hyperparameter optimization on the W1/W2 data of the peer benchmarks: reference values,
+//! Hyperparameter optimization on the W1/W2 problems of the peer benchmarks (from the
+//! dev-only `workloads` crate): reference values,
 //! agreement of every path with the closed form, hypergradient descent, trace round-trip
 //! and typed errors for bad input.
 
 use implicit::hyper::{
-    HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, SquaredError,
-    Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_linearized, optimize,
-    reference_hypergradient, validation_value_and_grad,
+    HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_linearized,
+    optimize, validation_value_and_grad,
 };
 use implicit::linear::{Method, SolveOptions};
 use implicit::{Factor, IftOptions, Implicit, ImplicitError};
+use workloads::{
+    LogLoss, LogReg, NewtonOptions, Penalty, Ridge, SquaredError, closed_form, data,
+    reference_hypergradient,
+};
 
 // W1/W2 reference values (numpy, ../shared/peers/README.md).
 const W1_HYPERGRAD: f64 = 0.0694672879308;

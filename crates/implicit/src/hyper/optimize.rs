@@ -2,16 +2,28 @@
 //! warm-started inner solves and a serializable trace of every outer step.
 //!
 //! ```
-//! use implicit::hyper::{data, optimize, HyperOptions, LogLoss, LogReg, NewtonOptions};
-//! let w2 = data::w2();
-//! let inner = LogReg::new(&w2.train)?;
-//! let val = LogLoss::new(&w2.val)?;
-//! let mut newton = inner.newton_solver(NewtonOptions::default());
+//! use ad_core::MatOps;
+//! use implicit::hyper::{optimize, HyperOptions, InnerSolution, ValidationLoss};
+//! use implicit::{ImplicitError, Objective};
+//! // x*(θ) = argmin ½(x − 1)² + ½θx² = 1/(1+θ);  V = ½(x − ½)² is smallest at θ = 1.
+//! struct Inner;
+//! impl Objective for Inner {
+//!     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
+//!         x.add_f64(-1.0).sq_norm() * 0.5 + t.get(0, 0) * x.sq_norm() * 0.5
+//!     }
+//! }
+//! struct Val;
+//! impl ValidationLoss for Val {
+//!     fn loss<M: MatOps>(&self, x: &M, _t: &M) -> M::Scalar { x.add_f64(-0.5).sq_norm() * 0.5 }
+//! }
+//! let mut solver = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+//!     Ok(InnerSolution::new(vec![1.0 / (1.0 + t[0])], 0))
+//! };
 //! let opts = HyperOptions::default().steps(5).learning_rate(0.1).progress(false);
-//! let trace = optimize(&inner, &val, &data::w2_log_lambda(50), &mut newton, &opts)?;
+//! let trace = optimize(&Inner, &Val, &[0.2], &mut solver, &opts)?;
 //! assert_eq!(trace.steps.len(), 5);
 //! assert!(trace.steps[4].val_loss < trace.steps[0].val_loss);
-//! # Ok::<(), implicit::ImplicitError>(())
+//! # Ok::<(), ImplicitError>(())
 //! ```
 
 use std::io::IsTerminal;

@@ -12,7 +12,8 @@
 //! iterate, which the implicit backward solve reuses.
 //!
 //! ```
-//! use implicit::hyper::{data, hypergradient, LogLoss, LogReg, NewtonOptions};
+//! use implicit::hyper::hypergradient;
+//! use workloads::{data, LogLoss, LogReg, NewtonOptions};
 //! use implicit::IftOptions;
 //! let w2 = data::w2();
 //! let inner = LogReg::new(&w2.train)?;
@@ -29,15 +30,13 @@ use ad_core::{AdError, MatOps};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use super::blas;
-use super::data::Dataset;
-use super::hypergrad::{InnerSolution, ValidationLoss};
-use super::ridge::{check_data, check_weights};
-use crate::error::{ImplicitError, check_finite};
-use crate::ift::Factor;
-use crate::linear::{DenseCholesky, SolveOptions};
-use crate::linearize::Linearization;
-use crate::problem::Objective;
+use implicit::hyper::{InnerSolution, ValidationLoss};
+use implicit::linear::{DenseCholesky, SolveOptions};
+use implicit::{Factor, ImplicitError, Linearization, Objective};
+
+use crate::data::Dataset;
+use crate::kernels::{self as blas, check_finite};
+use crate::ridge::{check_data, check_weights};
 
 /// The mean logistic loss of `x w` against 0/1 labels `c`, in any mode.
 fn log_loss<M: MatOps>(x: &DMatrix<f64>, c: &DMatrix<f64>, w: &M) -> M::Scalar {
@@ -180,9 +179,7 @@ impl LogReg {
     /// The Hessian `Xᵀ diag(s) X + diag(λ)` (lower triangle by weighted dot products,
     /// mirrored).
     fn hessian(&self, s: &[f64], lam: &[f64]) -> DMatrix<f64> {
-        let (rows, d) = self.x.shape();
-        let mut h = DMatrix::zeros(d, d);
-        blas::gram(self.x.as_slice(), rows, Some(s), h.as_mut_slice());
+        let mut h = blas::gram(&self.xt, &self.x, Some(s));
         for (j, l) in lam.iter().enumerate() {
             h[(j, j)] += l;
         }
@@ -262,7 +259,7 @@ impl LogReg {
 
     /// The linearization of ∇L at (w, u) with hand-written products (two gemv per Hessian
     /// product; B = ∂(λ ⊙ w)/∂u = diag(λ ⊙ w)), for
-    /// [`hypergradient_linearized`](super::hypergradient_linearized).
+    /// [`hypergradient_linearized`](implicit::hyper::hypergradient_linearized).
     pub fn linearization(
         &self,
         w: &[f64],
@@ -280,7 +277,7 @@ impl LogReg {
         })
     }
 
-    /// Newton's method as an [`InnerSolver`](super::InnerSolver) (warm starts honoured).
+    /// Newton's method as an [`InnerSolver`](implicit::hyper::InnerSolver) (warm starts honoured).
     pub fn newton_solver(
         &self,
         options: NewtonOptions,
@@ -422,8 +419,9 @@ pub fn reference_hypergradient(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IftOptions;
-    use crate::hyper::{data, hypergradient_linearized};
+    use crate::data;
+    use implicit::IftOptions;
+    use implicit::hyper::hypergradient_linearized;
 
     /// Chord steps while each step halves ‖∇L‖, then the Hessian at w* (the fastest W2
     /// setting of `examples/peers_w1_w2.rs`): fewer Hessians than plain Newton, the same

@@ -6,15 +6,15 @@
 //!
 //! Three ways to the same hypergradient:
 //! - [`Ridge`] (data form) and [`RidgeGram`] (the same objective through the Gram matrix,
-//!   up to a constant) are [`Objective`]s, so [`hypergradient`](super::hypergradient) and
-//!   [`Implicit::argmin`](crate::Implicit::argmin) work on them with exact tape products;
+//!   up to a constant) are [`Objective`]s, so [`hypergradient`](implicit::hyper::hypergradient) and
+//!   [`Implicit::argmin`](implicit::Implicit::argmin) work on them with exact tape products;
 //! - [`RidgeGram::solve`] is the fast forward solve (Cholesky of A) whose factor the
 //!   backward solve reuses; [`Ridge::solve_cg`] with [`Ridge::linearization`] is the
 //!   matrix-free pair (never forms XᵀX);
 //! - [`closed_form`] gives the reference: dV/dλ_j = −(A⁻¹ ∇V)_j w*_j.
 //!
 //! ```
-//! use implicit::hyper::{closed_form, data, Penalty, Ridge, SquaredError};
+//! use workloads::{closed_form, data, Penalty, Ridge, SquaredError};
 //! let w1 = data::w1();
 //! let ridge = Ridge::new(&w1.train, Penalty::Shared)?;
 //! let val = SquaredError::new(&w1.val)?;
@@ -29,15 +29,14 @@ use ad_core::{AdError, MatOps};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use super::blas;
-use super::data::Dataset;
-use super::hypergrad::ValidationLoss;
-use crate::error::{ImplicitError, check_finite};
-use crate::linear::{
+use implicit::hyper::ValidationLoss;
+use implicit::linear::{
     DenseCholesky, LinearOperator, Method, OperatorError, Solution, SolveOptions, Structure, solve,
 };
-use crate::linearize::Linearization;
-use crate::problem::Objective;
+use implicit::{ImplicitError, Linearization, Objective};
+
+use crate::data::Dataset;
+use crate::kernels::{self as blas, check_finite};
 
 /// How many L2 hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,8 +144,7 @@ impl Ridge {
     pub fn gram(&self) -> RidgeGram {
         let (rows, d) = self.x.shape();
         let n = rows as f64;
-        let mut g = DMatrix::zeros(d, d);
-        blas::gram(self.x.as_slice(), rows, None, g.as_mut_slice());
+        let mut g = blas::gram(&self.xt, &self.x, None);
         g /= n;
         let b = DMatrix::from_column_slice(d, 1, &self.rhs());
         RidgeGram {
@@ -188,7 +186,7 @@ impl Ridge {
     }
 
     /// The linearization of ∇L at (w, θ) with hand-written matrix-free products (for
-    /// [`Implicit::from_linearization`](crate::Implicit::from_linearization)).
+    /// [`Implicit::from_linearization`](implicit::Implicit::from_linearization)).
     pub fn linearization(
         &self,
         w: &[f64],
@@ -242,7 +240,7 @@ impl RidgeGram {
     }
 
     /// w*(θ) = A⁻¹ b by Cholesky, and the factor (for
-    /// [`Implicit::with_factor`](crate::Implicit::with_factor)).
+    /// [`Implicit::with_factor`](implicit::Implicit::with_factor)).
     pub fn solve(&self, theta: &[f64]) -> Result<(Vec<f64>, DenseCholesky), ImplicitError> {
         let chol = self.factor(theta)?;
         let opts = SolveOptions::default().rtol(1e-14);
@@ -261,7 +259,7 @@ impl RidgeGram {
     }
 
     /// The linearization of ∇L at (w, θ) with hand-written products through the Gram
-    /// matrix (for [`hypergradient_linearized`](super::hypergradient_linearized)).
+    /// matrix (for [`hypergradient_linearized`](implicit::hyper::hypergradient_linearized)).
     pub fn linearization(
         &self,
         w: &[f64],

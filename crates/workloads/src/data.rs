@@ -11,7 +11,7 @@
 //! ```
 //!
 //! ```
-//! use implicit::hyper::data;
+//! use workloads::data;
 //! let w1 = data::w1();
 //! assert_eq!(w1.train.x.shape(), (500, 50));
 //! assert_eq!(w1.val.x.shape(), (200, 50));
@@ -25,6 +25,11 @@ use serde::{Deserialize, Serialize};
 
 /// Row-index offset of the validation rows.
 pub const VAL_OFFSET: usize = 1000;
+/// Row-index offset of the held-out test rows (ours, not the peers': the same formulas at
+/// rows no training or validation row of W1/W2 uses).
+pub const TEST_OFFSET: usize = 2000;
+/// Held-out test rows.
+pub const N_TEST: usize = 200;
 /// Training rows of W1/W2.
 pub const N_TRAIN: usize = 500;
 /// Validation rows of W1/W2.
@@ -88,6 +93,34 @@ pub fn regression(n_train: usize, n_val: usize, d: usize) -> Split {
         train: Dataset { x, y },
         val: Dataset { x: xv, y: yv },
     }
+}
+
+/// Regression data with `n_train` training rows (offset 0) and `n_val` validation rows at
+/// row offset `val_offset` (the large ridge problem puts them beyond its training rows).
+pub fn regression_at(n_train: usize, n_val: usize, d: usize, val_offset: usize) -> Split {
+    let x = design(n_train, d, 0);
+    let y = targets(&x, 0);
+    let xv = design(n_val, d, val_offset);
+    let yv = targets(&xv, val_offset);
+    Split {
+        train: Dataset { x, y },
+        val: Dataset { x: xv, y: yv },
+    }
+}
+
+/// The held-out test rows of W1 (`N_TEST` rows at [`TEST_OFFSET`], `D` features): the
+/// same formulas as the training and validation rows.
+pub fn w1_test() -> Dataset {
+    let x = design(N_TEST, D, TEST_OFFSET);
+    let y = targets(&x, TEST_OFFSET);
+    Dataset { x, y }
+}
+
+/// The held-out test rows of W2: [`w1_test`] with 0/1 labels `1{y > 0}`.
+pub fn w2_test() -> Dataset {
+    let mut t = w1_test();
+    t.y = labels(&t.y);
+    t
 }
 
 /// Labels `c_i = 1` if `y_i > 0` (strictly), else 0.
