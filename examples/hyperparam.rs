@@ -26,7 +26,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::{MatOps, Tape};
-use diffprog::implicit::argmin_adapter::LbfgsOptions;
+use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::hyper::{
     HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram,
     SquaredError, Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_at,

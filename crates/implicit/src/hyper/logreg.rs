@@ -29,12 +29,12 @@ use ad_core::{AdError, MatOps};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use super::blas;
 use super::data::Dataset;
 use super::hypergrad::{InnerSolution, ValidationLoss};
 use super::ridge::{check_data, check_weights};
 use crate::error::{ImplicitError, check_finite};
 use crate::ift::Factor;
+use crate::linear::kernels::dense as blas;
 use crate::linear::{DenseCholesky, SolveOptions};
 use crate::linearize::Linearization;
 use crate::problem::Objective;
@@ -227,7 +227,7 @@ impl LogReg {
             let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
             let mut fresh = || -> Result<DenseCholesky, ImplicitError> {
                 hessians += 1;
-                DenseCholesky::factor(&self.hessian(&s, &lam), 0.0)
+                Ok(DenseCholesky::factor(&self.hessian(&s, &lam), 0.0)?)
             };
             if gnorm <= options.gtol {
                 let factor = match factor {

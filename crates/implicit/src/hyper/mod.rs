@@ -30,7 +30,6 @@
 //! # Ok::<(), ImplicitError>(())
 //! ```
 
-pub(crate) mod blas;
 pub mod data;
 mod hypergrad;
 mod lbfgs;

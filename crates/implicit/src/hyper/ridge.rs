@@ -29,10 +29,10 @@ use ad_core::{AdError, MatOps};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use super::blas;
 use super::data::Dataset;
 use super::hypergrad::ValidationLoss;
 use crate::error::{ImplicitError, check_finite};
+use crate::linear::kernels::dense as blas;
 use crate::linear::{
     DenseCholesky, LinearOperator, Method, OperatorError, Solution, SolveOptions, Structure, solve,
 };
@@ -175,7 +175,7 @@ impl Ridge {
     ) -> Result<Solution, ImplicitError> {
         let op = self.operator(theta)?;
         let b = self.rhs();
-        solve(&op, &b, warm_start, Method::Cg, options)
+        Ok(solve(&op, &b, warm_start, Method::Cg, options)?)
     }
 
     /// `Xᵀy/n`.
@@ -238,7 +238,7 @@ impl RidgeGram {
         for (i, l) in lam.iter().enumerate() {
             a[(i, i)] += l;
         }
-        DenseCholesky::factor(&a, 0.0)
+        Ok(DenseCholesky::factor(&a, 0.0)?)
     }
 
     /// w*(θ) = A⁻¹ b by Cholesky, and the factor (for
