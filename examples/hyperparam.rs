@@ -31,7 +31,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::{MatOps, MatVar, Tape};
-use diffprog::implicit::argmin_adapter::LbfgsOptions;
+use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::hyper::{
     HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_at, optimize,
     optimize_lbfgs,

@@ -1,120 +1,38 @@
-//! The error type of the crate.
+//! The error type of the crate, joining the layers' own errors.
 //!
-//! Every failure that depends on user data or on convergence is a variant here, carrying
-//! the numbers needed to understand it. Failed solves keep their [`SolveReport`] and the
-//! last iterate ([`ImplicitError::report`], [`ImplicitError::last_iterate`]), so nothing
-//! is lost for diagnostics, and nothing is returned silently.
+//! Each layer owns its errors: the linear solvers return [`SolveError`], the argmin
+//! runners [`ArgminError`]; [`ImplicitError`] wraps both (`#[from]`) and adds what the
+//! implicit-function-theorem layer itself can find wrong. Nothing below this module
+//! imports it back. Failed solves keep their report and last iterate
+//! ([`ImplicitError::report`], [`ImplicitError::last_iterate`]), so nothing is lost for
+//! diagnostics, and nothing is returned silently.
 
 use ad_core::AdError;
 
-use crate::linear::{Method, OperatorError, SolveReport};
+use crate::linear::{OperatorError, SolveError, SolveReport};
+use crate::solvers::argmin_rs::ArgminError;
 
 /// Everything that can go wrong in this crate.
 ///
-/// The enum is `#[non_exhaustive]`: the implicit-function-theorem layer adds variants.
-/// It is `Send + Sync + 'static`, so it can travel inside an
-/// [`ad_core::RuleError`] when a solve runs inside a custom op's rule.
+/// The enum is `#[non_exhaustive]`. It is `Send + Sync + 'static`, so it can travel inside
+/// an [`ad_core::RuleError`] when a solve runs inside a custom op's rule.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImplicitError {
-    /// The solver used up its iterations without reaching the tolerance.
-    #[error("linear solve did not converge: {report}")]
-    NotConverged {
-        /// The numbers of the failed solve (`converged == false`).
-        report: Box<SolveReport>,
-        /// The last iterate, for diagnostics.
-        x: Vec<f64>,
-    },
+    /// A linear solve or dense factorization failed; the [`SolveError`] carries the numbers
+    /// (report and last iterate of an iterative solve, pivot of a factorization).
+    #[error(transparent)]
+    Linear(#[from] SolveError),
 
-    /// A Krylov recurrence broke down (a division by zero or a non-finite scalar) before
-    /// the tolerance was reached.
-    #[error("{method} broke down: {reason}; {report}")]
-    Breakdown {
-        /// The method that broke down.
-        method: Method,
-        /// What happened.
-        reason: &'static str,
-        /// The numbers at the breakdown (residual recomputed at `x`).
-        report: Box<SolveReport>,
-        /// The iterate at the breakdown.
-        x: Vec<f64>,
-    },
+    /// An argmin run ([`crate::solvers::argmin_rs`]) failed or stopped short of its
+    /// gradient tolerance; the boxed error carries the numbers.
+    #[error(transparent)]
+    Argmin(#[from] Box<ArgminError>),
 
-    /// Conjugate gradient met a direction of non-positive curvature `p^T A p <= 0`: the
-    /// system is not positive definite, although CG (which requires it) was asked for.
-    /// Use MINRES for symmetric indefinite systems, or add a ridge.
-    #[error(
-        "system is not positive definite: {method} found curvature p^T A p / p^T p = {curvature:.3e} \
-         at iteration {iteration}; use MINRES for indefinite systems or add a ridge; {report}"
-    )]
-    NegativeCurvature {
-        /// The method (CG, or CG on the normal equations).
-        method: Method,
-        /// The iteration at which it happened (0-based).
-        iteration: usize,
-        /// The Rayleigh quotient `p^T A p / p^T p` of the offending direction.
-        curvature: f64,
-        /// The numbers at that point (residual recomputed at `x`).
-        report: Box<SolveReport>,
-        /// The iterate at that point.
-        x: Vec<f64>,
-    },
-
-    /// A dense factorization found a (numerically) zero pivot.
-    #[error(
-        "{what}: matrix of size {size} is singular to working precision: pivot {pivot} is \
-         {value:.3e} (threshold {threshold:.3e})"
-    )]
-    Singular {
-        /// What was being factored or inverted ("dense LU", "Jacobi preconditioner").
-        what: &'static str,
-        /// Index of the offending pivot.
-        pivot: usize,
-        /// Its value.
-        value: f64,
-        /// Pivots of magnitude at or below this count as zero (`n * eps * max |a_ij|`).
-        threshold: f64,
-        /// Size of the matrix.
-        size: usize,
-    },
-
-    /// A Cholesky factorization met a non-positive pivot: the matrix is not positive
-    /// definite, although Cholesky (which requires it) was asked for.
-    #[error(
-        "matrix of size {size} is not positive definite: Cholesky pivot {pivot} is {value:.3e}; \
-         use LU for indefinite systems or add a ridge"
-    )]
-    NotPositiveDefinite {
-        /// Index of the offending pivot.
-        pivot: usize,
-        /// The value under the square root at that pivot.
-        value: f64,
-        /// Size of the matrix.
-        size: usize,
-    },
-
-    /// A method that requires a symmetric matrix got a nonsymmetric one.
-    #[error(
-        "{method} needs a symmetric matrix, but a[{row},{col}] - a[{col},{row}] = {difference:.3e} \
-         (allowed {allowed:.3e})"
-    )]
-    NotSymmetric {
-        /// The method.
-        method: Method,
-        /// Row of the largest asymmetry.
-        row: usize,
-        /// Column of the largest asymmetry.
-        col: usize,
-        /// `a[row, col] - a[col, row]`.
-        difference: f64,
-        /// The largest asymmetry tolerated (`sqrt(eps) * max |a_ij|`).
-        allowed: f64,
-    },
-
-    /// An input or an operator/preconditioner output contained NaN or an infinity.
+    /// An input or an intermediate result contained NaN or an infinity.
     #[error("non-finite {what}: entry {index} is {value}")]
     NonFinite {
-        /// Which input or output ("right-hand side b", "initial guess x0", "operator output", ...).
+        /// Which input or output ("parameters theta", "cotangent x_bar", ...).
         what: &'static str,
         /// Position of the first offending entry.
         index: usize,
@@ -122,7 +40,7 @@ pub enum ImplicitError {
         value: f64,
     },
 
-    /// A length that depends on user data did not match the operator.
+    /// A length that depends on user data did not match.
     #[error("dimension mismatch for {what}: expected {expected}, got {got}")]
     Dimension {
         /// What was being matched.
@@ -163,50 +81,66 @@ pub enum ImplicitError {
     #[error("forward solver failed: {0}")]
     ForwardSolver(ad_core::RuleError),
 
-    /// A linear operator or preconditioner failed to apply.
-    #[error("linear operator failed: {0}")]
-    Operator(#[from] OperatorError),
-
     /// An ad-core driver failed.
     #[error(transparent)]
     Ad(#[from] AdError),
+}
 
-    /// An argmin run ([`crate::argmin_adapter`]) failed or stopped short of its gradient
-    /// tolerance; the boxed error carries the numbers.
-    #[error(transparent)]
-    Argmin(Box<crate::argmin_adapter::ArgminError>),
+impl From<ArgminError> for ImplicitError {
+    fn from(e: ArgminError) -> Self {
+        ImplicitError::Argmin(Box::new(e))
+    }
+}
+
+impl From<OperatorError> for ImplicitError {
+    fn from(e: OperatorError) -> Self {
+        ImplicitError::Linear(SolveError::Operator(e))
+    }
 }
 
 impl ImplicitError {
-    /// The report of a failed solve, if this error comes from one.
+    /// The report of a failed linear solve, if this error comes from one.
     pub fn report(&self) -> Option<&SolveReport> {
         match self {
-            ImplicitError::NotConverged { report, .. }
-            | ImplicitError::Breakdown { report, .. }
-            | ImplicitError::NegativeCurvature { report, .. } => Some(report),
+            ImplicitError::Linear(e) => e.report(),
             _ => None,
         }
     }
 
-    /// The last iterate of a failed solve, if this error comes from one.
+    /// The last iterate of a failed solve, if this error comes from one: a linear solve's
+    /// last iterate, or the last accepted iterate of an argmin run.
     pub fn last_iterate(&self) -> Option<&[f64]> {
         match self {
-            ImplicitError::NotConverged { x, .. }
-            | ImplicitError::Breakdown { x, .. }
-            | ImplicitError::NegativeCurvature { x, .. } => Some(x),
+            ImplicitError::Linear(e) => e.last_iterate(),
+            ImplicitError::Argmin(e) => e.last_iterate(),
+            _ => None,
+        }
+    }
+
+    /// The linear layer's error, if this is one.
+    pub fn as_linear(&self) -> Option<&SolveError> {
+        match self {
+            ImplicitError::Linear(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The argmin runner's error, if this is one.
+    pub fn as_argmin(&self) -> Option<&ArgminError> {
+        match self {
+            ImplicitError::Argmin(e) => Some(e),
             _ => None,
         }
     }
 }
 
-/// Reject the first non-finite entry of `xs`.
+/// Reject the first non-finite entry of `xs` (ad-core's vectorized check, with this
+/// crate's error).
 pub(crate) fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), ImplicitError> {
-    match xs.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(ImplicitError::NonFinite {
-            what,
-            index,
-            value: xs[index],
-        }),
-        None => Ok(()),
-    }
+    ad_core::check_finite(what, xs).map_err(|e| match e {
+        AdError::NonFinite { what, index, value } => {
+            ImplicitError::NonFinite { what, index, value }
+        }
+        other => ImplicitError::Ad(other),
+    })
 }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ImplicitError, check_finite};
 use crate::linear::kernels::norm;
 use crate::linear::{
-    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveOptions, SolveReport,
-    Structure, solve,
+    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveError, SolveOptions,
+    SolveReport, Structure, solve,
 };
 use crate::linearize::{ArgminHessian, Linearization, RecordedRoot};
 use crate::problem::{FixedPointMap, FixedPointResidual, Objective, RootCondition};
@@ -282,11 +282,12 @@ impl<L: Linearization> Implicit<L> {
                     sol.report.matvecs += made;
                     sol
                 }
-                Err(ImplicitError::NotConverged { mut report, x }) => {
-                    report.matvecs += made;
-                    return Err(ImplicitError::NotConverged { report, x });
+                Err(mut e) => {
+                    if let Some(report) = e.report_mut() {
+                        report.matvecs += made;
+                    }
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e),
             }
         } else {
             let op = JacobianBlock {
@@ -362,10 +363,11 @@ impl<L: Linearization> Implicit<L> {
         if report.converged {
             Ok(crate::linear::Solution { x: y, report })
         } else {
-            Err(ImplicitError::NotConverged {
+            Err(SolveError::NotConverged {
                 report: Box::new(report),
                 x: y,
-            })
+            }
+            .into())
         }
     }
 

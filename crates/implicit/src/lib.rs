@@ -32,7 +32,7 @@
 //! | [`node`] | [`implicit_node`]: any forward solver as one node of ad-core's tape (reverse and forward mode) |
 //! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, normal CG, dense LU/Cholesky |
 //! | [`unrolled`] | the unrolled baseline (differentiating through T iterations) |
-//! | [`argmin_adapter`] | argmin's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
+//! | [`solvers::argmin_rs`] | the argmin crate's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
 //! | [`hyper`] | hyperparameter optimization: hypergradients, Adam / L-BFGS outer loops |
 //!
 //! Failures are loud: an inner solution whose optimality residual exceeds the tolerance is
@@ -42,7 +42,6 @@
 
 #![deny(missing_docs)]
 
-pub mod argmin_adapter;
 pub mod error;
 pub mod hyper;
 pub mod ift;
@@ -50,12 +49,9 @@ pub mod linear;
 pub mod linearize;
 pub mod node;
 pub mod problem;
+pub mod solvers;
 pub mod unrolled;
 
-pub use argmin_adapter::{
-    ArgminError, ArgminMethod, ArgminProblem, ArgminSolution, HvpOperator, LbfgsOptions,
-    NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
-};
 pub use error::ImplicitError;
 pub use ift::{Factor, IftOptions, IftReport, Implicit};
 pub use linearize::{ArgminHessian, Linearization, RecordedRoot};
@@ -65,4 +61,8 @@ pub use node::{
 pub use problem::{
     FixedPointMap, FixedPointResidual, Objective, RootCondition, ScalarObjective,
     ScalarRootCondition, Scalars,
+};
+pub use solvers::argmin_rs::{
+    ArgminError, ArgminMethod, ArgminProblem, ArgminSolution, HvpOperator, LbfgsOptions,
+    NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
 };

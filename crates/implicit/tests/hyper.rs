@@ -400,7 +400,13 @@ fn a_wrong_factor_is_caught_not_trusted() {
         .unwrap()
         .with_factor(Factor::Cholesky(far));
     let err = imp.vjp(&gv).unwrap_err();
-    assert!(matches!(err, ImplicitError::NotConverged { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ImplicitError::Linear(implicit::linear::SolveError::NotConverged { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]

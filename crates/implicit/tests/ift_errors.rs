@@ -22,7 +22,7 @@
 use std::error::Error;
 
 use ad_core::{AdError, MatOps, Real, Tape};
-use implicit::linear::{DenseLu, Method, SolveOptions};
+use implicit::linear::{DenseLu, Method, SolveError, SolveOptions};
 use implicit::unrolled::unrolled_gradient_descent;
 use implicit::{
     Argmin, Factor, FixedPointMap, IftOptions, Implicit, ImplicitError, Objective, Root,
@@ -566,7 +566,7 @@ proptest! {
         let imp = Implicit::root(&problem, &x, &theta, lu).unwrap();
         prop_assert_eq!(imp.forward_residual(), 0.0);
         match error_of(imp.jvp(&unit(p, 0))) {
-            ImplicitError::Singular { what, pivot, value, threshold, size } => {
+            ImplicitError::Linear(SolveError::Singular { what, pivot, value, threshold, size }) => {
                 prop_assert_eq!(what, "dense LU");
                 prop_assert_eq!(size, n);
                 prop_assert!(pivot < n && value.abs() <= threshold, "pivot {} = {:e}, threshold {:e}", pivot, value, threshold);
@@ -581,13 +581,13 @@ proptest! {
             let imp = Implicit::root(&problem, &x, &theta, IftOptions::default().method(method)).unwrap();
             let err = error_of(imp.vjp(&unit(n, z)));
             let expected = match (method, &err) {
-                (Method::Cg, ImplicitError::NegativeCurvature { iteration: 0, curvature, .. }) => *curvature == 0.0,
+                (Method::Cg, ImplicitError::Linear(SolveError::NegativeCurvature { iteration: 0, curvature, .. })) => *curvature == 0.0,
                 (Method::Minres | Method::Gmres | Method::Bicgstab,
-                    ImplicitError::NotConverged { report, .. } | ImplicitError::Breakdown { report, .. }) => {
+                    ImplicitError::Linear(SolveError::NotConverged { report, .. } | SolveError::Breakdown { report, .. } | SolveError::Stalled { report, .. })) => {
                     !report.converged && report.residual_norm > report.tolerance
                 }
-                (Method::Cholesky, ImplicitError::NotPositiveDefinite { size, .. }) => *size == n,
-                (Method::Lu, ImplicitError::Singular { size, .. }) => *size == n,
+                (Method::Cholesky, ImplicitError::Linear(SolveError::NotPositiveDefinite { size, .. })) => *size == n,
+                (Method::Lu, ImplicitError::Linear(SolveError::Singular { size, .. })) => *size == n,
                 _ => false,
             };
             prop_assert!(expected, "{:?}: {:?}", method, err);
@@ -612,7 +612,7 @@ proptest! {
         for method in [Method::Auto, Method::Cg] {
             let imp = Implicit::argmin(&s, &x, &theta, IftOptions::default().method(method)).unwrap();
             match error_of(imp.vjp(&x_bar)) {
-                ImplicitError::NegativeCurvature { method, iteration, curvature, report, .. } => {
+                ImplicitError::Linear(SolveError::NegativeCurvature { method, iteration, curvature, report, .. }) => {
                     prop_assert_eq!(method, Method::Cg);
                     prop_assert_eq!(iteration, 0);
                     prop_assert!((curvature - s.d[k]).abs() <= 1e-12 * s.d[k].abs(), "curvature {:e} vs d_k {:e}", curvature, s.d[k]);
@@ -623,7 +623,7 @@ proptest! {
         }
         let chol = Implicit::argmin(&s, &x, &theta, IftOptions::default().method(Method::Cholesky)).unwrap();
         let err = error_of(chol.vjp(&x_bar));
-        prop_assert!(matches!(err, ImplicitError::NotPositiveDefinite { value, size, .. } if value <= 0.0 && size == n), "{:?}", err);
+        prop_assert!(matches!(err, ImplicitError::Linear(SolveError::NotPositiveDefinite { value, size, .. }) if value <= 0.0 && size == n), "{:?}", err);
         let expect = s.vjp(&x_bar);
         for method in [Method::Minres, Method::Lu] {
             let imp = Implicit::argmin(&s, &x, &theta, IftOptions::default().method(method)).unwrap();
@@ -645,7 +645,7 @@ proptest! {
     /// JAXopt #466: there, a backward CG that fails to converge returns a zero (or
     /// garbage) gradient silently. Here, a solver node whose backward solve runs out of
     /// iterations makes `Tape::gradient` return `AdError::CustomRule { rule: "vjp" }`
-    /// whose source downcasts to `ImplicitError::NotConverged` with the solve's report
+    /// whose source downcasts to `ImplicitError::Linear(SolveError::NotConverged)` with the solve's report
     /// (iterations, residual above the tolerance, the tolerance asked for) and the last
     /// iterate; forward mode (`Tape::forward`) likewise with `rule: "jvp"`. No gradient
     /// is returned at all, so none can be mistaken for zero.
@@ -669,7 +669,7 @@ proptest! {
                     prop_assert_eq!(name, "implicit");
                     prop_assert_eq!(rule, expected_rule);
                     match source.downcast_ref::<ImplicitError>() {
-                        Some(ImplicitError::NotConverged { report, x }) => {
+                        Some(ImplicitError::Linear(SolveError::NotConverged { report, x })) => {
                             prop_assert_eq!(report.method, Method::Cg);
                             prop_assert_eq!(report.iterations, 1);
                             prop_assert!(!report.converged && report.residual_norm > report.tolerance);
@@ -719,7 +719,7 @@ fn saddle_inside_a_tape_is_an_error() {
         panic!("expected CustomRule, got {err:?}")
     };
     match source.downcast_ref::<ImplicitError>() {
-        Some(ImplicitError::NegativeCurvature { curvature, .. }) => {
+        Some(ImplicitError::Linear(SolveError::NegativeCurvature { curvature, .. })) => {
             assert!((curvature - s.d[1]).abs() <= 1e-12 * s.d[1].abs())
         }
         other => panic!("expected NegativeCurvature, got {other:?}"),
@@ -811,7 +811,7 @@ fn wrong_factor_is_not_converged() {
         error_of(imp.jvp(&[1.0, -1.0])),
     ] {
         match err {
-            ImplicitError::NotConverged { report, .. } => {
+            ImplicitError::Linear(SolveError::NotConverged { report, .. }) => {
                 assert!(
                     !report.converged && report.residual_norm > report.tolerance,
                     "{report}"

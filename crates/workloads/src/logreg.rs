@@ -224,7 +224,7 @@ impl LogReg {
             let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
             let mut fresh = || -> Result<DenseCholesky, ImplicitError> {
                 hessians += 1;
-                DenseCholesky::factor(&self.hessian(&s, &lam), 0.0)
+                Ok(DenseCholesky::factor(&self.hessian(&s, &lam), 0.0)?)
             };
             if gnorm <= options.gtol {
                 let factor = match factor {

@@ -173,7 +173,7 @@ impl Ridge {
     ) -> Result<Solution, ImplicitError> {
         let op = self.operator(theta)?;
         let b = self.rhs();
-        solve(&op, &b, warm_start, Method::Cg, options)
+        Ok(solve(&op, &b, warm_start, Method::Cg, options)?)
     }
 
     /// `Xᵀy/n`.
@@ -236,7 +236,7 @@ impl RidgeGram {
         for (i, l) in lam.iter().enumerate() {
             a[(i, i)] += l;
         }
-        DenseCholesky::factor(&a, 0.0)
+        Ok(DenseCholesky::factor(&a, 0.0)?)
     }
 
     /// w*(θ) = A⁻¹ b by Cholesky, and the factor (for

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use ad_core::MatOps;
-//! use implicit::argmin_adapter::LbfgsOptions;
+//! use implicit::solvers::argmin_rs::LbfgsOptions;
 //! use implicit::hyper::{optimize_lbfgs, InnerSolution, ValidationLoss};
 //! use implicit::{IftOptions, ImplicitError, Objective};
 //! // x*(θ) = argmin ½(x − 1)² + ½θx² = 1/(1+θ);  V = ½(x − ½)² is smallest at θ = 1.
@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use super::hypergrad::{InnerSolver, ValidationLoss, hypergradient_warm};
 use super::optimize::TraceStep;
-use crate::argmin_adapter::{ArgminError, Differentiable, LbfgsOptions, run_lbfgs};
 use crate::error::{ImplicitError, check_finite};
 use crate::ift::IftOptions;
 use crate::problem::Objective;
+use crate::solvers::argmin_rs::{ArgminError, Differentiable, LbfgsOptions, run_lbfgs};
 
 /// What [`optimize_lbfgs`] found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,15 +151,12 @@ where
             iterations: sol.iterations,
             trace,
         }),
-        Err(ImplicitError::Argmin(e)) => match *e {
-            ArgminError::NotConverged { x, iterations, .. } => Ok(LbfgsOutcome {
-                theta: x,
-                converged: false,
-                iterations,
-                trace,
-            }),
-            other => Err(ImplicitError::Argmin(Box::new(other))),
-        },
-        Err(e) => Err(e),
+        Err(ArgminError::NotConverged { x, iterations, .. }) => Ok(LbfgsOutcome {
+            theta: x,
+            converged: false,
+            iterations,
+            trace,
+        }),
+        Err(e) => Err(e.into()),
     }
 }

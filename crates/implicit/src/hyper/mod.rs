@@ -48,10 +48,6 @@
 //! # Ok::<(), ImplicitError>(())
 //! ```
 
-// The Gram kernel's callers (the W1/W2 problems) moved to the dev-only `workloads` crate;
-// `linear::dense` still uses the rest. (blas.rs itself is moving into `linear`.)
-#[allow(dead_code)]
-pub(crate) mod blas;
 mod hypergrad;
 mod lbfgs;
 mod optimize;

@@ -1,10 +1,11 @@
 //! BiCGSTAB (van der Vorst, 1992) with right preconditioning, for general square systems.
 
-use crate::error::ImplicitError;
 use crate::linear::common::Ctx;
+use crate::linear::error::SolveError;
 use crate::linear::kernels::{axpy, dot, norm, not_above};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::Solution;
 
@@ -17,9 +18,9 @@ use crate::linear::report::Solution;
 /// fresh shadow vector; a breakdown right after a restart is an error.
 ///
 /// # Errors
-/// [`Breakdown`](ImplicitError::Breakdown) when the recurrence breaks down right after a
+/// [`Breakdown`](SolveError::Breakdown) when the recurrence breaks down right after a
 /// (re)start (for example on a skew-symmetric operator, where `r^T A r = 0`: use GMRES);
-/// [`NotConverged`](ImplicitError::NotConverged) when the iterations run out; input errors
+/// [`NotConverged`](SolveError::NotConverged) when the iterations run out; input errors
 /// and operator failures as for [`cg`](crate::linear::cg).
 ///
 /// ```
@@ -35,7 +36,7 @@ pub fn bicgstab<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Bicgstab)?;
     let n = x.len();
     let mut r = vec![0.0; n];

@@ -1,10 +1,11 @@
 //! Conjugate gradient, optionally preconditioned, for symmetric positive definite systems.
 
-use crate::error::ImplicitError;
 use crate::linear::common::Ctx;
+use crate::linear::error::SolveError;
 use crate::linear::kernels::{axpy, dot, norm, not_above, xpby};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::Solution;
 
@@ -17,13 +18,13 @@ use crate::linear::report::Solution;
 /// residual within the same iteration budget.
 ///
 /// # Errors
-/// - [`NegativeCurvature`](ImplicitError::NegativeCurvature) if some direction has
+/// - [`NegativeCurvature`](SolveError::NegativeCurvature) if some direction has
 ///   `p^T A p <= 0` (the system is not positive definite: use MINRES, or a ridge);
-/// - [`Breakdown`](ImplicitError::Breakdown) if `r^T M^{-1} r <= 0` (preconditioner not
+/// - [`Breakdown`](SolveError::Breakdown) if `r^T M^{-1} r <= 0` (preconditioner not
 ///   positive definite);
-/// - [`NotConverged`](ImplicitError::NotConverged) when the iterations run out;
-/// - input errors ([`Dimension`](ImplicitError::Dimension),
-///   [`NonFinite`](ImplicitError::NonFinite), [`InvalidOption`](ImplicitError::InvalidOption))
+/// - [`NotConverged`](SolveError::NotConverged) when the iterations run out;
+/// - input errors ([`Dimension`](SolveError::Dimension),
+///   [`NonFinite`](SolveError::NonFinite), [`InvalidOption`](SolveError::InvalidOption))
 ///   and operator failures.
 ///
 /// ```
@@ -40,7 +41,7 @@ pub fn cg<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Cg)?;
     let n = x.len();
     let mut r = vec![0.0; n];

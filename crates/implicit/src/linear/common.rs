@@ -1,10 +1,11 @@
 //! What every iterative solver shares: checking inputs, counting and checking products,
 //! the true residual, and turning the outcome into a `Solution` or a typed error.
 
-use crate::error::{ImplicitError, check_finite};
+use crate::linear::error::{SolveError, check_finite};
 use crate::linear::kernels::{axpy, norm, sub_from};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::{ResidualKind, Solution, SolveReport};
 
@@ -34,18 +35,18 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         precond: Option<&'a dyn Preconditioner>,
         opts: &SolveOptions,
         method: Method,
-    ) -> Result<(Self, Vec<f64>), ImplicitError> {
+    ) -> Result<(Self, Vec<f64>), SolveError> {
         opts.validate()?;
         let (m, n) = (op.nrows(), op.ncols());
         if method != Method::NormalCg && m != n {
-            return Err(ImplicitError::Dimension {
+            return Err(SolveError::Dimension {
                 what: "columns of the operator (this method needs a square system)",
                 expected: m,
                 got: n,
             });
         }
         if opts.ridge != 0.0 && m != n {
-            return Err(ImplicitError::InvalidOption {
+            return Err(SolveError::InvalidOption {
                 name: "ridge",
                 value: opts.ridge,
                 reason: "a ridge needs a square operator",
@@ -95,7 +96,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     }
 
     /// `y = (A + ridge I) x`, counted, with the output checked for finiteness.
-    pub fn apply(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), ImplicitError> {
+    pub fn apply(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), SolveError> {
         self.op.apply(x, y)?;
         self.matvecs += 1;
         if self.ridge != 0.0 {
@@ -105,7 +106,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     }
 
     /// `y = (A + ridge I)^T x`, counted, with the output checked for finiteness.
-    pub fn apply_transpose(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), ImplicitError> {
+    pub fn apply_transpose(&mut self, x: &[f64], y: &mut [f64]) -> Result<(), SolveError> {
         self.op.apply_transpose(x, y)?;
         self.matvecs += 1;
         if self.ridge != 0.0 {
@@ -115,7 +116,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     }
 
     /// `z = M^{-1} r` (a copy without a preconditioner), checked for finiteness.
-    pub fn precond(&mut self, r: &[f64], z: &mut [f64]) -> Result<(), ImplicitError> {
+    pub fn precond(&mut self, r: &[f64], z: &mut [f64]) -> Result<(), SolveError> {
         match self.precond {
             Some(p) => {
                 p.apply(r, z)?;
@@ -130,7 +131,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     }
 
     /// `r = b - A x`; returns `||r||`.
-    pub fn residual(&mut self, b: &[f64], x: &[f64], r: &mut [f64]) -> Result<f64, ImplicitError> {
+    pub fn residual(&mut self, b: &[f64], x: &[f64], r: &mut [f64]) -> Result<f64, SolveError> {
         self.apply(x, r)?;
         sub_from(b, r);
         Ok(norm(r))
@@ -144,7 +145,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         x: &[f64],
         warm: bool,
         r: &mut [f64],
-    ) -> Result<f64, ImplicitError> {
+    ) -> Result<f64, SolveError> {
         let rnorm = if warm {
             self.residual(b, x, r)?
         } else {
@@ -177,12 +178,12 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         x: Vec<f64>,
         iterations: usize,
         residual_norm: f64,
-    ) -> Result<Solution, ImplicitError> {
+    ) -> Result<Solution, SolveError> {
         let report = self.report(iterations, residual_norm);
         if report.converged {
             Ok(Solution { x, report })
         } else {
-            Err(ImplicitError::NotConverged {
+            Err(SolveError::NotConverged {
                 report: Box::new(report),
                 x,
             })
@@ -197,7 +198,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         r: &mut [f64],
         iterations: usize,
         reason: &'static str,
-    ) -> ImplicitError {
+    ) -> SolveError {
         match self.residual(b, &x, r) {
             Ok(rnorm) => self.breakdown_at(x, iterations, rnorm, reason),
             Err(e) => e,
@@ -211,8 +212,8 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         iterations: usize,
         rnorm: f64,
         reason: &'static str,
-    ) -> ImplicitError {
-        ImplicitError::Breakdown {
+    ) -> SolveError {
+        SolveError::Breakdown {
             method: self.method,
             reason,
             report: Box::new(self.report(iterations, rnorm)),
@@ -228,9 +229,9 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         r: &mut [f64],
         iterations: usize,
         curvature: f64,
-    ) -> ImplicitError {
+    ) -> SolveError {
         match self.residual(b, &x, r) {
-            Ok(rnorm) => ImplicitError::NegativeCurvature {
+            Ok(rnorm) => SolveError::NegativeCurvature {
                 method: self.method,
                 iteration: iterations,
                 curvature,
@@ -242,15 +243,11 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     }
 }
 
-pub(crate) fn check_len(
-    what: &'static str,
-    expected: usize,
-    got: usize,
-) -> Result<(), ImplicitError> {
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), SolveError> {
     if expected == got {
         Ok(())
     } else {
-        Err(ImplicitError::Dimension {
+        Err(SolveError::Dimension {
             what,
             expected,
             got,

@@ -11,13 +11,14 @@
 
 use nalgebra::{DMatrix, DVectorViewMut, Dyn, PermutationSequence};
 
-use crate::hyper::blas;
+use crate::linear::kernels::dense as blas;
 
-use crate::error::{ImplicitError, check_finite};
 use crate::linear::common::check_len;
+use crate::linear::error::{SolveError, check_finite};
 use crate::linear::kernels::{axpy, norm, not_above, sub_from};
+use crate::linear::method::Method;
 use crate::linear::operator::{LinearOperator, OperatorError};
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::{ResidualKind, Solution, SolveReport};
 
@@ -26,17 +27,17 @@ fn materialize<A: LinearOperator + ?Sized>(
     op: &A,
     ridge: f64,
     matvecs: &mut usize,
-) -> Result<DMatrix<f64>, ImplicitError> {
+) -> Result<DMatrix<f64>, SolveError> {
     let (m, n) = (op.nrows(), op.ncols());
     if m != n {
-        return Err(ImplicitError::Dimension {
+        return Err(SolveError::Dimension {
             what: "columns of the operator (this method needs a square system)",
             expected: m,
             got: n,
         });
     }
     if !ridge.is_finite() {
-        return Err(ImplicitError::InvalidOption {
+        return Err(SolveError::InvalidOption {
             name: "ridge",
             value: ridge,
             reason: "must be finite",
@@ -44,9 +45,7 @@ fn materialize<A: LinearOperator + ?Sized>(
     }
     let mut a = match op.as_matrix() {
         Some(a) => {
-            if !all_finite(a.as_slice()) {
-                check_finite("matrix entry", a.as_slice())?;
-            }
+            check_finite("matrix entry", a.as_slice())?;
             a.clone()
         }
         None => {
@@ -87,21 +86,6 @@ fn max_abs(a: &DMatrix<f64>) -> f64 {
     acc.iter().fold(tail, |m, v| m.max(*v))
 }
 
-/// A fast test that every entry is finite: the sum of `|x|` over eight independent lanes
-/// (vectorized) is finite. A NaN or an infinity makes it non-finite; so can an overflow of
-/// finite entries, which the exact check that callers run on `false` then clears.
-fn all_finite(xs: &[f64]) -> bool {
-    let chunks = xs.chunks_exact(8);
-    let mut acc = [0.0f64; 8];
-    let tail: f64 = chunks.remainder().iter().map(|x| x.abs()).sum();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += c[k].abs();
-        }
-    }
-    (acc.iter().sum::<f64>() + tail).is_finite()
-}
-
 /// What the two factorizations share: the matrix (for residuals) and the solve loop.
 #[derive(Clone, Debug)]
 struct Dense {
@@ -120,10 +104,10 @@ impl Dense {
         opts: &SolveOptions,
         transpose: bool,
         inv: impl Fn(&mut [f64]),
-    ) -> Result<Solution, ImplicitError> {
+    ) -> Result<Solution, SolveError> {
         opts.validate()?;
         if opts.ridge != self.ridge {
-            return Err(ImplicitError::InvalidOption {
+            return Err(SolveError::InvalidOption {
                 name: "ridge",
                 value: opts.ridge,
                 reason: "differs from the ridge the factorization was computed with",
@@ -192,7 +176,7 @@ impl Dense {
         if report.converged {
             Ok(Solution { x, report })
         } else {
-            Err(ImplicitError::NotConverged {
+            Err(SolveError::NotConverged {
                 report: Box::new(report),
                 x,
             })
@@ -226,10 +210,10 @@ impl DenseLu {
     /// Factor `A + ridge I`, materializing the operator (`n` products, none for a matrix).
     ///
     /// # Errors
-    /// [`Singular`](ImplicitError::Singular) if a pivot is at or below
-    /// `n * eps * max |a_ij|`; [`NonFinite`](ImplicitError::NonFinite) for non-finite
-    /// entries; [`Dimension`](ImplicitError::Dimension) for a rectangular operator.
-    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, ImplicitError> {
+    /// [`Singular`](SolveError::Singular) if a pivot is at or below
+    /// `n * eps * max |a_ij|`; [`NonFinite`](SolveError::NonFinite) for non-finite
+    /// entries; [`Dimension`](SolveError::Dimension) for a rectangular operator.
+    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, SolveError> {
         let mut matvecs = 0;
         let a = materialize(op, ridge, &mut matvecs)?;
         let n = a.nrows();
@@ -238,7 +222,7 @@ impl DenseLu {
         for i in 0..n {
             let value = u[(i, i)];
             if not_above(value.abs(), threshold) {
-                return Err(ImplicitError::Singular {
+                return Err(SolveError::Singular {
                     what: "dense LU",
                     pivot: i,
                     value,
@@ -267,7 +251,7 @@ impl DenseLu {
         b: &[f64],
         x0: Option<&[f64]>,
         opts: &SolveOptions,
-    ) -> Result<Solution, ImplicitError> {
+    ) -> Result<Solution, SolveError> {
         self.dense
             .solve(b, x0, opts, false, |r| self.inverse_in_place(r))
     }
@@ -278,7 +262,7 @@ impl DenseLu {
         c: &[f64],
         x0: Option<&[f64]>,
         opts: &SolveOptions,
-    ) -> Result<Solution, ImplicitError> {
+    ) -> Result<Solution, SolveError> {
         self.dense
             .solve(c, x0, opts, true, |r| self.inverse_transpose_in_place(r))
     }
@@ -349,12 +333,12 @@ impl DenseCholesky {
     /// before factoring.
     ///
     /// # Errors
-    /// [`NotSymmetric`](ImplicitError::NotSymmetric) beyond that tolerance;
-    /// [`NotPositiveDefinite`](ImplicitError::NotPositiveDefinite) with the first pivot
-    /// that is not positive (or at or below `n * eps * max |a_ij|`: positive definite only
-    /// in exact arithmetic); [`NonFinite`](ImplicitError::NonFinite),
-    /// [`Dimension`](ImplicitError::Dimension).
-    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, ImplicitError> {
+    /// [`NotSymmetric`](SolveError::NotSymmetric) beyond that tolerance;
+    /// [`NotPositiveDefinite`](SolveError::NotPositiveDefinite) with the first pivot
+    /// that is not positive, or at or below `n * eps * a_jj` (its own diagonal entry:
+    /// positive definite only in exact arithmetic); [`NonFinite`](SolveError::NonFinite),
+    /// [`Dimension`](SolveError::Dimension).
+    pub fn factor<A: LinearOperator + ?Sized>(op: &A, ridge: f64) -> Result<Self, SolveError> {
         let mut matvecs = 0;
         let a = materialize(op, ridge, &mut matvecs)?;
         let n = a.nrows();
@@ -383,7 +367,7 @@ impl DenseCholesky {
                     }
                 }
             }
-            return Err(ImplicitError::NotSymmetric {
+            return Err(SolveError::NotSymmetric {
                 method: Method::Cholesky,
                 row: worst.0,
                 col: worst.1,
@@ -391,11 +375,15 @@ impl DenseCholesky {
                 allowed,
             });
         }
-        let threshold = n as f64 * f64::EPSILON * scale;
-        if let Err((pivot, value)) = blas::cholesky_in_place(&mut l, n, threshold) {
-            return Err(ImplicitError::NotPositiveDefinite {
+        // A pivot must stay above rounding relative to its own diagonal entry (the
+        // factorization is invariant under symmetric diagonal scaling, so the largest
+        // entry of the matrix says nothing about the accuracy of a small pivot).
+        let rel_tol = n as f64 * f64::EPSILON;
+        if let Err((pivot, value, threshold)) = blas::cholesky_in_place(&mut l, n, rel_tol) {
+            return Err(SolveError::NotPositiveDefinite {
                 pivot,
                 value,
+                threshold,
                 size: n,
             });
         }
@@ -417,7 +405,7 @@ impl DenseCholesky {
         b: &[f64],
         x0: Option<&[f64]>,
         opts: &SolveOptions,
-    ) -> Result<Solution, ImplicitError> {
+    ) -> Result<Solution, SolveError> {
         self.dense
             .solve(b, x0, opts, false, |r| self.inverse_in_place(r))
     }
@@ -457,7 +445,7 @@ pub fn lu<A: LinearOperator + ?Sized>(
     b: &[f64],
     x0: Option<&[f64]>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     opts.validate()?;
     check_len("right-hand side b", op.nrows(), b.len())?;
     let f = DenseLu::factor(op, opts.ridge)?;
@@ -472,25 +460,22 @@ pub fn cholesky<A: LinearOperator + ?Sized>(
     b: &[f64],
     x0: Option<&[f64]>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     opts.validate()?;
     check_len("right-hand side b", op.nrows(), b.len())?;
     let f = DenseCholesky::factor(op, opts.ridge)?;
     add_matvecs(f.solve(b, x0, opts), f.matvecs())
 }
 
-fn add_matvecs(
-    res: Result<Solution, ImplicitError>,
-    matvecs: usize,
-) -> Result<Solution, ImplicitError> {
+fn add_matvecs(res: Result<Solution, SolveError>, matvecs: usize) -> Result<Solution, SolveError> {
     match res {
         Ok(mut s) => {
             s.report.matvecs += matvecs;
             Ok(s)
         }
-        Err(ImplicitError::NotConverged { mut report, x }) => {
+        Err(SolveError::NotConverged { mut report, x }) => {
             report.matvecs += matvecs;
-            Err(ImplicitError::NotConverged { report, x })
+            Err(SolveError::NotConverged { report, x })
         }
         Err(e) => Err(e),
     }

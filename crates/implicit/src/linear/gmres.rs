@@ -1,10 +1,11 @@
 //! Restarted GMRES with right preconditioning, for general square systems.
 
-use crate::error::ImplicitError;
 use crate::linear::common::Ctx;
+use crate::linear::error::SolveError;
 use crate::linear::kernels::{axpy, dot, norm, scale};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::Solution;
 
@@ -19,8 +20,8 @@ use crate::linear::report::Solution;
 /// true residual.
 ///
 /// # Errors
-/// [`NotConverged`](ImplicitError::NotConverged) when the iterations run out;
-/// [`Breakdown`](ImplicitError::Breakdown) if the least-squares problem is singular (the
+/// [`NotConverged`](SolveError::NotConverged) when the iterations run out;
+/// [`Breakdown`](SolveError::Breakdown) if the least-squares problem is singular (the
 /// operator is singular on the Krylov space); input errors and operator failures as for
 /// [`cg`](crate::linear::cg).
 ///
@@ -37,7 +38,7 @@ pub fn gmres<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Gmres)?;
     let n = x.len();
     // A Krylov space has at most n dimensions: a longer basis would only cost memory.

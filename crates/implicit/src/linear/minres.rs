@@ -2,12 +2,13 @@
 
 use std::mem::swap;
 
-use crate::error::ImplicitError;
 use crate::linear::cg::NOT_PD_PRECOND;
 use crate::linear::common::Ctx;
+use crate::linear::error::SolveError;
 use crate::linear::kernels::{axpy, dot, not_above};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::Solution;
 
@@ -21,9 +22,9 @@ use crate::linear::report::Solution;
 /// confirmed with the true residual (restarting from it if the two disagree).
 ///
 /// # Errors
-/// [`NotConverged`](ImplicitError::NotConverged) when the iterations run out (for example
+/// [`NotConverged`](SolveError::NotConverged) when the iterations run out (for example
 /// on a singular system with `b` outside the range);
-/// [`Breakdown`](ImplicitError::Breakdown) if the preconditioner is not positive definite;
+/// [`Breakdown`](SolveError::Breakdown) if the preconditioner is not positive definite;
 /// input errors and operator failures as for [`cg`](crate::linear::cg).
 ///
 /// ```
@@ -39,7 +40,7 @@ pub fn minres<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Minres)?;
     let n = x.len();
     let mut r1 = vec![0.0; n];

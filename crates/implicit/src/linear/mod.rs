@@ -7,7 +7,7 @@
 //! and returns a [`Solution`]
 //! whose [`SolveReport`] holds iterations, operator products and the **true** final
 //! residual. A solve that did not reach `||b - A x|| <= max(rtol ||b||, atol)` is an
-//! [`ImplicitError`] carrying that report and the last iterate — never a silent result.
+//! [`SolveError`] carrying that report and the last iterate — never a silent result.
 //!
 //! ```
 //! use nalgebra::DMatrix;
@@ -40,8 +40,10 @@ mod bicgstab;
 mod cg;
 mod common;
 mod dense;
+mod error;
 mod gmres;
 pub(crate) mod kernels;
+mod method;
 mod minres;
 mod normal_cg;
 mod operator;
@@ -53,18 +55,18 @@ pub use ad_ops::{HessianOperator, JacobianOperator, MatHessianOperator};
 pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use dense::{DenseCholesky, DenseLu, cholesky, lu};
+pub use error::SolveError;
 pub use gmres::gmres;
+pub use method::Method;
 pub use minres::minres;
 pub use normal_cg::normal_cg;
 pub use operator::{
     FnOperator, LinearOperator, NoTransposeFn, OperatorError, Ridge, Structure, WithStructure,
     ridge,
 };
-pub use options::{Method, SolveOptions};
+pub use options::SolveOptions;
 pub use precond::{FnPreconditioner, Jacobi, Preconditioner};
 pub use report::{ResidualKind, Solution, SolveReport};
-
-use crate::error::ImplicitError;
 
 /// Solve `A x = b` (or `(A + ridge I) x = b`) with the chosen method, from the warm start
 /// `x0` (zero if `None`; for the dense methods, the starting point of iterative
@@ -78,14 +80,14 @@ pub fn solve<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     method: Method,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     dispatch(op, b, x0, None, method, opts)
 }
 
 /// [`solve`] with a preconditioner `M ≈ A^{-1}` (see [`Preconditioner`] for how each
 /// method uses it). The preconditioner is only borrowed, so the same one can serve the
 /// forward and the adjoint solve. A dense method has no use for it: that is an
-/// [`InvalidOption`](ImplicitError::InvalidOption) error rather than silently ignored.
+/// [`InvalidOption`](SolveError::InvalidOption) error rather than silently ignored.
 pub fn solve_preconditioned<A: LinearOperator + ?Sized, P: Preconditioner + ?Sized>(
     op: &A,
     b: &[f64],
@@ -93,7 +95,7 @@ pub fn solve_preconditioned<A: LinearOperator + ?Sized, P: Preconditioner + ?Siz
     precond: &P,
     method: Method,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     dispatch(op, b, x0, Some(&precond), method, opts)
 }
 
@@ -104,10 +106,10 @@ fn dispatch<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     method: Method,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let method = method.resolve(op.structure(), op.nrows(), op.ncols());
     if method.is_dense() && precond.is_some() {
-        return Err(ImplicitError::InvalidOption {
+        return Err(SolveError::InvalidOption {
             name: "preconditioner",
             value: 1.0,
             reason: "a dense factorization does not use a preconditioner",

@@ -1,11 +1,12 @@
 //! Conjugate gradient on the normal equations (CGLS).
 
-use crate::error::ImplicitError;
 use crate::linear::cg::NOT_PD_PRECOND;
 use crate::linear::common::Ctx;
+use crate::linear::error::SolveError;
 use crate::linear::kernels::{axpy, dot, norm, not_above, xpby};
+use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
-use crate::linear::options::{Method, SolveOptions};
+use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::{ResidualKind, Solution};
 
@@ -24,10 +25,10 @@ use crate::linear::report::{ResidualKind, Solution};
 /// comparison and for rectangular problems. Needs [`LinearOperator::apply_transpose`].
 ///
 /// # Errors
-/// [`Operator`](ImplicitError::Operator) with [`NoTranspose`](crate::linear::OperatorError::NoTranspose)
-/// if the operator has no transpose; [`Breakdown`](ImplicitError::Breakdown) if `A p = 0`
+/// [`Operator`](SolveError::Operator) with [`NoTranspose`](crate::linear::OperatorError::NoTranspose)
+/// if the operator has no transpose; [`Breakdown`](SolveError::Breakdown) if `A p = 0`
 /// for a search direction (`A^T A` singular) or the preconditioner is not positive
-/// definite; [`NotConverged`](ImplicitError::NotConverged); input errors as for
+/// definite; [`NotConverged`](SolveError::NotConverged); input errors as for
 /// [`cg`](crate::linear::cg).
 ///
 /// ```
@@ -45,7 +46,7 @@ pub fn normal_cg<A: LinearOperator + ?Sized>(
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
-) -> Result<Solution, ImplicitError> {
+) -> Result<Solution, SolveError> {
     let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::NormalCg)?;
     let (m, n) = (op.nrows(), op.ncols());
     let square = m == n;
@@ -126,7 +127,7 @@ fn true_residual<A: LinearOperator + ?Sized>(
     r: &mut [f64],
     s: &mut [f64],
     square: bool,
-) -> Result<f64, ImplicitError> {
+) -> Result<f64, SolveError> {
     let rnorm = ctx.residual(b, x, r)?;
     ctx.apply_transpose(r, s)?;
     Ok(if square { rnorm } else { norm(s) })

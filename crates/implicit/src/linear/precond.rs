@@ -1,7 +1,7 @@
 //! Preconditioners: cheap approximations `z = M^{-1} r` of the inverse.
 //!
 //! CG and MINRES need a symmetric positive definite `M` (and report a
-//! [`Breakdown`](crate::ImplicitError::Breakdown) if `r^T M^{-1} r <= 0`); GMRES and
+//! [`Breakdown`](crate::linear::SolveError::Breakdown) if `r^T M^{-1} r <= 0`); GMRES and
 //! BiCGSTAB apply it on the right, `A M^{-1} u = b`, so any nonsingular `M` works and the
 //! residual they monitor is the true one. CG on the normal equations applies it to
 //! `A^T A`.
@@ -11,8 +11,8 @@
 //! ([`DenseLu`](crate::linear::DenseLu), [`DenseCholesky`](crate::linear::DenseCholesky))
 //! is itself a preconditioner, for a nearby system.
 
-use crate::error::{ImplicitError, check_finite};
 use crate::linear::LinearOperator;
+use crate::linear::error::{SolveError, check_finite};
 use crate::linear::operator::OperatorError;
 
 /// An approximate inverse: `z = M^{-1} r`.
@@ -51,10 +51,10 @@ impl Jacobi {
     /// From the diagonal of `A`. Every entry must be finite and nonzero; for CG and MINRES
     /// they must also be positive (otherwise `M` is not positive definite and those
     /// solvers report a breakdown).
-    pub fn new(diag: &[f64]) -> Result<Self, ImplicitError> {
+    pub fn new(diag: &[f64]) -> Result<Self, SolveError> {
         check_finite("Jacobi diagonal", diag)?;
         if let Some(index) = diag.iter().position(|&d| d == 0.0) {
-            return Err(ImplicitError::Singular {
+            return Err(SolveError::Singular {
                 what: "Jacobi preconditioner",
                 pivot: index,
                 value: 0.0,
@@ -70,10 +70,10 @@ impl Jacobi {
     /// From the diagonal of an operator, extracted exactly: read off a matrix, otherwise
     /// computed with `n` products `e_i^T A e_i` (use [`Jacobi::new`] when the diagonal is
     /// known more cheaply).
-    pub fn from_operator<A: LinearOperator + ?Sized>(op: &A) -> Result<Self, ImplicitError> {
+    pub fn from_operator<A: LinearOperator + ?Sized>(op: &A) -> Result<Self, SolveError> {
         let n = op.ncols();
         if op.nrows() != n {
-            return Err(ImplicitError::Dimension {
+            return Err(SolveError::Dimension {
                 what: "rows of a Jacobi-preconditioned operator (must be square)",
                 expected: n,
                 got: op.nrows(),

@@ -243,18 +243,22 @@ fn gram_impl<const B: usize, const WEIGHTED: bool>(x: &[f64], m: usize, w: &[f64
 
 /// In-place Cholesky factorization `A = L Lᵀ` of the lower triangle of `a` (`n x n`,
 /// column-major; the strict upper triangle is neither read nor written), left-looking with
-/// four columns per update. Returns the first pivot `(j, d_j)` at or below `threshold`
-/// (or NaN) as the error.
+/// four columns per update. A pivot `d_j` counts as not positive when it is at or below
+/// `rel_tol * a_jj` (or NaN), `a_jj` being the matrix's own diagonal entry: the threshold
+/// scales with each row, so a diagonal spanning many orders of magnitude is no reason to
+/// reject a well-conditioned matrix. Returns the first such pivot `(j, d_j, threshold)` as
+/// the error.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn cholesky_in_place(
     a: &mut [f64],
     n: usize,
-    threshold: f64,
-) -> Result<(), (usize, f64)> {
+    rel_tol: f64,
+) -> Result<(), (usize, f64, f64)> {
     let a = &mut a[..n * n];
     for j in 0..n {
         let (left, right) = a.split_at_mut(j * n);
         let colj = &mut right[j..n];
+        let threshold = rel_tol * colj[0];
         let mut k = 0;
         while k + 4 <= j {
             let (c0, c1, c2, c3) = (
@@ -282,7 +286,7 @@ pub(crate) fn cholesky_in_place(
             pivot.partial_cmp(&threshold),
             Some(std::cmp::Ordering::Greater)
         ) {
-            return Err((j, pivot));
+            return Err((j, pivot, threshold));
         }
         let ljj = pivot.sqrt();
         colj[0] = ljj;
@@ -374,7 +378,7 @@ mod tests {
                 a[j * n + j] += 0.5;
             }
             let mut l = a.clone();
-            cholesky_in_place(&mut l, n, 0.0).unwrap();
+            cholesky_in_place(&mut l, n, 1e-12).unwrap();
             let b: Vec<f64> = (0..n).map(|i| (i as f64 + 1.0).sqrt()).collect();
             let mut s = b.clone();
             cholesky_solve_in_place(&l, &mut s);
@@ -387,7 +391,17 @@ mod tests {
                 );
             }
         }
+        // Indefinite: the second pivot is 1 - 2^2 = -3.
         let mut bad = vec![1.0, 2.0, 2.0, 1.0];
-        assert_eq!(cholesky_in_place(&mut bad, 2, 0.0).unwrap_err().0, 1);
+        assert_eq!(
+            cholesky_in_place(&mut bad, 2, 0.0).unwrap_err(),
+            (1, -3.0, 0.0)
+        );
+        // Singular: the second pivot is 4 - 2^2 = 0, at the threshold 1e-12 * 4.
+        let mut singular = vec![1.0, 2.0, 2.0, 4.0];
+        assert_eq!(
+            cholesky_in_place(&mut singular, 2, 1e-12).unwrap_err(),
+            (1, 0.0, 4e-12)
+        );
     }
 }

@@ -1,4 +1,8 @@
-//! BLAS-1 kernels on slices (four accumulators so the compiler can vectorize).
+//! The crate's dense kernels, all in one place: BLAS-1 on slices here (four accumulators
+//! so the compiler can vectorize), matrix-vector products, Gram matrices and Cholesky in
+//! [`dense`].
+
+pub(crate) mod dense;
 
 /// `a <= b`, or either is NaN: the negation of `a > b` that also catches NaN (a
 /// recurrence scalar that is NaN must count as a breakdown, never as progress).
