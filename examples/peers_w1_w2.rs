@@ -14,7 +14,7 @@
 //! - **general**: the objective written once against `MatOps` with no derivative code
 //!   (`workloads::Ridge`, `workloads::LogReg`; the validation losses through
 //!   `general::TapeOnly`), the inner solve by a library solver on tape derivatives (argmin's
-//!   Newton-CG or L-BFGS through `implicit::argmin_adapter`, or CG on tape Hessian-vector
+//!   Newton-CG or L-BFGS through `implicit::solvers::argmin_rs`, or CG on tape Hessian-vector
 //!   products through `implicit::linear`), the backward pass by `hyper::hypergradient`
 //!   (`Implicit::argmin`, CG on tape products) at the peers' tolerance, rtol 1e-12;
 //! - **hand-written**: hand-written forward solvers (Cholesky, Newton) and, where named,
@@ -30,7 +30,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::Tape;
-use diffprog::implicit::argmin_adapter::{
+use diffprog::implicit::solvers::argmin_rs::{
     LbfgsOptions, NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
 };
 use diffprog::implicit::hyper::{

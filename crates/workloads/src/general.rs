@@ -116,5 +116,5 @@ pub fn minimize_quadratic_cg<O: Objective>(
     let zero = vec![0.0; n];
     let lin = ArgminHessian::new(objective, &zero, theta)?;
     let rhs: Vec<f64> = lin.gradient().iter().map(|g| -g).collect();
-    solve(&TapeHessian(lin), &rhs, None, Method::Cg, options)
+    Ok(solve(&TapeHessian(lin), &rhs, None, Method::Cg, options)?)
 }
