@@ -8,6 +8,7 @@
 //! cargo run --release --example peers_w1_w2 -- --reference out/reference.json
 //! cargo run --release --example peers_w1_w2 -- --profile      # where the general rows' time goes
 //! cargo run --release --example peers_w1_w2 -- --large-ridge  # d = 2000, n = 4000 ridge
+//! perf record -g target/release/examples/peers_w1_w2 --loop w2   # one general row, 10 s
 //! ```
 //!
 //! Two kinds of rows, in this order:
@@ -432,6 +433,39 @@ fn large_ridge() -> Result<bool, ImplicitError> {
     Ok(ok)
 }
 
+/// One general row in a loop for `seconds` (for `perf record`): `w1` the data form with CG
+/// on tape HVPs, `w2` argmin's Newton-CG.
+fn perf_loop(which: &str, seconds: f64) -> Result<(), ImplicitError> {
+    let counts = Cell::new((0, 0));
+    let start = Instant::now();
+    let mut calls = 0usize;
+    let mut run = |f: &mut dyn FnMut() -> Result<Hypergradient, ImplicitError>| {
+        while start.elapsed().as_secs_f64() < seconds {
+            black_box(f()?);
+            calls += 1;
+        }
+        Ok::<_, ImplicitError>(())
+    };
+    if which == "w1" {
+        let s = data::w1();
+        let ridge = Ridge::new(&s.train, Penalty::Shared)?;
+        let val = TapeOnly(SquaredError::new(&s.val)?);
+        let theta = [data::W1_LAMBDA];
+        run(&mut || general(&ridge, &val, &theta, data::D, Inner::QuadraticCg, &counts))?;
+    } else {
+        let s = data::w2();
+        let inner = LogReg::new(&s.train)?;
+        let val = TapeOnly(LogLoss::new(&s.val)?);
+        let u = data::w2_log_lambda(data::D);
+        run(&mut || general(&inner, &val, &u, data::D, Inner::NewtonCg, &counts))?;
+    }
+    println!(
+        "{which}: {calls} calls in {seconds} s, {} per call",
+        fmt_time(seconds / calls.max(1) as f64)
+    );
+    Ok(())
+}
+
 /// Our own plain-f64 answers, when no reference file is given.
 fn own_reference() -> Result<Reference, ImplicitError> {
     let s = data::w1();
@@ -475,6 +509,13 @@ fn main() {
             Ok(false) => std::process::exit(1),
             Err(e) => fail("large ridge", &e),
         }
+    }
+    if let Some(which) = arg::<String>(&args, "--loop") {
+        let seconds = arg(&args, "--seconds").unwrap_or(10.0);
+        if let Err(e) = perf_loop(&which, seconds) {
+            fail("loop", &e);
+        }
+        return;
     }
     if args.iter().any(|a| a == "--profile") {
         if let Err(e) = profile() {

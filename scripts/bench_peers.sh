@@ -48,7 +48,10 @@ rm -f "$OUT"/rust_round*.json "$OUT"/peers_W?_round*.json "$OUT"/peers_args_roun
     "$OUT"/loadavg_round*.txt "$OUT"/large_ridge.txt
 echo "== building examples/peers_w1_w2 (release)"
 (cd "$ROOT" && cargo build --release --example peers_w1_w2 --quiet)
-BIN=$ROOT/target/release/examples/peers_w1_w2
+TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
+    | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+BIN=$TARGET/release/examples/peers_w1_w2
+[[ -x $BIN ]] || die "built, but $BIN is missing"
 
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT

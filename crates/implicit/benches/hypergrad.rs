@@ -1,6 +1,10 @@
 //! Hypergradients on the peers' W1 (ridge, one λ) and W2 (logistic regression, 50 per-feature
-//! λ) workloads, each timed as a whole (inner solve + implicit backward), from the raw data:
+//! λ) workloads (from the dev-only `workloads` crate), each timed as a whole (inner solve +
+//! implicit backward), from the raw data:
 //!
+//! - the general path: the objective written once, no derivative code; CG on tape
+//!   Hessian-vector products (W1) or argmin's Newton-CG (W2) forward, `hypergradient`
+//!   backward at rtol 1e-12;
 //! - W1 dense: Gram matrix + Cholesky forward, the factor reused backward — through the
 //!   generic tape products, and with hand-written products through the Gram matrix;
 //! - W1 matrix-free: CG forward, CG backward, products `Xᵀ(X v)/n + λ v` (XᵀX never formed);
@@ -17,10 +21,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use implicit::argmin_adapter::{NewtonCgOptions, minimize_newton_cg};
 use implicit::hyper::{InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized};
 use implicit::linear::SolveOptions;
 use implicit::{Factor, IftOptions, Implicit, ImplicitError};
+use workloads::general::{TapeOnly, minimize_quadratic_cg};
 use workloads::{LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, data};
+
+/// The backward options of the general rows: the peers' tolerance, no error estimate.
+fn general_ift() -> IftOptions {
+    IftOptions::default()
+        .estimate_error(false)
+        .linear(SolveOptions::default().rtol(1e-12).atol(0.0))
+}
 
 fn chol_solver(
     gram: &RidgeGram,
@@ -83,7 +96,18 @@ fn w1(c: &mut Criterion) {
         };
         hypergradient_linearized(lin, &val, &theta, sol, &opts).unwrap()
     };
+    let tape_val = TapeOnly(val.clone());
+    let general = || {
+        let mut cg = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+            let s = minimize_quadratic_cg(&ridge, data::D, t, &cg_tol)?;
+            Ok(InnerSolution::new(s.x, s.report.iterations))
+        };
+        hypergradient(&ridge, &tape_val, &theta, &mut cg, &general_ift()).unwrap()
+    };
     let mut group = c.benchmark_group("W1_ridge");
+    group.bench_function("general_data_form_cg_on_tape_hvps", |b| {
+        b.iter(|| black_box(general()))
+    });
     group.bench_function("dense_factor_reuse_tape_products", |b| {
         b.iter(|| black_box(dense()))
     });
@@ -132,7 +156,20 @@ fn w2(c: &mut Criterion) {
         final_hessian: true,
         ..NewtonOptions::default()
     };
+    let tape_val = TapeOnly(val.clone());
+    let general = || {
+        let mut newton_cg =
+            |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+                let opts = NewtonCgOptions::default().grad_tol(1e-10);
+                let s = minimize_newton_cg(&inner, t, &[0.0; 50], &opts)?;
+                Ok(InnerSolution::new(s.x, s.iterations as usize))
+            };
+        hypergradient(&inner, &tape_val, &u, &mut newton_cg, &general_ift()).unwrap()
+    };
     let mut group = c.benchmark_group("W2_logreg");
+    group.bench_function("general_argmin_newton_cg", |b| {
+        b.iter(|| black_box(general()))
+    });
     group.bench_function("newton_factor_at_solution_hand_products", |b| {
         b.iter(|| black_box(hand(&NewtonOptions::default())))
     });

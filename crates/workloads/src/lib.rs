@@ -13,7 +13,7 @@
 //!   dense Newton solver and hand-written products;
 //! - [`general`]: the validation losses with no derivative code (tape gradients only) and
 //!   an evaluation counter, for the "general path" rows;
-//! - [`reference`]: the full reference hypergradients dumped from the numpy peer.
+//! - [`reference`](mod@reference): the full reference hypergradients dumped from the numpy peer.
 //!
 //! ```
 //! use workloads::{closed_form, data, Penalty, Ridge, SquaredError};

@@ -200,7 +200,8 @@ pub fn hypergradient_at<O: Objective, V: ValidationLoss>(
 
 /// The hypergradient at an inner solution, with the optimality condition linearized by
 /// the caller: any [`Linearization`] of ∇ₓL at (x*, θ) — for example one with
-/// hand-written products ([`RidgeGram::linearization`](super::RidgeGram::linearization)).
+/// hand-written products (the W1/W2 problems of the dev-only `workloads` crate have such
+/// linearizations).
 pub fn hypergradient_linearized<L: Linearization, V: ValidationLoss>(
     lin: L,
     val: &V,
