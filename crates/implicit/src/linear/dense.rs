@@ -86,6 +86,46 @@ fn max_abs(a: &DMatrix<f64>) -> f64 {
     acc.iter().fold(tail, |m, v| m.max(*v))
 }
 
+/// The entry of the largest asymmetry `a_ij - a_ji` (`i > j`).
+fn worst_asymmetry(a: &DMatrix<f64>) -> (usize, usize, f64) {
+    let n = a.nrows();
+    let mut worst = (0, 0, 0.0f64);
+    for j in 0..n {
+        for i in (j + 1)..n {
+            let d = a[(i, j)] - a[(j, i)];
+            if d.abs() > worst.2.abs() {
+                worst = (i, j, d);
+            }
+        }
+    }
+    worst
+}
+
+/// The largest asymmetry tolerated in a matrix that a method treats as symmetric:
+/// `sqrt(eps) * max |a_ij|` (Hessians assembled from products are symmetric only up to
+/// rounding).
+fn allowed_asymmetry(a: &DMatrix<f64>) -> f64 {
+    f64::EPSILON.sqrt() * max_abs(a)
+}
+
+/// [`NotSymmetric`](SolveError::NotSymmetric) for `method` if the square matrix `a` is
+/// nonsymmetric beyond rounding ([`allowed_asymmetry`]).
+pub(crate) fn check_symmetric(a: &DMatrix<f64>, method: Method) -> Result<(), SolveError> {
+    let (row, col, difference) = worst_asymmetry(a);
+    let allowed = allowed_asymmetry(a);
+    if difference.abs() > allowed {
+        Err(SolveError::NotSymmetric {
+            method,
+            row,
+            col,
+            difference,
+            allowed,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// What the two factorizations share: the matrix (for residuals) and the solve loop.
 #[derive(Clone, Debug)]
 struct Dense {
@@ -342,8 +382,7 @@ impl DenseCholesky {
         let mut matvecs = 0;
         let a = materialize(op, ridge, &mut matvecs)?;
         let n = a.nrows();
-        let scale = max_abs(&a);
-        let allowed = f64::EPSILON.sqrt() * scale;
+        let allowed = allowed_asymmetry(&a);
         // The symmetrized lower triangle (a_ij + a_ji)/2 goes straight into the factor's
         // storage; the largest asymmetry is tracked on the way (branch-free), and the worst
         // pair located only when there is one to report.
@@ -358,15 +397,7 @@ impl DenseCholesky {
             }
         }
         if asym > allowed {
-            let mut worst = (0, 0, 0.0f64);
-            for j in 0..n {
-                for i in (j + 1)..n {
-                    let d = a[(i, j)] - a[(j, i)];
-                    if d.abs() > worst.2.abs() {
-                        worst = (i, j, d);
-                    }
-                }
-            }
+            let worst = worst_asymmetry(&a);
             return Err(SolveError::NotSymmetric {
                 method: Method::Cholesky,
                 row: worst.0,
