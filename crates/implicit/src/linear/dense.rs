@@ -1,5 +1,5 @@
 //! Dense LU (nalgebra) and Cholesky (left-looking, runtime-dispatched SIMD kernels of
-//! `hyper::blas`) for small systems, as reusable factorizations.
+//! `linear::kernels`) for small systems, as reusable factorizations.
 //!
 //! A factorization is computed once ([`DenseLu::factor`], [`DenseCholesky::factor`]) and
 //! then solves any number of right-hand sides — with `A` ([`DenseLu::solve`]) or with `A^T`

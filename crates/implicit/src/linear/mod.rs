@@ -48,7 +48,11 @@ mod common;
 mod dense;
 mod error;
 mod gmres;
-pub(crate) mod kernels;
+/// The dense kernels (BLAS-1 on slices, matrix-vector products, Gram matrices, Cholesky).
+/// Public only so that `benches/linear.rs` can race them against nalgebra; not a stable
+/// API.
+#[doc(hidden)]
+pub mod kernels;
 mod method;
 mod minres;
 mod normal_cg;

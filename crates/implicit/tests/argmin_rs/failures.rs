@@ -113,9 +113,16 @@ fn a_non_finite_value_is_an_error_not_a_silent_line_search_exit() {
         .unwrap_err(),
     ] {
         match err {
-            ArgminError::Function { during, source, .. } => {
+            ArgminError::Function {
+                during,
+                iteration,
+                source: AdError::NonFinite { what, index, value },
+            } => {
                 assert_eq!(during, Evaluation::Cost);
-                assert!(matches!(source, AdError::NonFinite { .. }), "{source:?}");
+                // The first line-search trial of the first iteration hits the trap.
+                assert!(iteration <= 1, "{iteration}");
+                assert_eq!((what, index), ("objective value", 0));
+                assert!(value.is_nan());
             }
             other => panic!("{other:?}"),
         }

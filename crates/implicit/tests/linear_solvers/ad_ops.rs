@@ -136,13 +136,17 @@ fn hessian_operator_failure_is_an_operator_error() {
     let x = [0.1, f64::NAN];
     let op = HessianOperator::new(&Energy, &x);
     let err = cg(&op, &[1.0, 1.0], None, None, &SolveOptions::default()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SolveError::Operator(OperatorError::Ad(ad_core::AdError::NonFinite { .. }))
-        ),
-        "{err}"
-    );
+    match err {
+        SolveError::Operator(OperatorError::Ad(ad_core::AdError::NonFinite {
+            what,
+            index,
+            value,
+        })) => {
+            assert_eq!((what, index), ("point x", 1));
+            assert!(value.is_nan());
+        }
+        other => panic!("expected an operator error, got {other:?}"),
+    }
 }
 
 #[test]
