@@ -26,12 +26,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::{MatOps, Tape};
-use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::hyper::{
     HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram,
     SquaredError, Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_at,
     optimize, optimize_lbfgs,
 };
+use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::unrolled::{IterationMap, unroll_on_tape};
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
