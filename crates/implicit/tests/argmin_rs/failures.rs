@@ -266,3 +266,34 @@ fn solutions_and_options_round_trip_through_serde() {
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<ArgminMethod>(&json).unwrap(), m);
 }
+
+#[test]
+fn implicit_error_wraps_the_argmin_error_and_keeps_the_last_iterate() {
+    let obj = Logistic::new(40, D, 7);
+    let err = minimize_lbfgs(
+        &obj,
+        &theta0(),
+        &[0.0; D],
+        &LbfgsOptions::default().max_iters(1),
+    )
+    .unwrap_err();
+    let x = err.last_iterate().unwrap().to_vec();
+    let grad_norm = err.grad_norm().unwrap();
+    let msg = err.to_string();
+    let wrapped = ImplicitError::from(err);
+    assert_eq!(wrapped.to_string(), msg);
+    assert_eq!(wrapped.last_iterate().unwrap(), &x[..]);
+    assert!(wrapped.report().is_none());
+    match wrapped.as_argmin() {
+        Some(ArgminError::NotConverged {
+            iterations,
+            max_iters,
+            grad_norm: g,
+            ..
+        }) => {
+            assert_eq!((*iterations, *max_iters), (1, 1));
+            assert_eq!(*g, grad_norm);
+        }
+        other => panic!("expected the argmin error, got {other:?}"),
+    }
+}

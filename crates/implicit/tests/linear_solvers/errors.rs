@@ -402,3 +402,31 @@ fn error_is_send_sync_and_small() {
     });
     assert!(e.to_string().contains("dimension mismatch"));
 }
+
+#[test]
+fn implicit_error_wraps_the_linear_error_and_keeps_its_numbers() {
+    let a = small_spd();
+    let err = cg(
+        &a,
+        &[1.0, 2.0, 3.0],
+        None,
+        None,
+        &SolveOptions::default().max_iters(1),
+    )
+    .unwrap_err();
+    let (iterations, x) = match &err {
+        SolveError::NotConverged { report, x } => (report.iterations, x.clone()),
+        other => panic!("expected NotConverged, got {other:?}"),
+    };
+    assert_eq!(iterations, 1);
+    let msg = err.to_string();
+    let wrapped = implicit::ImplicitError::from(err);
+    // Transparent: the same message, and the report and iterate are still reachable.
+    assert_eq!(wrapped.to_string(), msg);
+    assert_eq!(wrapped.report().unwrap().iterations, 1);
+    assert_eq!(wrapped.last_iterate().unwrap(), &x[..]);
+    match wrapped.as_linear() {
+        Some(SolveError::NotConverged { report, .. }) => assert!(!report.converged),
+        other => panic!("expected the linear error, got {other:?}"),
+    }
+}
