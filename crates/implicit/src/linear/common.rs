@@ -2,7 +2,7 @@
 //! the true residual, watching for stalls and divergence, and turning the outcome into a
 //! report or a typed error.
 
-use crate::linear::dense::check_symmetric;
+use crate::linear::checks::{check_len, check_symmetric};
 use crate::linear::error::{SolveError, check_finite};
 use crate::linear::kernels::{axpy, norm, sub_from};
 use crate::linear::method::Method;
@@ -358,17 +358,5 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
             },
             Err(e) => e,
         }
-    }
-}
-
-pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), SolveError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(SolveError::Dimension {
-            what,
-            expected,
-            got,
-        })
     }
 }

@@ -44,6 +44,7 @@
 mod ad_ops;
 mod bicgstab;
 mod cg;
+mod checks;
 mod common;
 mod dense;
 mod error;
