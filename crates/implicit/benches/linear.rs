@@ -3,8 +3,14 @@
 //! least-squares problem `(X^T X / n + lam I) v = g` (ridge regression, W1-sized: n = 500,
 //! d = 50). Prints the iteration counts first.
 //!
+//! A second group races the hand-written dense kernels of `implicit::linear::kernels`
+//! against nalgebra at the W1/W2 sizes (500x50, 200x50, 50x50): `y = A x`, `y = A^T x`, the
+//! (weighted) Gram matrix `X^T diag(w) X`, and Cholesky factor and solve. The results are
+//! recorded in docs/benchmarks.md, and decide which kernels stay.
+//!
 //! ```sh
 //! cargo bench -p implicit --bench linear
+//! cargo bench -p implicit --bench linear -- kernels   # the kernel race only
 //! ```
 
 use std::cell::RefCell;
@@ -62,6 +68,112 @@ impl NormalEq {
         let mut yv = nalgebra::DVectorViewMut::from_slice(y, d);
         yv.copy_from(&v);
         yv.gemv_tr(1.0 / n as f64, &self.x, &t, self.lam);
+    }
+}
+
+/// Which SIMD path the kernels' runtime dispatch picks on this machine.
+fn kernel_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return "AVX2 + FMA";
+        }
+    }
+    "baseline"
+}
+
+fn kernels(c: &mut Criterion) {
+    use implicit::linear::kernels::dense;
+    println!("kernel path: {}", kernel_path());
+    let mut rng = Rng(11);
+    for (m, n) in [(500, 50), (200, 50), (50, 50)] {
+        let a = rng.matrix(m, n);
+        let x = rng.vector(n);
+        let u = rng.vector(m);
+        let w: Vec<f64> = (0..m).map(|i| 0.5 + 0.25 * (i as f64).sin()).collect();
+        let mut g = c.benchmark_group(format!("kernels_{m}x{n}"));
+        let mut y = vec![0.0; m];
+        g.bench_function("gemv/ours", |bch| {
+            bch.iter(|| dense::gemv(a.as_slice(), black_box(&x), &mut y))
+        });
+        let xv = DVector::from_column_slice(&x);
+        let mut yv = DVector::zeros(m);
+        g.bench_function("gemv/nalgebra", |bch| {
+            bch.iter(|| yv.gemv(1.0, &a, black_box(&xv), 0.0))
+        });
+        let mut z = vec![0.0; n];
+        g.bench_function("gemv_t/ours", |bch| {
+            bch.iter(|| dense::gemv_t(a.as_slice(), black_box(&u), &mut z))
+        });
+        let uv = DVector::from_column_slice(&u);
+        let mut zv = DVector::zeros(n);
+        g.bench_function("gemv_t/nalgebra", |bch| {
+            bch.iter(|| zv.gemv_tr(1.0, &a, black_box(&uv), 0.0))
+        });
+        let mut h = vec![0.0; n * n];
+        g.bench_function("gram/ours", |bch| {
+            bch.iter(|| dense::gram(black_box(a.as_slice()), m, None, &mut h))
+        });
+        let mut hn = DMatrix::zeros(n, n);
+        g.bench_function("gram/nalgebra", |bch| {
+            bch.iter(|| a.tr_mul_to(black_box(&a), &mut hn))
+        });
+        // The same product through nalgebra's gemm (matrixmultiply), with X^T formed
+        // outside the timing (generous to nalgebra).
+        let at = a.transpose();
+        g.bench_function("gram/nalgebra_gemm", |bch| {
+            bch.iter(|| hn.gemm(1.0, black_box(&at), &a, 0.0))
+        });
+        g.bench_function("gram_weighted/ours", |bch| {
+            bch.iter(|| dense::gram(black_box(a.as_slice()), m, Some(&w), &mut h))
+        });
+        // nalgebra has no weighted Gram product: scale the rows into a scratch, then X^T (W X).
+        let mut wa = a.clone();
+        g.bench_function("gram_weighted/nalgebra", |bch| {
+            bch.iter(|| {
+                for (j, mut col) in wa.column_iter_mut().enumerate() {
+                    for (i, v) in col.iter_mut().enumerate() {
+                        *v = a[(i, j)] * w[i];
+                    }
+                }
+                a.tr_mul_to(black_box(&wa), &mut hn)
+            })
+        });
+        if m == n {
+            let spd = spd_50(&mut rng);
+            let b = rng.vector(n);
+            let mut l = vec![0.0; n * n];
+            g.bench_function("cholesky_factor/ours", |bch| {
+                bch.iter(|| {
+                    l.copy_from_slice(spd.as_slice());
+                    dense::cholesky_in_place(black_box(&mut l), n, 1e-14).unwrap()
+                })
+            });
+            g.bench_function("cholesky_factor/nalgebra", |bch| {
+                bch.iter(|| nalgebra::Cholesky::new(black_box(spd.clone())).unwrap())
+            });
+            l.copy_from_slice(spd.as_slice());
+            dense::cholesky_in_place(&mut l, n, 1e-14).unwrap();
+            let mut r = b.clone();
+            g.bench_function("cholesky_solve/ours", |bch| {
+                bch.iter(|| {
+                    r.copy_from_slice(&b);
+                    dense::cholesky_solve_in_place(&l, black_box(&mut r))
+                })
+            });
+            let nchol = nalgebra::Cholesky::new(spd.clone()).unwrap();
+            let mut rv = DVector::from_column_slice(&b);
+            g.bench_function("cholesky_solve/nalgebra", |bch| {
+                bch.iter(|| {
+                    rv.copy_from_slice(&b);
+                    nchol.solve_mut(black_box(&mut rv))
+                })
+            });
+        }
+        g.finish();
     }
 }
 
@@ -138,6 +250,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(30);
-    targets = benches
+    targets = benches, kernels
 }
 criterion_main!(linear);

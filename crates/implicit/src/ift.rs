@@ -198,7 +198,7 @@ impl<L: Linearization> Implicit<L> {
     /// residual `rhs − op(A) y`. If that is above the tolerance, the solve refines
     /// (`y += F⁻¹ r`, one product per step), so a factor of a nearby matrix (Newton's
     /// previous iterate) still gives the exact answer; a wrong factor shows up as a
-    /// [`NotConverged`](ImplicitError::NotConverged) error, never as a silent wrong answer.
+    /// [`NotConverged`](crate::linear::SolveError::NotConverged) error, never as a silent wrong answer.
     pub fn with_factor(mut self, factor: Factor) -> Self {
         *self.factor.borrow_mut() = Some(Rc::new(factor));
         self.factor_given = true;

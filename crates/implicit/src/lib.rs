@@ -54,6 +54,7 @@ pub mod unrolled;
 
 pub use error::ImplicitError;
 pub use ift::{Factor, IftOptions, IftReport, Implicit};
+pub use linear::SolveError;
 pub use linearize::{ArgminHessian, Linearization, RecordedRoot};
 pub use node::{
     Argmin, FixedPoint, ImplicitNode, ImplicitProblem, Root, implicit_node, implicit_scalar_node,

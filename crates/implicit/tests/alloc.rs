@@ -1,10 +1,14 @@
 //! The iteration loops allocate nothing: a solve's heap allocations do not depend on how
-//! many iterations it runs. Measured with a counting global allocator (this test binary
-//! holds a single test so that little else allocates meanwhile).
+//! many iterations it runs, and solves in a reused workspace allocate nothing at all after
+//! the first. Measured with a counting global allocator (this test binary holds a single
+//! test so that little else allocates meanwhile).
 
 use std::alloc::System;
 
-use implicit::linear::{Jacobi, Method, SolveOptions, solve, solve_preconditioned};
+use implicit::linear::{
+    Jacobi, Method, Preconditioner, SolveOptions, Workspace, solve, solve_preconditioned,
+    solve_with,
+};
 use nalgebra::DMatrix;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -36,7 +40,7 @@ fn matrices(n: usize) -> (DMatrix<f64>, DMatrix<f64>) {
 }
 
 #[test]
-fn allocations_do_not_depend_on_the_iteration_count() {
+fn allocations_do_not_depend_on_the_iteration_count_and_vanish_with_a_workspace() {
     let n = 200;
     let (spd, nonsym) = matrices(n);
     let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.1).cos()).collect();
@@ -94,5 +98,38 @@ fn allocations_do_not_depend_on_the_iteration_count() {
             alloc_tight <= 12,
             "{method}: {alloc_tight} allocations per solve"
         );
+    }
+
+    // With a reused workspace: the first solve sizes it, every later one (other right-hand
+    // sides, other tolerances, warm starts) allocates nothing.
+    for (method, a, pre) in cases {
+        let precond: Option<&dyn Preconditioner> = if pre { Some(&jacobi) } else { None };
+        let mut ws = Workspace::default();
+        solve_with(&mut ws, a, &b, None, precond, method, &tight).unwrap();
+        let rhs: Vec<Vec<f64>> = (1..4)
+            .map(|k| (0..n).map(|i| (i as f64 * 0.1 * k as f64).sin()).collect())
+            .collect();
+        let x0 = vec![0.5; n];
+        let run = |ws: &mut Workspace| {
+            let region = Region::new(GLOBAL);
+            let mut iterations = 0;
+            for (k, r) in rhs.iter().enumerate() {
+                let opts = if k % 2 == 0 { &tight } else { &loose };
+                let start = (k == 1).then_some(&x0[..]);
+                iterations += solve_with(ws, a, r, start, precond, method, opts)
+                    .unwrap()
+                    .iterations;
+            }
+            let stats = region.change();
+            (iterations, stats.allocations + stats.reallocations)
+        };
+        // Process-wide counters again: the least of three runs.
+        let (iterations, allocs) = (0..3).map(|_| run(&mut ws)).min_by_key(|r| r.1).unwrap();
+        println!(
+            "{method:>28} precond={pre:<5}: 3 solves in a reused workspace, {iterations} \
+             iterations -> {allocs} allocations"
+        );
+        assert!(iterations > 10, "{method}: {iterations}");
+        assert_eq!(allocs, 0, "{method}: a reused workspace allocated");
     }
 }

@@ -1,13 +1,19 @@
 //! What every iterative solver shares: checking inputs, counting and checking products,
-//! the true residual, and turning the outcome into a `Solution` or a typed error.
+//! the true residual, watching for stalls and divergence, and turning the outcome into a
+//! report or a typed error.
 
+use crate::linear::checks::{check_len, check_symmetric};
 use crate::linear::error::{SolveError, check_finite};
 use crate::linear::kernels::{axpy, norm, sub_from};
 use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
 use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
-use crate::linear::report::{ResidualKind, Solution, SolveReport};
+use crate::linear::report::{ResidualKind, SolveReport};
+
+/// A residual counts as progress when it is below `1 - STALL_IMPROVEMENT` times the best
+/// one seen so far; a stall is `stall_window` iterations without progress.
+const STALL_IMPROVEMENT: f64 = 1e-3;
 
 /// The state of one solve, apart from the solver's own vectors.
 pub(crate) struct Ctx<'a, A: ?Sized> {
@@ -20,14 +26,27 @@ pub(crate) struct Ctx<'a, A: ?Sized> {
     pub rhs_norm: f64,
     pub tol: f64,
     pub max_iters: usize,
-    pub initial_residual_norm: f64,
+    initial_residual_norm: f64,
     pub residual_kind: ResidualKind,
     opts_rtol: f64,
     opts_atol: f64,
+    stall_window: usize,
+    divergence: f64,
+    best: f64,
+    best_iteration: usize,
+}
+
+/// Why an iteration stops early without a breakdown.
+pub(crate) enum Stop {
+    /// No progress over the stall window.
+    Stalled,
+    /// The residual grew past the divergence limit.
+    Diverged(f64),
 }
 
 impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
-    /// Check options, lengths and finiteness; return the context and the starting iterate.
+    /// Check options, lengths, finiteness and (for CG and MINRES on a matrix) symmetry;
+    /// return the context.
     pub fn new(
         op: &'a A,
         b: &[f64],
@@ -35,7 +54,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         precond: Option<&'a dyn Preconditioner>,
         opts: &SolveOptions,
         method: Method,
-    ) -> Result<(Self, Vec<f64>), SolveError> {
+    ) -> Result<Self, SolveError> {
         opts.validate()?;
         let (m, n) = (op.nrows(), op.ncols());
         if method != Method::NormalCg && m != n {
@@ -63,7 +82,14 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
         if let Some(x0) = x0 {
             check_finite("initial guess x0", x0)?;
         }
-        let x = x0.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        if matches!(method, Method::Cg | Method::Minres)
+            && !op.structure().is_symmetric()
+            && let Some(a) = op.as_matrix()
+        {
+            // Known to be a matrix, so known (not) to be symmetric: say so up front rather
+            // than run to the iteration limit on a method that assumes symmetry.
+            check_symmetric(a, method)?;
+        }
         let rhs_norm = norm(b);
         let ctx = Ctx {
             op,
@@ -79,13 +105,104 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
             residual_kind: ResidualKind::System,
             opts_rtol: opts.rtol,
             opts_atol: opts.atol,
+            stall_window: opts.stall_window_for(n),
+            divergence: opts.divergence,
+            best: f64::NAN,
+            best_iteration: 0,
         };
-        Ok((ctx, x))
+        Ok(ctx)
+    }
+
+    /// Write the starting iterate into `x`: `x0`, or zero.
+    pub fn start(&self, x0: Option<&[f64]>, x: &mut [f64]) {
+        match x0 {
+            Some(x0) => x.copy_from_slice(x0),
+            None => x.fill(0.0),
+        }
+    }
+
+    /// Record the (running) residual norm after iteration `iteration`; `Some` when the
+    /// iteration has stalled (no progress over the stall window) or diverged (grown past
+    /// `divergence` times the initial residual).
+    pub fn progress(&mut self, iteration: usize, rnorm: f64) -> Option<Stop> {
+        if rnorm > self.divergence * self.initial_residual_norm {
+            return Some(Stop::Diverged(rnorm));
+        }
+        if self.best.is_nan() || rnorm < (1.0 - STALL_IMPROVEMENT) * self.best {
+            self.best = rnorm;
+            self.best_iteration = iteration;
+            None
+        } else if iteration - self.best_iteration >= self.stall_window {
+            Some(Stop::Stalled)
+        } else {
+            None
+        }
+    }
+
+    /// At a (re)start, where `rnorm` is the true residual of `x` after `iterations`
+    /// iterations: the early-stop error if the solve has stalled or diverged. Catches a
+    /// method whose every cycle ends where it began (restarted GMRES, MINRES on an
+    /// inconsistent system).
+    pub fn check_restart(
+        &mut self,
+        x: &[f64],
+        iterations: usize,
+        rnorm: f64,
+    ) -> Result<(), SolveError> {
+        if iterations == 0 {
+            return Ok(());
+        }
+        match self.progress(iterations, rnorm) {
+            Some(stop) => Err(self.stop_error(x, iterations, rnorm, stop)),
+            None => Ok(()),
+        }
+    }
+
+    /// The error for an early stop, with the residual recomputed at `x` (into the scratch
+    /// `r`).
+    pub fn stopped(
+        &mut self,
+        b: &[f64],
+        x: &[f64],
+        r: &mut [f64],
+        iterations: usize,
+        stop: Stop,
+    ) -> SolveError {
+        let rnorm = match self.residual(b, x, r) {
+            Ok(rnorm) => rnorm,
+            Err(e) => return e,
+        };
+        self.stop_error(x, iterations, rnorm, stop)
+    }
+
+    /// The error for an early stop at `x`, whose true residual norm is known to be `rnorm`.
+    pub fn stop_error(&self, x: &[f64], iterations: usize, rnorm: f64, stop: Stop) -> SolveError {
+        let report = Box::new(self.report(iterations, rnorm));
+        match stop {
+            Stop::Stalled => SolveError::Stalled {
+                best_residual: self.best,
+                window: self.stall_window,
+                report,
+                x: x.to_vec(),
+            },
+            Stop::Diverged(residual) => SolveError::Diverged {
+                residual,
+                factor: self.divergence,
+                report,
+                x: x.to_vec(),
+            },
+        }
     }
 
     /// Whether a preconditioner is in use.
     pub fn has_precond(&self) -> bool {
         self.precond.is_some()
+    }
+
+    /// Set the initial residual norm (when it is not `||b - A x0||`: normal equations).
+    pub fn set_initial_residual(&mut self, rnorm: f64) {
+        self.initial_residual_norm = rnorm;
+        self.best = rnorm;
     }
 
     /// Measure residuals against another right-hand side norm (normal equations).
@@ -153,6 +270,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
             norm(r)
         };
         self.initial_residual_norm = rnorm;
+        self.best = rnorm;
         Ok(rnorm)
     }
 
@@ -175,17 +293,17 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     /// Success if the (true) residual is within tolerance, else `NotConverged`.
     pub fn finish(
         &self,
-        x: Vec<f64>,
+        x: &[f64],
         iterations: usize,
         residual_norm: f64,
-    ) -> Result<Solution, SolveError> {
+    ) -> Result<SolveReport, SolveError> {
         let report = self.report(iterations, residual_norm);
         if report.converged {
-            Ok(Solution { x, report })
+            Ok(report)
         } else {
             Err(SolveError::NotConverged {
                 report: Box::new(report),
-                x,
+                x: x.to_vec(),
             })
         }
     }
@@ -194,12 +312,12 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     pub fn breakdown(
         &mut self,
         b: &[f64],
-        x: Vec<f64>,
+        x: &[f64],
         r: &mut [f64],
         iterations: usize,
         reason: &'static str,
     ) -> SolveError {
-        match self.residual(b, &x, r) {
+        match self.residual(b, x, r) {
             Ok(rnorm) => self.breakdown_at(x, iterations, rnorm, reason),
             Err(e) => e,
         }
@@ -208,7 +326,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     /// A breakdown error at `x`, whose true residual norm is known to be `rnorm`.
     pub fn breakdown_at(
         &self,
-        x: Vec<f64>,
+        x: &[f64],
         iterations: usize,
         rnorm: f64,
         reason: &'static str,
@@ -217,7 +335,7 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
             method: self.method,
             reason,
             report: Box::new(self.report(iterations, rnorm)),
-            x,
+            x: x.to_vec(),
         }
     }
 
@@ -225,32 +343,20 @@ impl<'a, A: LinearOperator + ?Sized> Ctx<'a, A> {
     pub fn negative_curvature(
         &mut self,
         b: &[f64],
-        x: Vec<f64>,
+        x: &[f64],
         r: &mut [f64],
         iterations: usize,
         curvature: f64,
     ) -> SolveError {
-        match self.residual(b, &x, r) {
+        match self.residual(b, x, r) {
             Ok(rnorm) => SolveError::NegativeCurvature {
                 method: self.method,
                 iteration: iterations,
                 curvature,
                 report: Box::new(self.report(iterations, rnorm)),
-                x,
+                x: x.to_vec(),
             },
             Err(e) => e,
         }
-    }
-}
-
-pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), SolveError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(SolveError::Dimension {
-            what,
-            expected,
-            got,
-        })
     }
 }

@@ -1,5 +1,5 @@
 //! Dense LU (nalgebra) and Cholesky (left-looking, runtime-dispatched SIMD kernels of
-//! `hyper::blas`) for small systems, as reusable factorizations.
+//! `linear::kernels`) for small systems, as reusable factorizations.
 //!
 //! A factorization is computed once ([`DenseLu::factor`], [`DenseCholesky::factor`]) and
 //! then solves any number of right-hand sides — with `A` ([`DenseLu::solve`]) or with `A^T`
@@ -11,10 +11,9 @@
 
 use nalgebra::{DMatrix, DVectorViewMut, Dyn, PermutationSequence};
 
-use crate::linear::kernels::dense as blas;
-
-use crate::linear::common::check_len;
+use crate::linear::checks::{allowed_asymmetry, check_len, max_abs, worst_asymmetry};
 use crate::linear::error::{SolveError, check_finite};
+use crate::linear::kernels::dense as blas;
 use crate::linear::kernels::{axpy, norm, not_above, sub_from};
 use crate::linear::method::Method;
 use crate::linear::operator::{LinearOperator, OperatorError};
@@ -67,23 +66,6 @@ fn materialize<A: LinearOperator + ?Sized>(
         }
     }
     Ok(a)
-}
-
-/// `max |a_ij|` (entries are finite here), with eight independent running maxima so the
-/// loop vectorizes instead of waiting on one `max` chain per entry.
-fn max_abs(a: &DMatrix<f64>) -> f64 {
-    let chunks = a.as_slice().chunks_exact(8);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    let mut acc = [0.0f64; 8];
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] = acc[k].max(c[k].abs());
-        }
-    }
-    acc.iter().fold(tail, |m, v| m.max(*v))
 }
 
 /// What the two factorizations share: the matrix (for residuals) and the solve loop.
@@ -342,8 +324,7 @@ impl DenseCholesky {
         let mut matvecs = 0;
         let a = materialize(op, ridge, &mut matvecs)?;
         let n = a.nrows();
-        let scale = max_abs(&a);
-        let allowed = f64::EPSILON.sqrt() * scale;
+        let allowed = allowed_asymmetry(&a);
         // The symmetrized lower triangle (a_ij + a_ji)/2 goes straight into the factor's
         // storage; the largest asymmetry is tracked on the way (branch-free), and the worst
         // pair located only when there is one to report.
@@ -358,15 +339,7 @@ impl DenseCholesky {
             }
         }
         if asym > allowed {
-            let mut worst = (0, 0, 0.0f64);
-            for j in 0..n {
-                for i in (j + 1)..n {
-                    let d = a[(i, j)] - a[(j, i)];
-                    if d.abs() > worst.2.abs() {
-                        worst = (i, j, d);
-                    }
-                }
-            }
+            let worst = worst_asymmetry(&a);
             return Err(SolveError::NotSymmetric {
                 method: Method::Cholesky,
                 row: worst.0,

@@ -7,7 +7,8 @@ use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
 use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
-use crate::linear::report::Solution;
+use crate::linear::report::{Solution, SolveReport};
+use crate::linear::workspace::{Workspace, gmres_basis};
 
 /// Solve `A x = b` for a general square `A` by GMRES restarted every
 /// [`SolveOptions::restart`] steps, from `x0` (zero if `None`), with an optional right
@@ -15,12 +16,15 @@ use crate::linear::report::Solution;
 /// one).
 ///
 /// The Krylov basis (`(restart + 1) x n`), the Hessenberg matrix and the Givens rotations
-/// are allocated once per solve. Orthogonalization is modified Gram-Schmidt with one
+/// are allocated once per solve (or never, with a reused [`Workspace`] and
+/// [`solve_with`](crate::linear::solve_with)). Orthogonalization is modified Gram-Schmidt with one
 /// selective re-orthogonalization pass ("twice is enough"). Each restart recomputes the
 /// true residual.
 ///
 /// # Errors
 /// [`NotConverged`](SolveError::NotConverged) when the iterations run out;
+/// [`Stalled`](SolveError::Stalled) when restarted GMRES stagnates (no progress over
+/// [`SolveOptions::stall_window`] iterations), [`Diverged`](SolveError::Diverged);
 /// [`Breakdown`](SolveError::Breakdown) if the least-squares problem is singular (the
 /// operator is singular on the Krylov space); input errors and operator failures as for
 /// [`cg`](crate::linear::cg).
@@ -39,57 +43,73 @@ pub fn gmres<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Gmres)?;
-    let n = x.len();
-    // A Krylov space has at most n dimensions: a longer basis would only cost memory.
-    let m = opts.restart.min(n).max(1);
-    let mut basis = vec![0.0; n * (m + 1)];
-    let ld = m + 1;
-    let mut h = vec![0.0; ld * m];
-    let mut cs = vec![0.0; m];
-    let mut sn = vec![0.0; m];
-    let mut g = vec![0.0; m + 1];
-    let mut coef = vec![0.0; m];
-    let mut r = vec![0.0; n];
-    let mut w = vec![0.0; n];
-    let mut z = vec![0.0; n];
+    let mut ws = Workspace::default();
+    let report = gmres_with(&mut ws, op, b, x0, precond, opts)?;
+    Ok(Solution {
+        x: ws.into_solution(),
+        report,
+    })
+}
 
-    let mut rnorm = ctx.initial_residual(b, &x, x0.is_some(), &mut r)?;
+/// [`gmres`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].
+pub(crate) fn gmres_with<A: LinearOperator + ?Sized>(
+    ws: &mut Workspace,
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    precond: Option<&dyn Preconditioner>,
+    opts: &SolveOptions,
+) -> Result<SolveReport, SolveError> {
+    let mut ctx = Ctx::new(op, b, x0, precond, opts, Method::Gmres)?;
+    let n = op.ncols();
+    // A Krylov space has at most n dimensions: a longer basis would only cost memory.
+    let m = gmres_basis(opts.restart, n);
+    let ld = m + 1;
+    let (x, [basis, r, w, z], small) = ws.split(n, [n * (m + 1), n, n, n], ld * m + 4 * m + 1);
+    ctx.start(x0, x);
+    let (h, small) = small.split_at_mut(ld * m);
+    let (cs, small) = small.split_at_mut(m);
+    let (sn, small) = small.split_at_mut(m);
+    let (coef, g) = small.split_at_mut(m);
+
+    let mut rnorm = ctx.initial_residual(b, x, x0.is_some(), r)?;
     let mut it = 0;
     loop {
         // Here `r` is the true residual b - A x.
         if rnorm <= ctx.tol || it >= ctx.max_iters {
             return ctx.finish(x, it, rnorm);
         }
-        basis[..n].copy_from_slice(&r);
+        ctx.check_restart(x, it, rnorm)?;
+        basis[..n].copy_from_slice(r);
         scale(1.0 / rnorm, &mut basis[..n]);
         g.fill(0.0);
         g[0] = rnorm;
         let mut k = 0;
+        let mut stopped = None;
         for j in 0..m {
             // w = A M^{-1} v_j
             if ctx.has_precond() {
-                ctx.precond(&basis[j * n..(j + 1) * n], &mut z)?;
-                ctx.apply(&z, &mut w)?;
+                ctx.precond(&basis[j * n..(j + 1) * n], z)?;
+                ctx.apply(z, w)?;
             } else {
-                ctx.apply(&basis[j * n..(j + 1) * n], &mut w)?;
+                ctx.apply(&basis[j * n..(j + 1) * n], w)?;
             }
             let hcol = &mut h[j * ld..(j + 1) * ld];
             hcol.fill(0.0);
-            let before = norm(&w);
+            let before = norm(w);
             for pass in 0..2 {
                 for i in 0..=j {
                     let vi = &basis[i * n..(i + 1) * n];
-                    let hij = dot(&w, vi);
+                    let hij = dot(w, vi);
                     hcol[i] += hij;
-                    axpy(-hij, vi, &mut w);
+                    axpy(-hij, vi, w);
                 }
                 // Re-orthogonalize only if cancellation was severe.
-                if pass == 0 && norm(&w) > 0.7 * before {
+                if pass == 0 && norm(w) > 0.7 * before {
                     break;
                 }
             }
-            let hnext = norm(&w);
+            let hnext = norm(w);
             hcol[j + 1] = hnext;
             for i in 0..j {
                 let (a, c) = (hcol[i], hcol[i + 1]);
@@ -114,8 +134,12 @@ pub fn gmres<A: LinearOperator + ?Sized>(
             if g[j + 1].abs() <= ctx.tol || it >= ctx.max_iters || hnext == 0.0 {
                 break;
             }
+            if let Some(stop) = ctx.progress(it, g[j + 1].abs()) {
+                stopped = Some(stop);
+                break;
+            }
             let next = &mut basis[(j + 1) * n..(j + 2) * n];
-            next.copy_from_slice(&w);
+            next.copy_from_slice(w);
             scale(1.0 / hnext, next);
         }
         // Solve the k x k triangular system R y = g, then x += M^{-1} V y.
@@ -129,7 +153,7 @@ pub fn gmres<A: LinearOperator + ?Sized>(
                 return Err(ctx.breakdown(
                     b,
                     x,
-                    &mut r,
+                    r,
                     it,
                     "zero diagonal in the Hessenberg factor: the operator is singular on the Krylov space",
                 ));
@@ -138,14 +162,18 @@ pub fn gmres<A: LinearOperator + ?Sized>(
         }
         w.fill(0.0);
         for i in 0..k {
-            axpy(coef[i], &basis[i * n..(i + 1) * n], &mut w);
+            axpy(coef[i], &basis[i * n..(i + 1) * n], w);
         }
         if ctx.has_precond() {
-            ctx.precond(&w, &mut z)?;
-            axpy(1.0, &z, &mut x);
+            ctx.precond(w, z)?;
+            axpy(1.0, z, x);
         } else {
-            axpy(1.0, &w, &mut x);
+            axpy(1.0, w, x);
         }
-        rnorm = ctx.residual(b, &x, &mut r)?;
+        if let Some(stop) = stopped {
+            // The iterate is updated with the best least-squares step of the cycle first.
+            return Err(ctx.stopped(b, x, r, it, stop));
+        }
+        rnorm = ctx.residual(b, x, r)?;
     }
 }

@@ -10,7 +10,7 @@ use crate::linear::operator::Structure;
 /// |---|---|---|
 /// | [`Cg`](Method::Cg) | symmetric positive definite | `A v` |
 /// | [`Minres`](Method::Minres) | symmetric, possibly indefinite | `A v` |
-/// | [`Gmres`](Method::Gmres) | any square, restarted every [`SolveOptions::restart`] steps | `A v` |
+/// | [`Gmres`](Method::Gmres) | any square, restarted every [`SolveOptions::restart`](crate::linear::SolveOptions::restart) steps | `A v` |
 /// | [`Bicgstab`](Method::Bicgstab) | any square, short recurrences | `A v` |
 /// | [`NormalCg`](Method::NormalCg) | any (least squares if rectangular); squares the condition number | `A v`, `A^T u` |
 /// | [`Lu`](Method::Lu) | small square, dense | the whole matrix |

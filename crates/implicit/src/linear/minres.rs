@@ -10,20 +10,24 @@ use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
 use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
-use crate::linear::report::Solution;
+use crate::linear::report::{Solution, SolveReport};
+use crate::linear::workspace::Workspace;
 
 /// Solve `A x = b` for symmetric (possibly indefinite) `A` by MINRES, from `x0` (zero if
 /// `None`), with an optional symmetric positive definite preconditioner.
 ///
 /// MINRES minimizes `||b - A x||` over the Krylov space with short recurrences: one product
-/// per iteration and seven vectors of length `n`, allocated once. Its running residual
+/// per iteration and seven vectors of length `n`, allocated once per solve (or never, with
+/// a reused [`Workspace`] and [`solve_with`](crate::linear::solve_with)). Its running residual
 /// estimate is the 2-norm without a preconditioner and the `M^{-1}`-norm with one (then
 /// rescaled by the ratio of the two norms at the start); the stopping decision is always
 /// confirmed with the true residual (restarting from it if the two disagree).
 ///
 /// # Errors
 /// [`NotConverged`](SolveError::NotConverged) when the iterations run out (for example
-/// on a singular system with `b` outside the range);
+/// on a singular system with `b` outside the range), or [`Stalled`](SolveError::Stalled)
+/// when the residual stops decreasing first; [`NotSymmetric`](SolveError::NotSymmetric) up
+/// front for a matrix that is not symmetric and not declared so;
 /// [`Breakdown`](SolveError::Breakdown) if the preconditioner is not positive definite;
 /// input errors and operator failures as for [`cg`](crate::linear::cg).
 ///
@@ -41,25 +45,38 @@ pub fn minres<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::Minres)?;
-    let n = x.len();
-    let mut r1 = vec![0.0; n];
-    let mut r2 = vec![0.0; n];
-    let mut y = vec![0.0; n];
-    let mut v = vec![0.0; n];
-    let mut w = vec![0.0; n];
-    let mut w1 = vec![0.0; n];
-    let mut w2 = vec![0.0; n];
+    let mut ws = Workspace::default();
+    let report = minres_with(&mut ws, op, b, x0, precond, opts)?;
+    Ok(Solution {
+        x: ws.into_solution(),
+        report,
+    })
+}
 
-    let mut rnorm = ctx.initial_residual(b, &x, x0.is_some(), &mut r1)?;
+/// [`minres`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].
+pub(crate) fn minres_with<A: LinearOperator + ?Sized>(
+    ws: &mut Workspace,
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    precond: Option<&dyn Preconditioner>,
+    opts: &SolveOptions,
+) -> Result<SolveReport, SolveError> {
+    let mut ctx = Ctx::new(op, b, x0, precond, opts, Method::Minres)?;
+    let n = op.ncols();
+    let (x, [mut r1, mut r2, mut y, v, mut w, mut w1, mut w2], _) = ws.split(n, [n; 7], 0);
+    ctx.start(x0, x);
+
+    let mut rnorm = ctx.initial_residual(b, x, x0.is_some(), r1)?;
     let mut it = 0;
     loop {
         // Here `r1` is the true residual b - A x; run MINRES on A d = r1, adding d into x.
         if rnorm <= ctx.tol || it >= ctx.max_iters {
             return ctx.finish(x, it, rnorm);
         }
-        ctx.precond(&r1, &mut y)?;
-        let beta1 = dot(&r1, &y);
+        ctx.check_restart(x, it, rnorm)?;
+        ctx.precond(r1, y)?;
+        let beta1 = dot(r1, y);
         if not_above(beta1, 0.0) {
             return Err(ctx.breakdown_at(x, it, rnorm, NOT_PD_PRECOND));
         }
@@ -67,7 +84,7 @@ pub fn minres<A: LinearOperator + ?Sized>(
         // The running estimate phibar is ||r||_{M^-1}; scale it to the 2-norm the stopping
         // rule uses (exact at the restart, an estimate afterwards).
         let to_2norm = rnorm / beta1;
-        r2.copy_from_slice(&r1);
+        r2.copy_from_slice(r1);
         w.fill(0.0);
         w2.fill(0.0);
         let (mut oldb, mut beta, mut dbar, mut epsln) = (0.0, beta1, 0.0, 0.0);
@@ -76,22 +93,22 @@ pub fn minres<A: LinearOperator + ?Sized>(
         loop {
             // Lanczos step: v = y / beta, y = A v - (beta/oldb) r1 - (alfa/beta) r2.
             let s = 1.0 / beta;
-            for (vi, yi) in v.iter_mut().zip(&y) {
+            for (vi, yi) in v.iter_mut().zip(y.iter()) {
                 *vi = s * yi;
             }
-            ctx.apply(&v, &mut y)?;
+            ctx.apply(v, y)?;
             if !first {
-                axpy(-beta / oldb, &r1, &mut y);
+                axpy(-beta / oldb, r1, y);
             }
-            let alfa = dot(&v, &y);
-            axpy(-alfa / beta, &r2, &mut y);
+            let alfa = dot(v, y);
+            axpy(-alfa / beta, r2, y);
             swap(&mut r1, &mut r2);
             swap(&mut r2, &mut y);
-            ctx.precond(&r2, &mut y)?;
+            ctx.precond(r2, y)?;
             oldb = beta;
-            let beta_sq = dot(&r2, &y);
+            let beta_sq = dot(r2, y);
             if beta_sq < 0.0 || beta_sq.is_nan() {
-                rnorm = ctx.residual(b, &x, &mut r1)?;
+                rnorm = ctx.residual(b, x, r1)?;
                 return Err(ctx.breakdown_at(x, it, rnorm, NOT_PD_PRECOND));
             }
             beta = beta_sq.sqrt();
@@ -115,14 +132,18 @@ pub fn minres<A: LinearOperator + ?Sized>(
             for i in 0..n {
                 w[i] = (v[i] - oldeps * w1[i] - delta * w2[i]) * denom;
             }
-            axpy(phi, &w, &mut x);
+            axpy(phi, w, x);
             it += 1;
             first = false;
             // beta == 0: the Krylov space is invariant, nothing more to gain from it.
-            if phibar.abs() * to_2norm <= ctx.tol || it >= ctx.max_iters || beta == 0.0 {
+            let estimate = phibar.abs() * to_2norm;
+            if estimate <= ctx.tol || it >= ctx.max_iters || beta == 0.0 {
                 break;
             }
+            if let Some(stop) = ctx.progress(it, estimate) {
+                return Err(ctx.stopped(b, x, r1, it, stop));
+            }
         }
-        rnorm = ctx.residual(b, &x, &mut r1)?;
+        rnorm = ctx.residual(b, x, r1)?;
     }
 }

@@ -33,16 +33,27 @@
 //! ```
 //!
 //! Buffers are allocated once per solve; the iteration loops allocate nothing (operators
-//! built on ad-core products allocate inside their own `apply`).
+//! built on ad-core products allocate inside their own `apply`). With a [`Workspace`] and
+//! [`solve_with`], a loop of solves allocates nothing after the first.
+//!
+//! Solves that cannot make progress say so rather than run to the iteration limit:
+//! [`SolveError::Stalled`] (no progress over [`SolveOptions::stall_window`] iterations),
+//! [`SolveError::Diverged`], and [`SolveError::NotSymmetric`] up front when CG, MINRES or
+//! Cholesky is asked to solve a matrix that is not symmetric.
 
 mod ad_ops;
 mod bicgstab;
 mod cg;
+mod checks;
 mod common;
 mod dense;
 mod error;
 mod gmres;
-pub(crate) mod kernels;
+/// The dense kernels (BLAS-1 on slices, matrix-vector products, Gram matrices, Cholesky).
+/// Public only so that `benches/linear.rs` can race them against nalgebra; not a stable
+/// API.
+#[doc(hidden)]
+pub mod kernels;
 mod method;
 mod minres;
 mod normal_cg;
@@ -50,6 +61,7 @@ mod operator;
 mod options;
 mod precond;
 mod report;
+mod workspace;
 
 pub use ad_ops::{HessianOperator, JacobianOperator, MatHessianOperator};
 pub use bicgstab::bicgstab;
@@ -67,6 +79,7 @@ pub use operator::{
 pub use options::SolveOptions;
 pub use precond::{FnPreconditioner, Jacobi, Preconditioner};
 pub use report::{ResidualKind, Solution, SolveReport};
+pub use workspace::Workspace;
 
 /// Solve `A x = b` (or `(A + ridge I) x = b`) with the chosen method, from the warm start
 /// `x0` (zero if `None`; for the dense methods, the starting point of iterative
@@ -99,14 +112,32 @@ pub fn solve_preconditioned<A: LinearOperator + ?Sized, P: Preconditioner + ?Siz
     dispatch(op, b, x0, Some(&precond), method, opts)
 }
 
-fn dispatch<A: LinearOperator + ?Sized>(
+/// [`solve`] / [`solve_preconditioned`] in a reusable [`Workspace`]: the solution is left
+/// in [`Workspace::solution`] and the report returned. After the first solve of a given
+/// size (or from a workspace made by [`Workspace::new`] for it), the Krylov methods
+/// allocate nothing at all on success (errors carry copies of the report and the iterate).
+/// The dense methods factor the operator, which allocates; use [`DenseLu`] /
+/// [`DenseCholesky`] to factor once.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use implicit::linear::{solve_with, Method, SolveOptions, Workspace};
+/// let a = DMatrix::from_row_slice(2, 2, &[2.0, 1.0, -1.0, 3.0]);
+/// let mut ws = Workspace::default();
+/// let report = solve_with(&mut ws, &a, &[3.0, 2.0], None, None, Method::Gmres, &SolveOptions::default())?;
+/// assert!(report.converged);
+/// assert!((ws.solution()[0] - 1.0).abs() < 1e-10 && (ws.solution()[1] - 1.0).abs() < 1e-10);
+/// # Ok::<(), implicit::linear::SolveError>(())
+/// ```
+pub fn solve_with<A: LinearOperator + ?Sized>(
+    ws: &mut Workspace,
     op: &A,
     b: &[f64],
     x0: Option<&[f64]>,
     precond: Option<&dyn Preconditioner>,
     method: Method,
     opts: &SolveOptions,
-) -> Result<Solution, SolveError> {
+) -> Result<SolveReport, SolveError> {
     let method = method.resolve(op.structure(), op.nrows(), op.ncols());
     if method.is_dense() && precond.is_some() {
         return Err(SolveError::InvalidOption {
@@ -115,14 +146,36 @@ fn dispatch<A: LinearOperator + ?Sized>(
             reason: "a dense factorization does not use a preconditioner",
         });
     }
+    let dense = |sol: Result<Solution, SolveError>, ws: &mut Workspace| {
+        sol.map(|sol| {
+            ws.set_solution(&sol.x);
+            sol.report
+        })
+    };
     match method {
-        Method::Cg => cg(op, b, x0, precond, opts),
-        Method::Minres => minres(op, b, x0, precond, opts),
-        Method::Gmres => gmres(op, b, x0, precond, opts),
-        Method::Bicgstab => bicgstab(op, b, x0, precond, opts),
-        Method::NormalCg => normal_cg(op, b, x0, precond, opts),
-        Method::Lu => lu(op, b, x0, opts),
-        Method::Cholesky => cholesky(op, b, x0, opts),
+        Method::Cg => cg::cg_with(ws, op, b, x0, precond, opts),
+        Method::Minres => minres::minres_with(ws, op, b, x0, precond, opts),
+        Method::Gmres => gmres::gmres_with(ws, op, b, x0, precond, opts),
+        Method::Bicgstab => bicgstab::bicgstab_with(ws, op, b, x0, precond, opts),
+        Method::NormalCg => normal_cg::normal_cg_with(ws, op, b, x0, precond, opts),
+        Method::Lu => dense(lu(op, b, x0, opts), ws),
+        Method::Cholesky => dense(cholesky(op, b, x0, opts), ws),
         Method::Auto => unreachable!("Method::resolve never returns Auto"),
     }
+}
+
+fn dispatch<A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    precond: Option<&dyn Preconditioner>,
+    method: Method,
+    opts: &SolveOptions,
+) -> Result<Solution, SolveError> {
+    let mut ws = Workspace::default();
+    let report = solve_with(&mut ws, op, b, x0, precond, method, opts)?;
+    Ok(Solution {
+        x: ws.into_solution(),
+        report,
+    })
 }

@@ -8,7 +8,8 @@ use crate::linear::method::Method;
 use crate::linear::operator::LinearOperator;
 use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
-use crate::linear::report::{ResidualKind, Solution};
+use crate::linear::report::{ResidualKind, Solution, SolveReport};
+use crate::linear::workspace::Workspace;
 
 /// Solve `A^T A x = A^T b` by conjugate gradient (the CGLS form, which never forms
 /// `A^T A` and keeps `r = b - A x` explicitly), from `x0` (zero if `None`), with an optional
@@ -28,7 +29,9 @@ use crate::linear::report::{ResidualKind, Solution};
 /// [`Operator`](SolveError::Operator) with [`NoTranspose`](crate::linear::OperatorError::NoTranspose)
 /// if the operator has no transpose; [`Breakdown`](SolveError::Breakdown) if `A p = 0`
 /// for a search direction (`A^T A` singular) or the preconditioner is not positive
-/// definite; [`NotConverged`](SolveError::NotConverged); input errors as for
+/// definite; [`Stalled`](SolveError::Stalled) / [`Diverged`](SolveError::Diverged) when
+/// the residual stops decreasing (the squared condition number at work) or blows up;
+/// [`NotConverged`](SolveError::NotConverged); input errors as for
 /// [`cg`](crate::linear::cg).
 ///
 /// ```
@@ -47,30 +50,44 @@ pub fn normal_cg<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let (mut ctx, mut x) = Ctx::new(op, b, x0, precond, opts, Method::NormalCg)?;
+    let mut ws = Workspace::default();
+    let report = normal_cg_with(&mut ws, op, b, x0, precond, opts)?;
+    Ok(Solution {
+        x: ws.into_solution(),
+        report,
+    })
+}
+
+/// [`normal_cg`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].
+pub(crate) fn normal_cg_with<A: LinearOperator + ?Sized>(
+    ws: &mut Workspace,
+    op: &A,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    precond: Option<&dyn Preconditioner>,
+    opts: &SolveOptions,
+) -> Result<SolveReport, SolveError> {
+    let mut ctx = Ctx::new(op, b, x0, precond, opts, Method::NormalCg)?;
     let (m, n) = (op.nrows(), op.ncols());
     let square = m == n;
-    let mut r = vec![0.0; m];
-    let mut q = vec![0.0; m];
-    let mut s = vec![0.0; n];
-    let mut z = vec![0.0; n];
-    let mut p = vec![0.0; n];
+    let (x, [r, q, s, z, p], _) = ws.split(n, [m, m, n, n, n], 0);
+    ctx.start(x0, x);
 
-    let r0 = ctx.initial_residual(b, &x, x0.is_some(), &mut r)?;
-    ctx.apply_transpose(&r, &mut s)?;
+    let r0 = ctx.initial_residual(b, x, x0.is_some(), r)?;
+    ctx.apply_transpose(r, s)?;
     let mut resid = if square {
         r0
     } else {
         // Least squares: measure against A^T b.
         let atb_norm = if x0.is_some() {
-            ctx.apply_transpose(b, &mut z)?;
-            norm(&z)
+            ctx.apply_transpose(b, z)?;
+            norm(z)
         } else {
-            norm(&s)
+            norm(s)
         };
         ctx.set_rhs_norm(atb_norm, ResidualKind::NormalEquations);
-        let s0 = norm(&s);
-        ctx.initial_residual_norm = s0;
+        let s0 = norm(s);
+        ctx.set_initial_residual(s0);
         s0
     };
     let mut it = 0;
@@ -79,17 +96,18 @@ pub fn normal_cg<A: LinearOperator + ?Sized>(
         if resid <= ctx.tol || it >= ctx.max_iters {
             return ctx.finish(x, it, resid);
         }
-        ctx.precond(&s, &mut z)?;
-        let mut gamma = dot(&s, &z);
+        ctx.check_restart(x, it, resid)?;
+        ctx.precond(s, z)?;
+        let mut gamma = dot(s, z);
         if not_above(gamma, 0.0) {
             return Err(ctx.breakdown_at(x, it, resid, NOT_PD_PRECOND));
         }
-        p.copy_from_slice(&z);
+        p.copy_from_slice(z);
         loop {
-            ctx.apply(&p, &mut q)?;
-            let qq = dot(&q, &q);
+            ctx.apply(p, q)?;
+            let qq = dot(q, q);
             if not_above(qq, 0.0) {
-                let tr = true_residual(&mut ctx, b, &x, &mut r, &mut s, square)?;
+                let tr = true_residual(&mut ctx, b, x, r, s, square)?;
                 return Err(ctx.breakdown_at(
                     x,
                     it,
@@ -98,24 +116,28 @@ pub fn normal_cg<A: LinearOperator + ?Sized>(
                 ));
             }
             let alpha = gamma / qq;
-            axpy(alpha, &p, &mut x);
-            axpy(-alpha, &q, &mut r);
-            ctx.apply_transpose(&r, &mut s)?;
+            axpy(alpha, p, x);
+            axpy(-alpha, q, r);
+            ctx.apply_transpose(r, s)?;
             it += 1;
-            resid = if square { norm(&r) } else { norm(&s) };
+            resid = if square { norm(r) } else { norm(s) };
             if resid <= ctx.tol || it >= ctx.max_iters {
                 break;
             }
-            ctx.precond(&s, &mut z)?;
-            let gamma_new = dot(&s, &z);
+            if let Some(stop) = ctx.progress(it, resid) {
+                let tr = true_residual(&mut ctx, b, x, r, s, square)?;
+                return Err(ctx.stop_error(x, it, tr, stop));
+            }
+            ctx.precond(s, z)?;
+            let gamma_new = dot(s, z);
             if not_above(gamma_new, 0.0) {
-                let tr = true_residual(&mut ctx, b, &x, &mut r, &mut s, square)?;
+                let tr = true_residual(&mut ctx, b, x, r, s, square)?;
                 return Err(ctx.breakdown_at(x, it, tr, NOT_PD_PRECOND));
             }
-            xpby(&z, gamma_new / gamma, &mut p);
+            xpby(z, gamma_new / gamma, p);
             gamma = gamma_new;
         }
-        resid = true_residual(&mut ctx, b, &x, &mut r, &mut s, square)?;
+        resid = true_residual(&mut ctx, b, x, r, s, square)?;
     }
 }
 

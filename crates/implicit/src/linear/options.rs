@@ -35,6 +35,17 @@ pub struct SolveOptions {
     /// GMRES restart length (Krylov basis size). Default `30`; must be at least 1 (a value
     /// above `n` acts as `n`: full GMRES).
     pub restart: usize,
+    /// Iterations without progress (no residual below 0.999 times the best one so far)
+    /// after which an iterative solve stops with [`Stalled`](crate::linear::SolveError::Stalled).
+    /// `None` (the default) means `max(100, n)` for an `n`-column operator: in exact
+    /// arithmetic CG and MINRES finish within `n` iterations, so `n` iterations without
+    /// progress is no plateau but a stall. Must be at least 1.
+    pub stall_window: Option<usize>,
+    /// An iterative solve whose residual grows beyond `divergence` times its initial
+    /// residual stops with [`Diverged`](crate::linear::SolveError::Diverged). Default
+    /// `1e8` (CG's residual can grow by up to `sqrt(cond(A))` on the way, so this flags
+    /// only what cannot converge in double precision); must be greater than 1.
+    pub divergence: f64,
 }
 
 impl Default for SolveOptions {
@@ -45,6 +56,8 @@ impl Default for SolveOptions {
             max_iters: None,
             ridge: 0.0,
             restart: 30,
+            stall_window: None,
+            divergence: 1e8,
         }
     }
 }
@@ -80,6 +93,23 @@ impl SolveOptions {
         self
     }
 
+    /// Set the stall window (iterations without progress before [`Stalled`](crate::linear::SolveError::Stalled)).
+    pub fn stall_window(mut self, window: usize) -> Self {
+        self.stall_window = Some(window);
+        self
+    }
+
+    /// Set the divergence factor (growth of the residual before [`Diverged`](crate::linear::SolveError::Diverged)).
+    pub fn divergence(mut self, factor: f64) -> Self {
+        self.divergence = factor;
+        self
+    }
+
+    /// The stall window for an operator with `n` columns.
+    pub fn stall_window_for(&self, n: usize) -> usize {
+        self.stall_window.unwrap_or_else(|| n.max(100))
+    }
+
     /// The residual norm a solve must reach: `max(rtol * rhs_norm, atol)`.
     pub fn tolerance(&self, rhs_norm: f64) -> f64 {
         (self.rtol * rhs_norm).max(self.atol)
@@ -111,6 +141,12 @@ impl SolveOptions {
         }
         if self.restart == 0 {
             return bad("restart", 0.0, "must be at least 1");
+        }
+        if self.stall_window == Some(0) {
+            return bad("stall_window", 0.0, "must be at least 1");
+        }
+        if !(self.divergence.is_finite() && self.divergence > 1.0) {
+            return bad("divergence", self.divergence, "must be finite and > 1");
         }
         Ok(())
     }

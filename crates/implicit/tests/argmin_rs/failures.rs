@@ -113,9 +113,16 @@ fn a_non_finite_value_is_an_error_not_a_silent_line_search_exit() {
         .unwrap_err(),
     ] {
         match err {
-            ArgminError::Function { during, source, .. } => {
+            ArgminError::Function {
+                during,
+                iteration,
+                source: AdError::NonFinite { what, index, value },
+            } => {
                 assert_eq!(during, Evaluation::Cost);
-                assert!(matches!(source, AdError::NonFinite { .. }), "{source:?}");
+                // The first line-search trial of the first iteration hits the trap.
+                assert!(iteration <= 1, "{iteration}");
+                assert_eq!((what, index), ("objective value", 0));
+                assert!(value.is_nan());
             }
             other => panic!("{other:?}"),
         }
@@ -258,4 +265,35 @@ fn solutions_and_options_round_trip_through_serde() {
     let m = ArgminMethod::NewtonCg(NewtonCgOptions::default().max_cg_iters(7));
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<ArgminMethod>(&json).unwrap(), m);
+}
+
+#[test]
+fn implicit_error_wraps_the_argmin_error_and_keeps_the_last_iterate() {
+    let obj = Logistic::new(40, D, 7);
+    let err = minimize_lbfgs(
+        &obj,
+        &theta0(),
+        &[0.0; D],
+        &LbfgsOptions::default().max_iters(1),
+    )
+    .unwrap_err();
+    let x = err.last_iterate().unwrap().to_vec();
+    let grad_norm = err.grad_norm().unwrap();
+    let msg = err.to_string();
+    let wrapped = ImplicitError::from(err);
+    assert_eq!(wrapped.to_string(), msg);
+    assert_eq!(wrapped.last_iterate().unwrap(), &x[..]);
+    assert!(wrapped.report().is_none());
+    match wrapped.as_argmin() {
+        Some(ArgminError::NotConverged {
+            iterations,
+            max_iters,
+            grad_norm: g,
+            ..
+        }) => {
+            assert_eq!((*iterations, *max_iters), (1, 1));
+            assert_eq!(*g, grad_norm);
+        }
+        other => panic!("expected the argmin error, got {other:?}"),
+    }
 }

@@ -288,7 +288,22 @@ fn krylov_breakdowns_are_errors_with_reports() {
         &SolveOptions::default().max_iters(20),
     )
     .unwrap_err();
-    assert!(matches!(err, SolveError::NotConverged { .. }), "{err}");
+    match err {
+        SolveError::NotConverged { report, x } => {
+            // The iteration limit (20) comes before the stall window (100).
+            assert_eq!(report.iterations, 20);
+            assert_eq!(report.method, Method::Minres);
+            // The least-squares residual (the e_1 part of b) is 1; nothing does better.
+            assert!(
+                !report.converged && report.residual_norm >= 1.0 - 1e-12,
+                "{report}"
+            );
+            // MINRES (without QLP) wanders along the null space e_2 of a singular system;
+            // the last iterate is reported as it is.
+            assert!(x.len() == 2 && x.iter().all(|v| v.is_finite()), "{x:?}");
+        }
+        other => panic!("expected NotConverged, got {other:?}"),
+    }
 }
 
 #[test]
@@ -347,7 +362,8 @@ fn options_and_reports_round_trip_through_serde() {
     // Missing fields take their defaults; unknown (misspelled) fields are errors.
     let partial: SolveOptions = serde_json::from_str(r#"{"rtol": 1e-4}"#).unwrap();
     assert_eq!(partial, SolveOptions::default().rtol(1e-4));
-    assert!(serde_json::from_str::<SolveOptions>(r#"{"rtoll": 1e-4}"#).is_err());
+    let typo = serde_json::from_str::<SolveOptions>(r#"{"rtoll": 1e-4}"#).unwrap_err();
+    assert!(typo.to_string().contains("unknown field `rtoll`"), "{typo}");
 
     let sol = cg(
         &small_spd(),
@@ -385,4 +401,32 @@ fn error_is_send_sync_and_small() {
         got: 2,
     });
     assert!(e.to_string().contains("dimension mismatch"));
+}
+
+#[test]
+fn implicit_error_wraps_the_linear_error_and_keeps_its_numbers() {
+    let a = small_spd();
+    let err = cg(
+        &a,
+        &[1.0, 2.0, 3.0],
+        None,
+        None,
+        &SolveOptions::default().max_iters(1),
+    )
+    .unwrap_err();
+    let (iterations, x) = match &err {
+        SolveError::NotConverged { report, x } => (report.iterations, x.clone()),
+        other => panic!("expected NotConverged, got {other:?}"),
+    };
+    assert_eq!(iterations, 1);
+    let msg = err.to_string();
+    let wrapped = implicit::ImplicitError::from(err);
+    // Transparent: the same message, and the report and iterate are still reachable.
+    assert_eq!(wrapped.to_string(), msg);
+    assert_eq!(wrapped.report().unwrap().iterations, 1);
+    assert_eq!(wrapped.last_iterate().unwrap(), &x[..]);
+    match wrapped.as_linear() {
+        Some(SolveError::NotConverged { report, .. }) => assert!(!report.converged),
+        other => panic!("expected the linear error, got {other:?}"),
+    }
 }

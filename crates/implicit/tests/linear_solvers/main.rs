@@ -4,7 +4,10 @@
 
 mod ad_ops;
 mod errors;
+mod progress;
 mod solve;
+mod structure;
+mod workspace;
 
 use implicit::linear::SolveError;
 use implicit::linear::{Method, ResidualKind, Solution, SolveOptions, solve};
@@ -164,4 +167,21 @@ fn config(cases: u32) -> ProptestConfig {
 /// A small SPD matrix for the error tests.
 fn small_spd() -> DMatrix<f64> {
     DMatrix::from_row_slice(3, 3, &[4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0])
+}
+
+/// The least-squares solution of `a x = b` (full column rank, `m >= n`) by Householder QR:
+/// `x = R^-1 Q^T b`. The test reference for least squares: nalgebra's SVD is not used
+/// (`svd(true, true)` returns wrong singular values for some matrices, nalgebra #1172).
+fn least_squares_qr(a: &DMatrix<f64>, b: &[f64]) -> DVector<f64> {
+    assert!(
+        a.nrows() >= a.ncols(),
+        "least squares needs m >= n, got {}x{}",
+        a.nrows(),
+        a.ncols()
+    );
+    let qr = a.clone().qr();
+    let qtb = qr.q().transpose() * DVector::from_column_slice(b);
+    qr.r()
+        .solve_upper_triangular(&qtb)
+        .expect("the test matrix has full column rank")
 }

@@ -3,6 +3,14 @@
 //! triangle of a (weighted) Gram matrix `Xᵀ diag(s) X`, an in-place Cholesky
 //! factorization and its triangular solves.
 //!
+//! A kernel is hand-written here only where it measurably beats nalgebra at the W1/W2
+//! sizes (500x50, 200x50, 50x50; `benches/linear.rs`, numbers in docs/benchmarks.md):
+//! `gemv` (1.6-2.9x), `gram` (12-15% faster than nalgebra's gemm at 500x50 and 200x50,
+//! 4-5x faster than `tr_mul`; the weighted form has no nalgebra counterpart) and the
+//! Cholesky factorization (10%, and it reports the failing pivot against a threshold
+//! relative to that pivot's diagonal entry, which nalgebra's `Cholesky::new` cannot).
+//! `gemv_t` lost to nalgebra's `gemv_tr` and is now a thin wrapper around it.
+//!
 //! Contiguous-slice loops with explicit 8-lane accumulators, which LLVM vectorizes; each
 //! public kernel is compiled by `multiversion` for AVX-512, AVX2 + FMA and the baseline, and
 //! the best one for the running CPU is chosen at the first call. There is no FMA contraction
@@ -12,6 +20,7 @@
 
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
+use nalgebra::{DMatrixView, DVectorView, DVectorViewMut};
 
 /// Lanes of the explicit accumulators.
 const L: usize = 8;
@@ -110,7 +119,7 @@ fn dots<const R: usize, const C: usize, const WEIGHTED: bool>(
 
 /// `y = A x` for `A` (`m x n`, column-major, `n = x.len()`, `m = y.len()`).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
+pub fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
     let m = y.len();
     let n = x.len();
     let a = &a[..m * n];
@@ -138,36 +147,23 @@ pub(crate) fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// `y = Aᵀ x` for `A` (`m x n`, column-major, `m = x.len()`, `n = y.len()`): one dot product
-/// per column.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn gemv_t(a: &[f64], x: &[f64], y: &mut [f64]) {
-    let m = x.len();
-    let n = y.len();
-    let a = &a[..m * n];
-    let col = |j: usize| &a[j * m..(j + 1) * m];
-    let mut j = 0;
-    while j + 4 <= n {
-        // Four columns as the "rows" of the block, x as its one column: the SLP vectorizer
-        // then keeps one 8-lane accumulator per column (the transposed shape vectorizes
-        // across columns, with shuffles).
-        let d = dots::<4, 1, false>([col(j), col(j + 1), col(j + 2), col(j + 3)], [x], &[]);
-        for (yj, dj) in y[j..j + 4].iter_mut().zip(&d) {
-            *yj = dj[0];
-        }
-        j += 4;
-    }
-    while j < n {
-        y[j] = dots::<1, 1, false>([x], [col(j)], &[])[0][0];
-        j += 1;
-    }
+/// `y = Aᵀ x` for `A` (`m x n`, column-major, `m = x.len()`, `n = y.len()`): nalgebra's
+/// `gemv_tr`, which beat a hand-written version at every W1/W2 size (10.1 against 12.2 us
+/// at 500x50, 4.8 against 5.3 us at 200x50, 1.35 against 1.74 us at 50x50; see
+/// docs/benchmarks.md), so there is no kernel of ours here.
+pub fn gemv_t(a: &[f64], x: &[f64], y: &mut [f64]) {
+    let (m, n) = (x.len(), y.len());
+    let a = DMatrixView::from_slice(&a[..m * n], m, n);
+    let x = DVectorView::from_slice(x, m);
+    let mut y = DVectorViewMut::from_slice(y, n);
+    y.gemv_tr(1.0, &a, &x, 0.0);
 }
 
 /// `H = Xᵀ diag(w) X` (`w = None`: `XᵀX`) for `X` (`m x d`, column-major), `H` (`d x d`,
 /// column-major): the lower triangle by blocked dot products, mirrored to the upper one
 /// (exactly symmetric).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn gram(x: &[f64], m: usize, w: Option<&[f64]>, h: &mut [f64]) {
+pub fn gram(x: &[f64], m: usize, w: Option<&[f64]>, h: &mut [f64]) {
     // 4 x 4 blocks keep 16 accumulators of 8 lanes in the 32 AVX-512 registers; with 16
     // registers (AVX2, baseline) 2 x 2 blocks avoid spills.
     if target_cfg_f!(target_feature = "avx512f") {
@@ -249,11 +245,7 @@ fn gram_impl<const B: usize, const WEIGHTED: bool>(x: &[f64], m: usize, w: &[f64
 /// reject a well-conditioned matrix. Returns the first such pivot `(j, d_j, threshold)` as
 /// the error.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn cholesky_in_place(
-    a: &mut [f64],
-    n: usize,
-    rel_tol: f64,
-) -> Result<(), (usize, f64, f64)> {
+pub fn cholesky_in_place(a: &mut [f64], n: usize, rel_tol: f64) -> Result<(), (usize, f64, f64)> {
     let a = &mut a[..n * n];
     for j in 0..n {
         let (left, right) = a.split_at_mut(j * n);
@@ -299,7 +291,7 @@ pub(crate) fn cholesky_in_place(
 
 /// `r <- (L Lᵀ)⁻¹ r` with the factor of [`cholesky_in_place`] (lower triangle of `l`).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn cholesky_solve_in_place(l: &[f64], r: &mut [f64]) {
+pub fn cholesky_solve_in_place(l: &[f64], r: &mut [f64]) {
     let n = r.len();
     let l = &l[..n * n];
     // L y = r: column-oriented forward substitution.

@@ -1,19 +1,19 @@
 //! The crate's dense kernels, all in one place: BLAS-1 on slices here (four accumulators
 //! so the compiler can vectorize), matrix-vector products, Gram matrices and Cholesky in
-//! [`dense`].
+//! `dense`.
 
-pub(crate) mod dense;
+pub mod dense;
 
 /// `a <= b`, or either is NaN: the negation of `a > b` that also catches NaN (a
 /// recurrence scalar that is NaN must count as a breakdown, never as progress).
 #[inline]
-pub(crate) fn not_above(a: f64, b: f64) -> bool {
+pub fn not_above(a: f64, b: f64) -> bool {
     !matches!(a.partial_cmp(&b), Some(std::cmp::Ordering::Greater))
 }
 
 /// `a . b`.
 #[inline]
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f64; 4];
     let ca = a.chunks_exact(4);
@@ -34,13 +34,13 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// `||a||_2`.
 #[inline]
-pub(crate) fn norm(a: &[f64]) -> f64 {
+pub fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
 }
 
 /// `y += alpha x`.
 #[inline]
-pub(crate) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     debug_assert_eq!(x.len(), y.len());
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
@@ -49,7 +49,7 @@ pub(crate) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
 
 /// `y = x + beta y`.
 #[inline]
-pub(crate) fn xpby(x: &[f64], beta: f64, y: &mut [f64]) {
+pub fn xpby(x: &[f64], beta: f64, y: &mut [f64]) {
     debug_assert_eq!(x.len(), y.len());
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi = xi + beta * *yi;
@@ -58,7 +58,7 @@ pub(crate) fn xpby(x: &[f64], beta: f64, y: &mut [f64]) {
 
 /// `x *= alpha`.
 #[inline]
-pub(crate) fn scale(alpha: f64, x: &mut [f64]) {
+pub fn scale(alpha: f64, x: &mut [f64]) {
     for xi in x.iter_mut() {
         *xi *= alpha;
     }
@@ -66,7 +66,7 @@ pub(crate) fn scale(alpha: f64, x: &mut [f64]) {
 
 /// `r = b - r` (turns a product `A x` stored in `r` into the residual `b - A x`).
 #[inline]
-pub(crate) fn sub_from(b: &[f64], r: &mut [f64]) {
+pub fn sub_from(b: &[f64], r: &mut [f64]) {
     debug_assert_eq!(b.len(), r.len());
     for (ri, bi) in r.iter_mut().zip(b) {
         *ri = bi - *ri;

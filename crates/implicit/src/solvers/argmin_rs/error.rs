@@ -1,4 +1,4 @@
-//! What a run returns: a certified solution, or an [`ArgminError`] with the numbers.
+//! What a run returns: a certified solution, or an [`ArgminError`](crate::solvers::argmin_rs::ArgminError) with the numbers.
 
 use std::fmt;
 
@@ -40,7 +40,7 @@ pub struct ArgminSolution {
     pub grad_norm: f64,
     /// Iterations argmin ran.
     pub iterations: u64,
-    /// Always [`Termination::GradientTolerance`] for a returned solution.
+    /// Always [`Termination::GradientTolerance`](crate::solvers::argmin_rs::Termination::GradientTolerance) for a returned solution.
     pub termination: Termination,
     /// Evaluations.
     pub counts: EvalCounts,
@@ -178,7 +178,7 @@ pub enum Evaluation {
     Cost,
     /// The gradient (argmin's `Gradient`).
     Gradient,
-    /// A Hessian-vector product of an [`HvpOperator`].
+    /// A Hessian-vector product of an [`HvpOperator`](crate::solvers::argmin_rs::HvpOperator).
     HessianProduct,
 }
 

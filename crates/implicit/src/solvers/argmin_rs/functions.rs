@@ -1,4 +1,4 @@
-//! Functions argmin can minimize: the [`Differentiable`] trait and its adapters.
+//! Functions argmin can minimize: the [`Differentiable`](crate::solvers::argmin_rs::Differentiable) trait and its adapters.
 
 use ad_core::{AdError, MatFn, MatOps, ScalarFn, check_finite};
 use nalgebra::DMatrix;
@@ -7,9 +7,9 @@ use super::error::{ArgminError, check_input};
 use crate::problem::Objective;
 
 /// A twice-differentiable scalar function of a flat vector: plain value, value and exact
-/// gradient, and exact Hessian-vector products. This is what [`ArgminProblem`] adapts.
+/// gradient, and exact Hessian-vector products. This is what [`ArgminProblem`](crate::solvers::argmin_rs::ArgminProblem) adapts.
 ///
-/// Implemented by [`ObjectiveAt`], [`ScalarFnAdapter`] and [`MatFnAdapter`]; implement it
+/// Implemented by [`ObjectiveAt`](crate::solvers::argmin_rs::ObjectiveAt), [`ScalarFnAdapter`](crate::solvers::argmin_rs::ScalarFnAdapter) and [`MatFnAdapter`](crate::solvers::argmin_rs::MatFnAdapter); implement it
 /// directly for anything else. Implementations return [`AdError`] for failures (a
 /// non-finite point, a failing custom op); the adapter itself rejects non-finite outputs.
 pub trait Differentiable {
@@ -46,7 +46,7 @@ pub struct ObjectiveAt<'a, O> {
 }
 
 impl<'a, O: Objective> ObjectiveAt<'a, O> {
-    /// L(·, θ). A non-finite θ is an [`ArgminError::NonFinite`].
+    /// L(·, θ). A non-finite θ is an [`ArgminError::NonFinite`](crate::solvers::argmin_rs::ArgminError::NonFinite).
     pub fn new(objective: &'a O, theta: &[f64]) -> Result<Self, ArgminError> {
         check_input("parameters theta", theta)?;
         Ok(ObjectiveAt {
@@ -104,7 +104,7 @@ impl<O: Objective> Differentiable for ObjectiveAt<'_, O> {
 }
 
 /// An [`ad_core::ScalarFn`] (written once against [`ad_core::Real`]) as a
-/// [`Differentiable`]: gradients by [`ad_core::value_and_grad`], products by
+/// [`Differentiable`](crate::solvers::argmin_rs::Differentiable): gradients by [`ad_core::value_and_grad`], products by
 /// [`ad_core::hvp`].
 #[derive(Clone, Debug)]
 pub struct ScalarFnAdapter<F>(pub F);
@@ -122,7 +122,7 @@ impl<F: ScalarFn> Differentiable for ScalarFnAdapter<F> {
     }
 }
 
-/// An [`ad_core::MatFn`] of several matrices as a [`Differentiable`] of one flat vector:
+/// An [`ad_core::MatFn`] of several matrices as a [`Differentiable`](crate::solvers::argmin_rs::Differentiable) of one flat vector:
 /// the blocks, each in nalgebra's column-major order, one after the other.
 ///
 /// ```

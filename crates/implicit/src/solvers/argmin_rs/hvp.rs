@@ -19,13 +19,13 @@ use crate::linear::{LinearOperator, OperatorError, Structure};
 /// argmin's `NewtonCG` needs of its Hessian type only `Clone` and
 /// [`ArgminDot<DVector<f64>, DVector<f64>>`](ArgminDot) (`H.dot(&p)`), whose signature is
 /// infallible. So `dot` never returns NaN: a failed or non-finite product is recorded
-/// (see [`Monitor`]; the runners turn it into [`ArgminError::Function`]) and returned as
+/// (see [`Monitor`](crate::solvers::argmin_rs::Monitor); the runners turn it into [`ArgminError::Function`](crate::solvers::argmin_rs::ArgminError::Function)) and returned as
 /// the zero vector, which makes Newton-CG's inner loop stop. The fallible
 /// [`apply`](HvpOperator::apply) and the [`LinearOperator`] implementation return errors
 /// instead, so the same operator also serves this crate's linear solvers.
 ///
 /// `dot` applies the Hessian of what argmin sees, `scale · f` (see
-/// [`ArgminProblem::scale`]); `apply` and [`LinearOperator`] apply the Hessian of f itself.
+/// [`ArgminProblem::scale`](crate::solvers::argmin_rs::ArgminProblem::scale)); `apply` and [`LinearOperator`] apply the Hessian of f itself.
 ///
 /// ```
 /// use ad_core::{hessian, Real, ScalarFn};
@@ -54,7 +54,7 @@ pub struct HvpOperator<D> {
 }
 
 impl<D: Differentiable> HvpOperator<D> {
-    /// The Hessian of `f` at `x`, outside any [`ArgminProblem`] (no product cap).
+    /// The Hessian of `f` at `x`, outside any [`ArgminProblem`](crate::solvers::argmin_rs::ArgminProblem) (no product cap).
     pub fn new(f: Arc<D>, x: &[f64]) -> Self {
         HvpOperator {
             f,
@@ -72,7 +72,7 @@ impl<D: Differentiable> HvpOperator<D> {
         &self.x
     }
 
-    /// Products computed by this operator through [`ArgminDot`] (cache hits excluded).
+    /// Products computed by this operator through [`ArgminDot`](argmin_math::ArgminDot) (cache hits excluded).
     pub fn products(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

@@ -10,8 +10,8 @@ use super::options::{LbfgsOptions, LineSearch};
 use super::run::{RunSpec, argmin_setup, at_least_one, check_grad_tol, run};
 use crate::problem::Objective;
 
-/// Minimize any [`Differentiable`] from `x0` with argmin's L-BFGS until
-/// `‖∇f‖₂ <= options.grad_tol`; otherwise an [`ArgminError`].
+/// Minimize any [`Differentiable`](crate::solvers::argmin_rs::Differentiable) from `x0` with argmin's L-BFGS until
+/// `‖∇f‖₂ <= options.grad_tol`; otherwise an [`ArgminError`](crate::solvers::argmin_rs::ArgminError).
 pub fn run_lbfgs<D: Differentiable>(
     f: D,
     x0: &[f64],
@@ -47,7 +47,7 @@ pub fn run_lbfgs<D: Differentiable>(
 /// x*(θ) = argmin_x L(x, θ) with argmin's L-BFGS, from `x0`, to `‖∇ₓL‖₂ <= grad_tol`.
 ///
 /// A run that stops short is an
-/// [`ArgminError::NotConverged`] (gradient norm reached, iterations, argmin's reason).
+/// [`ArgminError::NotConverged`](crate::solvers::argmin_rs::ArgminError::NotConverged) (gradient norm reached, iterations, argmin's reason).
 pub fn minimize_lbfgs<O: Objective>(
     objective: &O,
     theta: &[f64],

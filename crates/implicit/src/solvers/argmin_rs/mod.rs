@@ -2,9 +2,9 @@
 //! solved with argmin's L-BFGS or Newton-CG, and the solution then differentiated
 //! implicitly.
 //!
-//! - [`ArgminProblem`] implements argmin's [`CostFunction`], [`Gradient`] (exact, reverse
-//!   mode) and [`Hessian`]. The Hessian is never formed: it is an [`HvpOperator`] holding the
-//!   point and the function, whose products `H·p` (argmin-math's [`ArgminDot`], all that
+//! - [`ArgminProblem`] implements argmin's [`CostFunction`](argmin::core::CostFunction), [`Gradient`](argmin::core::Gradient) (exact, reverse
+//!   mode) and [`Hessian`](argmin::core::Hessian). The Hessian is never formed: it is an [`HvpOperator`] holding the
+//!   point and the function, whose products `H·p` (argmin-math's [`ArgminDot`](argmin_math::ArgminDot), all that
 //!   argmin's `NewtonCG` needs of a Hessian) are exact Hessian-vector products from ad-core
 //!   (reverse over forward).
 //! - The function is any [`Differentiable`]: an [`Objective`] L(x, θ) at fixed θ

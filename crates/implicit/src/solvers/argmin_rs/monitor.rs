@@ -124,7 +124,7 @@ impl Shared {
     }
 }
 
-/// A handle on an [`ArgminProblem`]'s failures and counts that stays valid after the
+/// A handle on an [`ArgminProblem`](crate::solvers::argmin_rs::ArgminProblem)'s failures and counts that stays valid after the
 /// problem has moved into an argmin `Executor` (which may not give it back: argmin's
 /// L-BFGS drops it when its line search fails).
 #[derive(Clone)]

@@ -11,9 +11,9 @@ use super::options::{LineSearch, NewtonCgOptions};
 use super::run::{RunSpec, argmin_setup, at_least_one, check_grad_tol, run};
 use crate::problem::Objective;
 
-/// Minimize any [`Differentiable`] from `x0` with argmin's Newton-CG (exact
+/// Minimize any [`Differentiable`](crate::solvers::argmin_rs::Differentiable) from `x0` with argmin's Newton-CG (exact
 /// Hessian-vector products) until `‖∇f‖₂ <= options.grad_tol`; otherwise an
-/// [`ArgminError`].
+/// [`ArgminError`](crate::solvers::argmin_rs::ArgminError).
 pub fn run_newton_cg<D: Differentiable>(
     f: D,
     x0: &[f64],
@@ -57,7 +57,7 @@ pub fn run_newton_cg<D: Differentiable>(
 /// x*(θ) = argmin_x L(x, θ) with argmin's Newton-CG, from `x0`, to `‖∇ₓL‖₂ <= grad_tol`.
 ///
 /// A run that stops short is an
-/// [`ArgminError::NotConverged`] (gradient norm reached, iterations, argmin's reason).
+/// [`ArgminError::NotConverged`](crate::solvers::argmin_rs::ArgminError::NotConverged) (gradient norm reached, iterations, argmin's reason).
 pub fn minimize_newton_cg<O: Objective>(
     objective: &O,
     theta: &[f64],

@@ -16,7 +16,7 @@ pub enum LineSearch {
     HagerZhang,
 }
 
-/// Options of [`minimize_lbfgs`]: argmin's L-BFGS with a More-Thuente line search.
+/// Options of [`minimize_lbfgs`](crate::solvers::argmin_rs::minimize_lbfgs): argmin's L-BFGS with a More-Thuente line search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LbfgsOptions {
     /// Stop when `‖∇f(x)‖₂ <= grad_tol` (default `1e-8`; must be positive and finite).
@@ -63,10 +63,10 @@ impl LbfgsOptions {
     }
 }
 
-/// 2^40, the default [`NewtonCgOptions::cost_scale`].
+/// 2^40, the default [`NewtonCgOptions::cost_scale`](crate::solvers::argmin_rs::NewtonCgOptions::cost_scale).
 pub const DEFAULT_COST_SCALE: f64 = 1_099_511_627_776.0;
 
-/// Options of [`minimize_newton_cg`]: argmin's Newton-CG with a More-Thuente line search
+/// Options of [`minimize_newton_cg`](crate::solvers::argmin_rs::minimize_newton_cg): argmin's Newton-CG with a More-Thuente line search
 /// and exact Hessian-vector products.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewtonCgOptions {
@@ -134,7 +134,7 @@ impl NewtonCgOptions {
     }
 }
 
-/// An argmin method with its options, for [`minimize`] and [`forward_solver`].
+/// An argmin method with its options, for [`minimize`](crate::solvers::argmin_rs::minimize) and [`forward_solver`](crate::solvers::argmin_rs::forward_solver).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ArgminMethod {
     /// L-BFGS.

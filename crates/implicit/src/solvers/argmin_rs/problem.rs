@@ -1,4 +1,4 @@
-//! The argmin problem: cost, gradient and Hessian of a [`Differentiable`].
+//! The argmin problem: cost, gradient and Hessian of a [`Differentiable`](crate::solvers::argmin_rs::Differentiable).
 
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
@@ -19,11 +19,11 @@ pub(super) struct Cached {
     grad: Option<Vec<f64>>,
 }
 
-/// A [`Differentiable`] as an argmin problem: [`CostFunction`], [`Gradient`] and
-/// [`Hessian`] (a matrix-free [`HvpOperator`]) on `nalgebra::DVector<f64>`.
+/// A [`Differentiable`](crate::solvers::argmin_rs::Differentiable) as an argmin problem: [`CostFunction`](argmin::core::CostFunction), [`Gradient`](argmin::core::Gradient) and
+/// [`Hessian`](argmin::core::Hessian) (a matrix-free [`HvpOperator`](crate::solvers::argmin_rs::HvpOperator)) on `nalgebra::DVector<f64>`.
 ///
 /// Every failure — an ad-core error, or a NaN/infinite value, gradient entry or product —
-/// is returned to argmin as an error *and* recorded (the first one) for [`Monitor`],
+/// is returned to argmin as an error *and* recorded (the first one) for [`Monitor`](crate::solvers::argmin_rs::Monitor),
 /// because argmin does not always pass errors on (L-BFGS swallows line-search errors).
 ///
 /// By default a cost evaluation also computes the gradient (one reverse sweep) and caches
@@ -78,7 +78,7 @@ impl<D: Differentiable> ArgminProblem<D> {
     }
 
     /// Present `scale · f` to argmin (cost, gradient and Hessian products all scaled;
-    /// default 1). See [`NewtonCgOptions::cost_scale`] for why. A power of two changes no
+    /// default 1). See [`NewtonCgOptions::cost_scale`](crate::solvers::argmin_rs::NewtonCgOptions::cost_scale) for why. A power of two changes no
     /// rounding. Panics unless positive and finite (a programmer error).
     pub fn scale(mut self, scale: f64) -> Self {
         assert!(
@@ -95,11 +95,11 @@ impl<D: Differentiable> ArgminProblem<D> {
         self
     }
 
-    /// Cap the Hessian-vector products each [`HvpOperator`] computes through
-    /// [`ArgminDot`] (default: no cap). Products beyond the cap return zero, which
+    /// Cap the Hessian-vector products each [`HvpOperator`](crate::solvers::argmin_rs::HvpOperator) computes through
+    /// [`ArgminDot`](argmin_math::ArgminDot) (default: no cap). Products beyond the cap return zero, which
     /// argmin's Newton-CG reads as zero curvature: its inner CG stops and keeps its
     /// previous iterate (a truncated Newton step). Direct calls of
-    /// [`HvpOperator::apply`] are not capped.
+    /// [`HvpOperator::apply`](crate::solvers::argmin_rs::HvpOperator::apply) are not capped.
     pub fn hvp_budget(mut self, max_products: Option<usize>) -> Self {
         self.hvp_budget = max_products;
         self

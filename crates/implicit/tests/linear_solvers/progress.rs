@@ -1,0 +1,173 @@
+//! Solvers that cannot make progress say so, with their numbers, instead of running to the
+//! iteration limit.
+
+use implicit::linear::{
+    FnOperator, Method, SolveError, SolveOptions, bicgstab, cg, gmres, minres, solve,
+};
+use nalgebra::DMatrix;
+
+/// The cyclic shift `e_i -> e_{i+1 mod n}`: orthogonal, so every Krylov method can solve it,
+/// but restarted GMRES with a basis shorter than `n` makes no progress at all from
+/// `b = e_0` (each cycle's best step is zero).
+fn cyclic_shift(n: usize) -> DMatrix<f64> {
+    DMatrix::from_fn(n, n, |i, j| if i == (j + 1) % n { 1.0 } else { 0.0 })
+}
+
+fn unit(n: usize, k: usize) -> Vec<f64> {
+    let mut e = vec![0.0; n];
+    e[k] = 1.0;
+    e
+}
+
+#[test]
+fn stagnating_restarted_gmres_is_stalled_after_the_window() {
+    let n = 20;
+    let a = cyclic_shift(n);
+    let b = unit(n, 0);
+    let opts = SolveOptions::default().restart(5).stall_window(30);
+    match gmres(&a, &b, None, None, &opts).unwrap_err() {
+        SolveError::Stalled {
+            best_residual,
+            window,
+            report,
+            x,
+        } => {
+            assert_eq!(window, 30);
+            // Not a single step of progress: the best residual is the initial one, ||b|| = 1.
+            assert_eq!(best_residual, 1.0);
+            assert_eq!(report.method, Method::Gmres);
+            // Stopped at the window, far from the iteration limit max(10 n, 100) = 200.
+            assert_eq!(report.iterations, 30);
+            assert_eq!(report.residual_norm, 1.0);
+            assert_eq!(report.initial_residual_norm, 1.0);
+            assert!(!report.converged);
+            assert_eq!(x, vec![0.0; n]);
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+    // Full GMRES (basis n) solves it: x = A^T b = e_{n-1}.
+    let full = gmres(&a, &b, None, None, &SolveOptions::default().restart(n)).unwrap();
+    assert!((full.x[n - 1] - 1.0).abs() < 1e-12 && full.report.iterations == n);
+}
+
+#[test]
+fn minres_on_an_inconsistent_singular_system_stalls_instead_of_running_on() {
+    // diag(1, 2, 0) x = (1, 1, 1): no solution; the least-squares residual is e_2, norm 1.
+    // MINRES (without QLP) is not reliable here: its Lanczos matrix is singular too, so its
+    // iterate can wander along the null space e_2 and its running estimate undershoots.
+    // What must hold: it stops, saying it stalled, long before the iteration limit (100).
+    let a = DMatrix::from_diagonal(&nalgebra::DVector::from_vec(vec![1.0, 2.0, 0.0]));
+    let b = [1.0, 1.0, 1.0];
+    let opts = SolveOptions::default().stall_window(10);
+    match minres(&a, &b, None, None, &opts).unwrap_err() {
+        SolveError::Stalled {
+            best_residual,
+            window,
+            report,
+            x,
+        } => {
+            assert_eq!(window, 10);
+            assert!(best_residual.is_finite() && best_residual < 3f64.sqrt());
+            // No iterate can beat the least-squares residual 1.
+            assert!(
+                report.residual_norm >= 1.0 - 1e-12 && !report.converged,
+                "{report}"
+            );
+            assert!(report.iterations < 100, "{report}");
+            assert_eq!(report.method, Method::Minres);
+            assert!(x.len() == 3 && x.iter().all(|v| v.is_finite()));
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_residual_growing_past_the_divergence_factor_is_diverged() {
+    // CG on diag(1, 100) from b = (1, 0.1): the first step takes the residual from
+    // ||b|| = 1.005 to ||(0.495, -4.95)|| = 4.975 (CG's residual is not monotone). With
+    // a divergence factor of 2 that growth is reported, with the numbers.
+    let a = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 100.0]);
+    let b = [1.0, 0.1];
+    let opts = SolveOptions::default().divergence(2.0);
+    match cg(&a, &b, None, None, &opts).unwrap_err() {
+        SolveError::Diverged {
+            residual,
+            factor,
+            report,
+            x,
+        } => {
+            let expect = (0.495f64 * 0.495 + 4.95 * 4.95).sqrt();
+            assert!((residual - expect).abs() <= 1e-12 * expect, "{residual}");
+            assert_eq!(factor, 2.0);
+            assert_eq!(report.iterations, 1);
+            assert!((report.residual_norm - expect).abs() <= 1e-12 * expect);
+            assert!((report.initial_residual_norm - 1.01f64.sqrt()).abs() <= 1e-15);
+            // alpha = r.r / r.Ar = 1.01 / 2: x = alpha b.
+            assert!((x[0] - 0.505).abs() <= 1e-15 && (x[1] - 0.0505).abs() <= 1e-15);
+        }
+        other => panic!("expected Diverged, got {other:?}"),
+    }
+    // The default factor (1e8) lets CG finish: two steps on a 2x2 system.
+    let sol = cg(&a, &b, None, None, &SolveOptions::default()).unwrap();
+    assert_eq!(sol.report.iterations, 2);
+}
+
+#[test]
+fn bicgstab_that_makes_no_progress_is_an_error_with_its_report() {
+    // A skew-symmetric operator: rhat^T A r = 0 right away, a breakdown (BiCGSTAB cannot
+    // even start), reported with the residual at the start.
+    let n = 6;
+    let skew = FnOperator::new(n, |x: &[f64], y: &mut [f64]| {
+        for i in 0..x.len() {
+            let up = if i + 1 < x.len() { x[i + 1] } else { 0.0 };
+            let down = if i > 0 { x[i - 1] } else { 0.0 };
+            y[i] = up - down;
+        }
+    });
+    let b = vec![1.0; n];
+    match bicgstab(&skew, &b, None, None, &SolveOptions::default()).unwrap_err() {
+        SolveError::Breakdown {
+            method,
+            reason,
+            report,
+            x,
+        } => {
+            assert_eq!(method, Method::Bicgstab);
+            assert!(reason.contains("skew"), "{reason}");
+            assert_eq!(report.iterations, 0);
+            assert!((report.residual_norm - (n as f64).sqrt()).abs() <= 1e-15);
+            assert_eq!(x, vec![0.0; n]);
+        }
+        other => panic!("expected Breakdown, got {other:?}"),
+    }
+}
+
+#[test]
+fn stall_and_divergence_options_are_validated() {
+    let a = DMatrix::<f64>::identity(2, 2);
+    let b = [1.0, 1.0];
+    for (opts, name, value) in [
+        (SolveOptions::default().stall_window(0), "stall_window", 0.0),
+        (SolveOptions::default().divergence(1.0), "divergence", 1.0),
+        (
+            SolveOptions::default().divergence(f64::INFINITY),
+            "divergence",
+            f64::INFINITY,
+        ),
+    ] {
+        match solve(&a, &b, None, Method::Cg, &opts).unwrap_err() {
+            SolveError::InvalidOption {
+                name: got,
+                value: v,
+                reason,
+            } => {
+                assert_eq!((got, v), (name, value));
+                assert!(!reason.is_empty());
+            }
+            other => panic!("expected InvalidOption, got {other:?}"),
+        }
+    }
+    // The automatic window is max(100, n).
+    assert_eq!(SolveOptions::default().stall_window_for(10), 100);
+    assert_eq!(SolveOptions::default().stall_window_for(500), 500);
+}

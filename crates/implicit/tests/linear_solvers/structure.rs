@@ -1,0 +1,146 @@
+//! Methods that need a symmetric (positive definite) matrix check what they can: a matrix
+//! known to be nonsymmetric is refused up front, and Cholesky judges each pivot against
+//! its own diagonal entry.
+
+use implicit::linear::{
+    DenseCholesky, LinearOperator, Method, SolveError, SolveOptions, Structure, cholesky, solve,
+};
+use nalgebra::{DMatrix, DVector};
+
+/// A tridiagonal SPD matrix plus a skew part `s` above and `-s` below the diagonal.
+fn spd_plus_skew(n: usize, s: f64) -> DMatrix<f64> {
+    DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            4.0
+        } else if j == i + 1 {
+            -1.0 + s
+        } else if i == j + 1 {
+            -1.0 - s
+        } else {
+            0.0
+        }
+    })
+}
+
+#[test]
+fn cg_minres_and_cholesky_refuse_a_nonsymmetric_matrix_up_front() {
+    let n = 8;
+    let a = spd_plus_skew(n, 0.25);
+    let b = vec![1.0; n];
+    // The largest asymmetry a_ij - a_ji (i > j) is -0.5 on every subdiagonal entry; the
+    // first one found is (1, 0). Allowed: sqrt(eps) * max |a_ij| = sqrt(eps) * 4.
+    let allowed = f64::EPSILON.sqrt() * 4.0;
+    for method in [Method::Cg, Method::Minres, Method::Cholesky] {
+        match solve(&a, &b, None, method, &SolveOptions::default()).unwrap_err() {
+            SolveError::NotSymmetric {
+                method: m,
+                row,
+                col,
+                difference,
+                allowed: got,
+            } => {
+                assert_eq!(m, method);
+                assert_eq!((row, col), (1, 0));
+                assert_eq!(difference, -0.5);
+                assert_eq!(got, allowed);
+            }
+            other => panic!("{method}: expected NotSymmetric, got {other:?}"),
+        }
+    }
+    // GMRES, which needs no symmetry, solves it.
+    let sol = solve(&a, &b, None, Method::Gmres, &SolveOptions::default()).unwrap();
+    assert!(sol.report.converged);
+}
+
+#[test]
+fn symmetric_up_to_rounding_or_declared_symmetric_is_accepted() {
+    let n = 8;
+    // Asymmetry 1e-12, far below sqrt(eps) * 4 = 6e-8: a Hessian assembled from products.
+    let a = spd_plus_skew(n, 5e-13);
+    assert_eq!(a.structure(), Structure::GENERAL);
+    let b = vec![1.0; n];
+    for method in [Method::Cg, Method::Minres, Method::Cholesky] {
+        let sol = solve(&a, &b, None, method, &SolveOptions::default()).unwrap();
+        assert!(sol.report.converged, "{method}");
+    }
+    // A declaration is a promise the solver takes: no check (CG then runs on what it is
+    // given; here the skew part is small enough for it to converge anyway).
+    let declared = spd_plus_skew(n, 1e-3).with_structure(Structure::SPD);
+    let sol = solve(
+        &declared,
+        &b,
+        None,
+        Method::Cg,
+        &SolveOptions::default().rtol(1e-6),
+    );
+    assert!(sol.is_ok(), "{sol:?}");
+}
+
+/// `D S D` for the symmetric `s` and `D = diag(d)`.
+fn scaled(s: &DMatrix<f64>, d: &[f64]) -> DMatrix<f64> {
+    DMatrix::from_fn(s.nrows(), s.ncols(), |i, j| d[i] * s[(i, j)] * d[j])
+}
+
+#[test]
+fn cholesky_accepts_a_well_conditioned_matrix_whose_diagonal_spans_forty_orders() {
+    // S is well conditioned (eigenvalues in [0.83, 1.17]); A = D S D has the diagonal
+    // (1e-20, 1, 1e20). A threshold scaled by max |a_ij| = 1e20 would call the first
+    // pivot (1e-20) zero; scaled by each pivot's own diagonal entry it is fine.
+    let s = DMatrix::from_row_slice(3, 3, &[1.0, 0.1, 0.05, 0.1, 1.0, 0.1, 0.05, 0.1, 1.0]);
+    let d = [1e-10, 1.0, 1e10];
+    let a = scaled(&s, &d);
+    let chol = DenseCholesky::factor(&a, 0.0).unwrap();
+    // x = D^-1 y for a moderate y, so that b = D S y.
+    let y = [1.0, -2.0, 0.5];
+    let x_true: Vec<f64> = y.iter().zip(&d).map(|(yi, di)| yi / di).collect();
+    let b = &a * DVector::from_column_slice(&x_true);
+    let sol = chol
+        .solve(b.as_slice(), None, &SolveOptions::default())
+        .unwrap();
+    // Cholesky is invariant under the diagonal scaling, so each component is accurate
+    // relative to itself, to about n eps cond(S) = 1e-15; 1e-13 leaves a margin of 100.
+    for i in 0..3 {
+        let rel = (sol.x[i] - x_true[i]).abs() / x_true[i].abs();
+        assert!(rel <= 1e-13, "x[{i}] = {:e} vs {:e}", sol.x[i], x_true[i]);
+    }
+    let via_solve = cholesky(&a, b.as_slice(), None, &SolveOptions::default()).unwrap();
+    assert_eq!(via_solve.x, sol.x);
+}
+
+#[test]
+fn cholesky_still_rejects_indefinite_and_singular_matrices_with_the_pivot() {
+    let d = [1e-10, 1.0, 1e10];
+    // Indefinite: S has the 2x2 block [[1, 2], [2, 1]] (eigenvalue -1); the second pivot is
+    // (1 - 2^2) d_1^2 = -3.
+    let indefinite = DMatrix::from_row_slice(3, 3, &[1.0, 2.0, 0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    match DenseCholesky::factor(&scaled(&indefinite, &d), 0.0).unwrap_err() {
+        SolveError::NotPositiveDefinite {
+            pivot,
+            value,
+            threshold,
+            size,
+        } => {
+            assert_eq!((pivot, size), (1, 3));
+            // Rounding of the scaled entries: a few eps relative to the -3.
+            assert!((value + 3.0).abs() <= 1e-14, "{value}");
+            assert_eq!(threshold, 3.0 * f64::EPSILON * 1.0);
+        }
+        other => panic!("expected NotPositiveDefinite, got {other:?}"),
+    }
+    // Singular: the first two rows of S are equal; the second pivot vanishes up to
+    // rounding, which must not pass for positive.
+    let singular = DMatrix::from_row_slice(3, 3, &[1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    match DenseCholesky::factor(&scaled(&singular, &d), 0.0).unwrap_err() {
+        SolveError::NotPositiveDefinite {
+            pivot,
+            value,
+            threshold,
+            size,
+        } => {
+            assert_eq!((pivot, size), (1, 3));
+            assert_eq!(threshold, 3.0 * f64::EPSILON * 1.0);
+            assert!(value <= threshold, "{value:e}");
+        }
+        other => panic!("expected NotPositiveDefinite, got {other:?}"),
+    }
+}
