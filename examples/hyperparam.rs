@@ -26,13 +26,14 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::{MatOps, Tape};
+use diffprog::implicit::FixedPointMap;
 use diffprog::implicit::argmin_adapter::LbfgsOptions;
 use diffprog::implicit::hyper::{
     HyperOptions, InnerSolution, LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram,
     SquaredError, Trace, ValidationLoss, closed_form, data, hypergradient, hypergradient_at,
     optimize, optimize_lbfgs,
 };
-use diffprog::implicit::unrolled::{IterationMap, unroll_on_tape};
+use diffprog::implicit::unrolled::unroll_on_tape;
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
 use peak_alloc::PeakAlloc;
@@ -130,8 +131,9 @@ struct GdStep {
     eta: f64,
 }
 
-impl IterationMap for GdStep {
-    fn step<M: MatOps>(&self, x: &M, theta: &M) -> M {
+impl FixedPointMap for GdStep {
+    fn map<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+        let theta = &theta[0];
         let g = x.constant_like(self.g.clone());
         let b = x.constant_like(self.b.clone());
         let grad = g.matmul(x).sub(&b).add(&x.scale(theta.get(0, 0)));
@@ -159,7 +161,7 @@ impl GdStep {
 fn unrolled(step: &GdStep, val: &SquaredError, lam: f64, t: usize) -> (f64, usize) {
     let tape = Tape::new();
     let theta = tape.vector_var(&[lam]);
-    let x = unroll_on_tape(step, &vec![0.0; step.g.nrows()], &theta, t);
+    let x = unroll_on_tape(step, &DMatrix::zeros(step.g.nrows(), 1), &[theta], t);
     let loss = val.loss(&x, &theta);
     let bytes = tape.recorded_bytes();
     let g = tape.gradient(loss).expect("unrolled gradient");
@@ -280,7 +282,7 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
             rel_err: rel(h.grad[0]),
             peak,
             time,
-            note: format!("{refused}; {} CG its", h.report.linear.iterations),
+            note: format!("{refused}; {} CG its", h.report.steps),
         });
     }
 
@@ -314,7 +316,8 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
         time,
         note: format!(
             "residual {:.1e}; backward {} product",
-            h.report.forward_residual, h.report.linear.matvecs
+            h.report.forward_residual,
+            h.report.linear.as_ref().map_or(0, |l| l.matvecs)
         ),
     });
     let implicit_ratio = implicit_peak[1] as f64 / implicit_peak[0] as f64;
@@ -350,9 +353,9 @@ fn to_v(u: &[f64]) -> Vec<f64> {
 struct Bounded<'a>(&'a LogReg);
 
 impl Objective for Bounded<'_> {
-    fn value<M: MatOps>(&self, w: &M, v: &M) -> M::Scalar {
-        let u = v.sigmoid().scale_f64(U_HI - U_LO).add_f64(U_LO);
-        self.0.value(w, &u)
+    fn value<M: MatOps>(&self, w: &M, v: &[M]) -> M::Scalar {
+        let u = v[0].sigmoid().scale_f64(U_HI - U_LO).add_f64(U_LO);
+        self.0.value(w, &[u])
     }
 }
 

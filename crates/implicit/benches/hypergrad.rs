@@ -65,8 +65,8 @@ fn w1(c: &mut Criterion) {
         let lin = ridge.linearization(&fwd.x, &theta).unwrap();
         let imp = Implicit::from_linearization(lin, opts.clone()).unwrap();
         let (_, gv, _) = val.value_and_grad(&fwd.x, &theta).unwrap();
-        let (g, rep) = imp.vjp(&gv).unwrap();
-        (g, fwd.report.iterations, rep.linear.iterations)
+        let (g, rep) = imp.vjp_flat(&gv).unwrap();
+        (g, fwd.report.iterations, rep.steps)
     };
     let (g, fi, bi) = matrix_free();
     println!(
