@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)] // each test file uses a part
 
 pub mod bad;
+pub mod blocks;
 pub mod families;
 pub mod harness;
 
