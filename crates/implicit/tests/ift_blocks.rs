@@ -16,7 +16,7 @@ mod ift_common;
 
 use ad_core::{MatOps, Seeds, Tape};
 use implicit::linear::Method;
-use implicit::{Argmin, FixedPoint, IftOptions, Implicit, Shapes, implicit_node};
+use implicit::{FixedPoint, IftOptions, Implicit, Shapes, implicit_node};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 
@@ -28,11 +28,14 @@ fn block_cases() -> impl Strategy<Value = (usize, usize, usize, usize, u64)> {
     (0usize..3, 1usize..=5, 1usize..=3, 2usize..=3, any::<u64>())
 }
 
+/// A forward solve: θ blocks to x*.
+type Solve = Box<dyn Fn(&[DMatrix<f64>]) -> DMatrix<f64>>;
+
 /// An instance: its shapes, θ, the re-solve, and the implicit derivatives at x*(θ).
 struct Case {
     shapes: Shapes,
     theta: Vec<DMatrix<f64>>,
-    solve: Box<dyn Fn(&[DMatrix<f64>]) -> DMatrix<f64>>,
+    solve: Solve,
     kind: usize,
     ridge: MatRidge,
     deq: BatchDeq,
@@ -42,22 +45,21 @@ impl Case {
     fn new((kind, rows, k, blocks, seed): (usize, usize, usize, usize, u64)) -> Case {
         let ridge = MatRidge::random(rows, k, blocks, seed);
         let deq = BatchDeq::random(rows, rows.max(2) - 1, k, blocks, seed);
-        let (shapes, theta, solve): (_, _, Box<dyn Fn(&[DMatrix<f64>]) -> DMatrix<f64>>) =
-            if kind < 2 {
-                let r = ridge.clone();
-                (
-                    ridge.shapes(),
-                    ridge.theta(seed),
-                    Box::new(move |t| r.solve(t)),
-                )
-            } else {
-                let d = deq.clone();
-                (
-                    deq.shapes(),
-                    deq.theta(seed, 0.5),
-                    Box::new(move |t| d.solve(t)),
-                )
-            };
+        let (shapes, theta, solve): (_, _, Solve) = if kind < 2 {
+            let r = ridge.clone();
+            (
+                ridge.shapes(),
+                ridge.theta(seed),
+                Box::new(move |t| r.solve(t)),
+            )
+        } else {
+            let d = deq.clone();
+            (
+                deq.shapes(),
+                deq.theta(seed, 0.5),
+                Box::new(move |t| d.solve(t)),
+            )
+        };
         Case {
             shapes,
             theta,
