@@ -25,9 +25,10 @@ mod ift_common;
 
 use ad_core::{MatOps, Real, Tape};
 use ift_common::bad::*;
+use implicit::linear::SolveOptions;
 use implicit::{
-    Argmin, IftOptions, Implicit, ImplicitError, Root, RootCondition, ScalarRootCondition, Scalars,
-    implicit_node, implicit_scalar_node,
+    Argmin, Backward, IftOptions, Implicit, ImplicitError, Root, RootCondition,
+    ScalarRootCondition, Scalars, implicit_node, implicit_scalar_node,
 };
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -310,5 +311,141 @@ proptest! {
             Ok(_) => prop_assert!(residual <= tol + rounding),
             Err(other) => return Err(TestCaseError::fail(format!("{other}"))),
         }
+    }
+}
+
+// =======================================================================================
+// Invalid options, before any work
+// =======================================================================================
+
+/// Every option is validated before anything runs: `InvalidOption { name, value, reason }`
+/// for a residual tolerance that is NaN (which would switch the residual check off, so a
+/// point far from the solution would pass and give a hypergradient of −0.0), infinite or
+/// negative; for invalid linear-solve options; and for a phantom pass with no steps or a
+/// damping outside (0, 1]. Neither the problem nor the forward solver runs, and nothing
+/// is recorded.
+#[test]
+fn invalid_options_are_rejected_before_any_work() {
+    let cases: Vec<(IftOptions, &str, f64)> = vec![
+        (
+            IftOptions::default().residual_tol(f64::NAN),
+            "residual_tol",
+            f64::NAN,
+        ),
+        (
+            IftOptions::default().residual_tol(f64::INFINITY),
+            "residual_tol",
+            f64::INFINITY,
+        ),
+        (
+            IftOptions::default().residual_tol(-1e-6),
+            "residual_tol",
+            -1e-6,
+        ),
+        (
+            IftOptions::default().linear(SolveOptions::default().rtol(f64::NAN)),
+            "rtol",
+            f64::NAN,
+        ),
+        (
+            IftOptions::default().linear(SolveOptions::default().atol(-1.0)),
+            "atol",
+            -1.0,
+        ),
+        (
+            IftOptions::default().backward(Backward::Phantom {
+                steps: 0,
+                damping: 1.0,
+            }),
+            "backward.steps",
+            0.0,
+        ),
+        (
+            IftOptions::default().backward(Backward::Phantom {
+                steps: 5,
+                damping: 0.0,
+            }),
+            "backward.damping",
+            0.0,
+        ),
+        (
+            IftOptions::default().backward(Backward::Phantom {
+                steps: 5,
+                damping: 1.5,
+            }),
+            "backward.damping",
+            1.5,
+        ),
+        (
+            IftOptions::default().backward(Backward::Phantom {
+                steps: 5,
+                damping: f64::NAN,
+            }),
+            "backward.damping",
+            f64::NAN,
+        ),
+    ];
+    let x = DMatrix::from_element(3, 1, 0.25);
+    let theta = [DMatrix::from_element(2, 1, 0.5)];
+    let tape = Tape::new();
+    let tv = tape.vector_var(&[0.5, 0.5]);
+    let ops = tape.op_len();
+    for (opts, name, value) in cases {
+        let check = |err: ImplicitError| match err {
+            ref e @ ImplicitError::InvalidOption { .. } if !e.to_string().contains(name) => {
+                panic!("the message does not name {name}: {e}")
+            }
+            ImplicitError::InvalidOption {
+                name: n,
+                value: v,
+                reason,
+            } => {
+                assert_eq!(n, name);
+                assert!(same_value(v, value), "{name}: value {v} instead of {value}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{name}: expected InvalidOption, got {other:?}"),
+        };
+        check(opts.validate().unwrap_err());
+        check(error_of(Implicit::root(
+            &MustNotEvaluate,
+            &x,
+            &theta,
+            opts.clone(),
+        )));
+        check(error_of(implicit_node(
+            Root(MustNotEvaluate),
+            &[tv],
+            must_not_run_blocks,
+            opts.clone(),
+        )));
+        check(error_of(implicit_scalar_node(
+            Root(MustNotEvaluate),
+            &tape.vars(&[0.5]),
+            must_not_run,
+            opts,
+        )));
+    }
+    assert_eq!(tape.op_len(), ops, "nothing recorded");
+    // The residual check then holds: a point off the solution with a valid tolerance.
+    let r = Ridge::random(4, 2, 9);
+    let theta = r.theta();
+    let off = vec![1.0; 4];
+    match error_of(Implicit::argmin_vec(
+        &r,
+        &off,
+        &theta,
+        IftOptions::default(),
+    )) {
+        ImplicitError::NotAtSolution {
+            residual,
+            tolerance,
+        } => {
+            assert!(
+                residual > 1e-3 && tolerance == 1e-6,
+                "{residual} {tolerance}"
+            )
+        }
+        other => panic!("expected NotAtSolution, got {other:?}"),
     }
 }
