@@ -180,6 +180,7 @@ where
     V: ValidationLoss,
     S: InnerSolver + ?Sized,
 {
+    options.validate()?;
     check_finite("hyperparameters theta", theta)?;
     let solution = solver.solve(theta, warm_start)?;
     hypergradient_at(inner, val, theta, solution, options)
@@ -193,6 +194,7 @@ pub fn hypergradient_at<O: Objective, V: ValidationLoss>(
     solution: InnerSolution,
     options: &IftOptions,
 ) -> Result<Hypergradient, ImplicitError> {
+    options.validate()?;
     check_finite("hyperparameters theta", theta)?;
     check_finite("inner solution x", &solution.x)?;
     let x = nalgebra::DMatrix::from_column_slice(solution.x.len(), 1, &solution.x);
