@@ -507,6 +507,21 @@ impl<'a, O: Objective + ?Sized> Implicit<ArgminHessian<'a, O>> {
         Implicit::from_linearization(ArgminHessian::new(objective, x_star, theta)?, options)
     }
 
+    /// [`argmin`](Self::argmin) at a point whose residual, finiteness and options were
+    /// checked already (by a solver node): ∇ₓL is not evaluated again, and the forward
+    /// residual reads 0 (the node reports the one it checked).
+    pub(crate) fn argmin_prechecked(
+        objective: &'a O,
+        x_star: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+        options: IftOptions,
+    ) -> Result<Self, ImplicitError> {
+        Implicit::from_linearization(
+            ArgminHessian::products_only(objective, x_star, theta),
+            options,
+        )
+    }
+
     /// [`argmin`](Self::argmin) for a column x* and one column block θ.
     pub fn argmin_vec(
         objective: &'a O,

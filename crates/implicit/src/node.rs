@@ -29,6 +29,11 @@ use crate::problem::{FixedPointMap, Objective, RootCondition};
 use crate::solver_output::SolverOutput;
 
 /// A problem whose solution can be differentiated implicitly at any (x*, θ).
+///
+/// [`implicit_node`] calls [`residual_norm`](Self::residual_norm) once, when it records
+/// the node, and the derivative methods at that checked point: [`Argmin`]'s do not
+/// evaluate ∇ₓL again (one recording of L fewer per pass); roots and fixed points check
+/// their residual from the recording their products need anyway.
 pub trait ImplicitProblem: 'static {
     /// ‖F(x, θ)‖₂ ([`Shape`](ImplicitError::Shape) if F is not shaped like x).
     fn residual_norm(&self, x: &DMatrix<f64>, theta: &[DMatrix<f64>])
@@ -73,7 +78,7 @@ fn plain_residual_norm(f: DMatrix<f64>, x: &DMatrix<f64>) -> Result<f64, Implici
 }
 
 macro_rules! implicit_problem {
-    ($wrapper:ident, $bound:ident, $ctor:ident, |$s:ident, $x:ident, $t:ident| $norm:expr) => {
+    ($wrapper:ident, $bound:ident, $ctor:path, |$s:ident, $x:ident, $t:ident| $norm:expr) => {
         impl<T: $bound + 'static> ImplicitProblem for $wrapper<T> {
             fn residual_norm(
                 &self,
@@ -90,7 +95,7 @@ macro_rules! implicit_problem {
                 x_bar: &DMatrix<f64>,
                 options: &IftOptions,
             ) -> Result<(Vec<DMatrix<f64>>, IftReport), ImplicitError> {
-                Implicit::$ctor(&self.0, x, theta, options.clone())?.vjp(x_bar)
+                $ctor(&self.0, x, theta, options.clone())?.vjp(x_bar)
             }
             fn jvp(
                 &self,
@@ -99,23 +104,25 @@ macro_rules! implicit_problem {
                 theta_dot: &[DMatrix<f64>],
                 options: &IftOptions,
             ) -> Result<(DMatrix<f64>, IftReport), ImplicitError> {
-                Implicit::$ctor(&self.0, x, theta, options.clone())?.jvp(theta_dot)
+                $ctor(&self.0, x, theta, options.clone())?.jvp(theta_dot)
             }
         }
     };
 }
-implicit_problem!(Root, RootCondition, root, |c, x, t| plain_residual_norm(
-    c.residual(x, t),
-    x
-));
-implicit_problem!(Argmin, Objective, argmin, |o, x, t| {
+implicit_problem!(Root, RootCondition, Implicit::root, |c, x, t| {
+    plain_residual_norm(c.residual(x, t), x)
+});
+implicit_problem!(Argmin, Objective, Implicit::argmin_prechecked, |o, x, t| {
     let lin = ArgminHessian::new(o, x, t)?;
     crate::error::check_finite("optimality residual F(x*, theta)", lin.gradient())?;
     Ok(norm(lin.gradient()))
 });
-implicit_problem!(FixedPoint, FixedPointMap, fixed_point, |f, x, t| {
-    plain_residual_norm(FixedPointResidual(f).residual(x, t), x)
-});
+implicit_problem!(
+    FixedPoint,
+    FixedPointMap,
+    Implicit::fixed_point,
+    |f, x, t| plain_residual_norm(FixedPointResidual(f).residual(x, t), x)
+);
 
 /// A handle on a recorded implicit node: its forward residual and the reports of its
 /// backward (or forward-mode) passes, failed ones included.
@@ -167,7 +174,10 @@ impl<P: ImplicitProblem> ImplicitRule<P> {
         result: Result<(T, IftReport), ImplicitError>,
     ) -> Result<T, RuleError> {
         match result {
-            Ok((value, report)) => {
+            Ok((value, mut report)) => {
+                // The residual checked when the node was recorded (an argmin's derivative
+                // passes do not evaluate ∇ₓL again).
+                report.forward_residual = self.forward_residual;
                 self.reports.borrow_mut().push(report);
                 Ok(value)
             }

@@ -188,6 +188,54 @@ fn a_root_is_recorded_once_and_an_argmin_once_per_product() {
     }
 }
 
+/// Item 2 through a solver node: recording it evaluates the problem once (the residual
+/// check, in plain f64 for a root; ∇ₓL for an argmin); each backward pass then evaluates a
+/// root once (its recording) and an argmin once per product — ∇ₓL is not evaluated again.
+#[test]
+fn a_node_evaluates_its_problem_once_when_recorded_and_as_few_times_as_its_pass_needs() {
+    let data = Arc::new(Dataset::new(40, 6));
+    let lam = 0.1;
+    for argmin in [true, false] {
+        let start = data.count();
+        let tape = Tape::new();
+        let t = tape.vector_var(&[lam]);
+        let solver = |_: &[DMatrix<f64>]| data.solve(lam);
+        let (w, node) = if argmin {
+            implicit_node(
+                Argmin(Arc::clone(&data)),
+                &[t],
+                solver,
+                IftOptions::default(),
+            )
+        } else {
+            implicit_node(Root(Arc::clone(&data)), &[t], solver, IftOptions::default())
+        }
+        .unwrap();
+        assert_eq!(
+            data.count() - start,
+            1,
+            "one evaluation to check the residual"
+        );
+        let before = data.count();
+        tape.gradient(w.sum()).unwrap();
+        let report = node.last_report().unwrap();
+        let evaluations = data.count() - before;
+        eprintln!(
+            "node, {}: backward {evaluations} evaluations, {} products",
+            if argmin { "argmin" } else { "root" },
+            report.products
+        );
+        if argmin {
+            assert_eq!(evaluations, report.products);
+        } else {
+            assert_eq!(evaluations, 1);
+        }
+        assert!(
+            report.forward_residual == node.forward_residual && report.forward_residual < 1e-12
+        );
+    }
+}
+
 /// Item 3: what a forward solver may return.
 #[test]
 fn forward_solvers_return_a_matrix_a_vector_or_any_result() {
