@@ -318,7 +318,7 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
             rel_err: rel(h.grad[0]),
             peak,
             time,
-            note: format!("{refused}; {} CG its", h.report.linear.iterations),
+            note: format!("{refused}; {} CG its", h.report.steps),
         });
     }
 
@@ -352,7 +352,8 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
         time,
         note: format!(
             "residual {:.1e}; backward {} product",
-            h.report.forward_residual, h.report.linear.matvecs
+            h.report.forward_residual,
+            h.report.linear.as_ref().map_or(0, |l| l.matvecs)
         ),
     });
     Ok(Part1 {
@@ -386,9 +387,9 @@ fn to_v(u: &[f64]) -> Vec<f64> {
 struct Bounded<'a>(&'a LogReg);
 
 impl Objective for Bounded<'_> {
-    fn value<M: MatOps>(&self, w: &M, v: &M) -> M::Scalar {
-        let u = v.sigmoid().scale_f64(U_HI - U_LO).add_f64(U_LO);
-        self.0.value(w, &u)
+    fn value<M: MatOps>(&self, w: &M, v: &[M]) -> M::Scalar {
+        let u = v[0].sigmoid().scale_f64(U_HI - U_LO).add_f64(U_LO);
+        self.0.value(w, &[u])
     }
 }
 

@@ -125,11 +125,18 @@ fn general<O: Objective, V: ValidationLoss>(
 }
 
 fn notes(h: &Hypergradient) -> String {
-    let rep = &h.report.linear;
-    format!(
-        "{} inner iterations; backward {} {} iterations, {} products",
-        h.inner_iterations, rep.method, rep.iterations, rep.matvecs
-    )
+    match &h.report.linear {
+        Some(rep) => format!(
+            "{} inner iterations; backward {} {} iterations, {} products",
+            h.inner_iterations, rep.method, rep.iterations, rep.matvecs
+        ),
+        None => format!(
+            "{} inner iterations; backward {} ({} products)",
+            h.inner_iterations,
+            h.report.backward.name(),
+            h.report.products
+        ),
+    }
 }
 
 fn answer(h: &Hypergradient) -> (Vec<f64>, String) {
@@ -224,8 +231,9 @@ fn w1_rows(table: &mut Table) -> Result<(), ImplicitError> {
             let lin = ridge.linearization(&fwd.x, &theta)?;
             let imp = Implicit::from_linearization(lin, general_ift())?;
             let (_, gv, _) = val.value_and_grad(&fwd.x, &theta)?;
-            let (g, rep) = imp.vjp(&gv)?;
-            Ok((g, fwd.report.iterations, rep.linear.iterations))
+            let (g, rep) = imp.vjp_flat(&gv)?;
+            let bwd = rep.linear.map_or(rep.steps, |l| l.iterations);
+            Ok((g, fwd.report.iterations, bwd))
         },
         |(g, f, b)| (g.clone(), format!("CG iterations: {f} fwd, {b} bwd")),
     );
@@ -331,13 +339,15 @@ fn profile_row<O: Objective, V: ValidationLoss>(
     let total = median_time(9, || {
         black_box(general(objective, val, theta, d, inner, &counts).unwrap());
     });
-    let lin = ArgminHessian::new(objective, &h.x, theta)?;
+    let x_star = nalgebra::DMatrix::from_column_slice(d, 1, &h.x);
+    let theta_blocks = [nalgebra::DMatrix::from_column_slice(theta.len(), 1, theta)];
+    let lin = ArgminHessian::new(objective, &x_star, &theta_blocks)?;
     let v = vec![1.0; d];
     let hvp = median_time(31, || {
         black_box(lin.a_mul(&v).unwrap());
     });
     let grad = median_time(31, || {
-        black_box(ArgminHessian::new(objective, &h.x, theta).unwrap());
+        black_box(ArgminHessian::new(objective, &x_star, &theta_blocks).unwrap());
     });
     let copy = median_time(31, || {
         let tape = Tape::new();
@@ -346,7 +356,7 @@ fn profile_row<O: Objective, V: ValidationLoss>(
     println!(
         "| {label} | {} | {fwd_hvp} / {fwd_passes} | {} | {evals} | {:.2} MiB | {} | {} | {} | {} |",
         fmt_time(total),
-        h.report.linear.matvecs,
+        h.report.linear.as_ref().map_or(0, |l| l.matvecs),
         (evals * data_bytes) as f64 / (1 << 20) as f64,
         fmt_time(hvp),
         fmt_time(grad),
@@ -415,7 +425,7 @@ fn large_ridge() -> Result<bool, ImplicitError> {
          ({} CG iterations fwd, {} bwd, {} objective evaluations); closed form (Gram + Cholesky, plain f64) \
          {t_closed:.3} s; hypergradient {:.12e} vs closed form {:.12e}, relative error {err:.1e}",
         h.inner_iterations,
-        h.report.linear.iterations,
+        h.report.linear.as_ref().map_or(0, |l| l.iterations),
         counted.evaluations(),
         h.grad[0],
         exact.grad[0]

@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use implicit::argmin_adapter::{NewtonCgOptions, minimize_newton_cg};
+use implicit::solvers::argmin_rs::{NewtonCgOptions, minimize_newton_cg};
 use implicit::hyper::{InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized};
 use implicit::linear::SolveOptions;
 use implicit::{Factor, IftOptions, Implicit, ImplicitError};
@@ -76,8 +76,8 @@ fn w1(c: &mut Criterion) {
         let lin = ridge.linearization(&fwd.x, &theta).unwrap();
         let imp = Implicit::from_linearization(lin, opts.clone()).unwrap();
         let (_, gv, _) = val.value_and_grad(&fwd.x, &theta).unwrap();
-        let (g, rep) = imp.vjp(&gv).unwrap();
-        (g, fwd.report.iterations, rep.linear.iterations)
+        let (g, rep) = imp.vjp_flat(&gv).unwrap();
+        (g, fwd.report.iterations, rep.steps)
     };
     let (g, fi, bi) = matrix_free();
     println!(

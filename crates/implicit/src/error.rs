@@ -84,6 +84,49 @@ pub enum ImplicitError {
     /// An ad-core driver failed.
     #[error(transparent)]
     Ad(#[from] AdError),
+
+    // ---- Added with parameter blocks and the choice of backward pass (ift, node) ----
+    /// A matrix that depends on user code or data has the wrong shape: a residual F(x, θ)
+    /// or map f(z, θ) whose shape differs from x, a forward solver's x* of the wrong shape,
+    /// a cotangent x̄ unlike x, or a tangent θ̇ unlike its parameter block.
+    #[error(
+        "shape mismatch for {what}: expected {}x{}, got {}x{}",
+        expected.0, expected.1, got.0, got.1
+    )]
+    Shape {
+        /// What was being matched.
+        what: &'static str,
+        /// The shape needed `(rows, cols)`.
+        expected: (usize, usize),
+        /// The shape given `(rows, cols)`.
+        got: (usize, usize),
+    },
+
+    /// A list of parameter blocks (θ, θ̇) has the wrong number of blocks.
+    #[error("{what}: expected {expected} parameter blocks, got {got}")]
+    BlockCount {
+        /// What was being matched.
+        what: &'static str,
+        /// The number of blocks needed.
+        expected: usize,
+        /// The number given.
+        got: usize,
+    },
+
+    /// A matrix input (x*, x̄, a block of θ or θ̇) contained NaN or an infinity.
+    #[error("non-finite {what}: block {block}, entry ({row}, {col}) is {value}")]
+    NonFiniteEntry {
+        /// Which input ("parameters theta", "solution x", "cotangent x_bar", ...).
+        what: &'static str,
+        /// Which block (0 for x and x̄).
+        block: usize,
+        /// Row of the first offending entry (column-major search).
+        row: usize,
+        /// Its column.
+        col: usize,
+        /// The offending value.
+        value: f64,
+    },
 }
 
 impl From<ArgminError> for ImplicitError {

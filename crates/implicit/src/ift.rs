@@ -5,38 +5,56 @@
 //! - forward mode (JVP): ẋ = −A⁻¹ B θ̇;
 //! - the Jacobian dx*/dθ = −A⁻¹ B, by whichever of the two needs fewer solves.
 //!
-//! Before differentiating, the optimality residual ‖F(x*, θ)‖ is checked: the implicit
-//! derivative's error grows linearly with the inner solution's error (Blondel et al. 2022),
-//! and an early-stopped inner solver gives wrong, even wrong-signed, gradients. Above the
-//! tolerance the result is [`ImplicitError::NotAtSolution`], never a number.
+//! x may be a matrix of any shape and θ several blocks (see [`problem`](crate::problem)):
+//! [`Implicit::vjp`] takes x̄ shaped like x and returns one θ̄ per block,
+//! [`Implicit::jvp`] takes one θ̇ per block, and [`Implicit::jacobian`] is the n x p matrix
+//! over the flattening — x column-major; the blocks each column-major, concatenated in
+//! order — which [`Implicit::vjp_flat`] and [`Implicit::jvp_flat`] also use.
+//!
+//! Before differentiating, the options are validated and the optimality residual
+//! ‖F(x*, θ)‖ is checked: the implicit derivative's error grows linearly with the inner
+//! solution's error (Blondel et al. 2022), and an early-stopped inner solver gives wrong,
+//! even wrong-signed, gradients. Above the tolerance the result is
+//! [`ImplicitError::NotAtSolution`], never a number. The backward pass is an option
+//! ([`Backward`]): the exact solve, the phantom gradient or Jacobian-free backprop.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::FixedPointResidual;
+pub use crate::backward::IftReport;
+use crate::backward::{Backward, Direction};
+use crate::checks;
 use crate::error::{ImplicitError, check_finite};
 use crate::linear::kernels::norm;
-use crate::linear::{
-    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveError, SolveOptions,
-    SolveReport, Structure, solve,
-};
-use crate::linearize::{ArgminHessian, Linearization, RecordedRoot};
-use crate::problem::{FixedPointMap, FixedPointResidual, Objective, RootCondition};
+use crate::linear::{DenseCholesky, DenseLu, Method, SolveOptions};
+use crate::linearize::{ArgminHessian, Linearization, RecordedRoot, Shapes};
+use crate::problem::{FixedPointMap, Objective, RootCondition};
 
-/// Options of an implicit differentiation.
+/// Options of an implicit differentiation. Validated ([`IftOptions::validate`]) before
+/// any work.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IftOptions {
     /// Linear solver for the systems with A or Aᵀ (`Auto`: CG for argmins, whose A is a
-    /// Hessian, GMRES otherwise).
+    /// Hessian, GMRES otherwise). Used by [`Backward::Exact`].
     pub method: Method,
     /// Tolerances and limits of that linear solve.
     pub linear: SolveOptions,
-    /// Largest accepted optimality residual ‖F(x*, θ)‖₂ before differentiating.
+    /// Largest accepted optimality residual ‖F(x*, θ)‖₂ before differentiating (finite,
+    /// `>= 0`).
     pub residual_tol: f64,
     /// Estimate the gradient error left by the linear solve (one extra loose solve).
     pub estimate_error: bool,
+    /// The backward (and forward-mode) pass.
+    pub backward: Backward,
+    /// The shape x* must have, if known: checked before any user code runs, so a forward
+    /// solver returning x* of the wrong shape is [`ImplicitError::Shape`], not a panic
+    /// inside the problem's matrix products. `None`: any shape.
+    pub solution_shape: Option<(usize, usize)>,
 }
 
 impl Default for IftOptions {
@@ -46,6 +64,8 @@ impl Default for IftOptions {
             linear: SolveOptions::default().rtol(1e-10).atol(1e-14),
             residual_tol: 1e-6,
             estimate_error: true,
+            backward: Backward::Exact,
+            solution_shape: None,
         }
     }
 }
@@ -71,58 +91,46 @@ impl IftOptions {
         self.estimate_error = on;
         self
     }
-}
+    /// Set the backward pass.
+    pub fn backward(mut self, backward: Backward) -> Self {
+        self.backward = backward;
+        self
+    }
+    /// Declare the shape of x*.
+    pub fn solution_shape(mut self, rows: usize, cols: usize) -> Self {
+        self.solution_shape = Some((rows, cols));
+        self
+    }
 
-/// What an implicit derivative cost and how accurate it is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct IftReport {
-    /// ‖F(x*, θ)‖₂ at the point differentiated.
-    pub forward_residual: f64,
-    /// The linear solve with A (forward mode) or Aᵀ (reverse mode).
-    pub linear: SolveReport,
-    /// Estimated norm of the error the linear solve left in the result: ‖Bᵀ A⁻ᵀ r‖ (reverse)
-    /// or ‖A⁻¹ r‖ (forward) for the final residual r, from one extra solve to 10% relative
-    /// accuracy. `None` when not requested or when that solve failed.
-    pub linear_error_estimate: Option<f64>,
-}
-
-/// A or Aᵀ of a linearization as a linear operator.
-struct JacobianBlock<'a, L: ?Sized> {
-    lin: &'a L,
-    transpose: bool,
-}
-
-impl<L: Linearization + ?Sized> LinearOperator for JacobianBlock<'_, L> {
-    fn nrows(&self) -> usize {
-        self.lin.dims().0
-    }
-    fn ncols(&self) -> usize {
-        self.lin.dims().0
-    }
-    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
-        let r = if self.transpose {
-            self.lin.at_mul(x)
-        } else {
-            self.lin.a_mul(x)
-        }?;
-        y.copy_from_slice(&r);
-        Ok(())
-    }
-    fn apply_transpose(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
-        let r = if self.transpose {
-            self.lin.a_mul(x)
-        } else {
-            self.lin.at_mul(x)
-        }?;
-        y.copy_from_slice(&r);
-        Ok(())
-    }
-    fn structure(&self) -> Structure {
-        let sym = self.lin.symmetric();
-        Structure {
-            symmetric: sym,
-            positive_definite: sym,
+    /// Check every option: [`InvalidOption`](ImplicitError::InvalidOption) naming it and
+    /// its value for a residual tolerance that is negative or not finite (NaN would switch
+    /// the residual check off), for invalid linear-solve options, and for a phantom pass
+    /// with no steps or a damping outside (0, 1].
+    pub fn validate(&self) -> Result<(), ImplicitError> {
+        let bad = |name: &'static str, value: f64, reason: &'static str| {
+            Err(ImplicitError::InvalidOption {
+                name,
+                value,
+                reason,
+            })
+        };
+        if !(self.residual_tol.is_finite() && self.residual_tol >= 0.0) {
+            return bad("residual_tol", self.residual_tol, "must be finite and >= 0");
         }
+        self.linear.validate()?;
+        if let Backward::Phantom { steps, damping } = self.backward {
+            if steps == 0 {
+                return bad(
+                    "backward.steps",
+                    0.0,
+                    "must be at least 1 (Backward::JacobianFree takes no steps)",
+                );
+            }
+            if !(damping > 0.0 && damping <= 1.0) {
+                return bad("backward.damping", damping, "must be in (0, 1]");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -141,21 +149,24 @@ impl<L: Linearization + ?Sized> LinearOperator for JacobianBlock<'_, L> {
 /// }
 /// let theta = 0.5;
 /// let x_star = 3.0 / (1.0 + theta);
-/// let imp = Implicit::argmin(&Scalars(Shrink), &[x_star], &[theta], IftOptions::default()).unwrap();
-/// let (dx, report) = imp.jvp(&[1.0]).unwrap();
+/// let imp = Implicit::argmin_vec(&Scalars(Shrink), &[x_star], &[theta], IftOptions::default()).unwrap();
+/// let (dx, report) = imp.jvp_flat(&[1.0]).unwrap();
 /// assert!((dx[0] + 3.0 / (1.0 + theta).powi(2)).abs() < 1e-12);
-/// assert!(report.linear.converged);
+/// assert!(report.linear.unwrap().converged && report.relative_residual < 1e-10);
 /// ```
 pub struct Implicit<L> {
-    lin: L,
-    options: IftOptions,
-    forward_residual: f64,
+    pub(crate) lin: L,
+    pub(crate) options: IftOptions,
+    pub(crate) forward_residual: f64,
+    pub(crate) shapes: Shapes,
+    /// Products with A, Aᵀ, B or Bᵀ made so far.
+    pub(crate) products: Cell<usize>,
     /// Dense factorization of A, made once on first use by `Lu` / `Cholesky` (or given by
     /// the caller) and reused by every later VJP, JVP and Jacobian column.
-    factor: RefCell<Option<Rc<Factor>>>,
+    pub(crate) factor: RefCell<Option<Rc<Factor>>>,
     /// Whether `factor` came from the caller ([`Implicit::with_factor`]): its solves are then
     /// checked against the true operator.
-    factor_given: bool,
+    pub(crate) factor_given: bool,
 }
 
 /// A dense factorization of A kept for reuse.
@@ -168,25 +179,30 @@ pub enum Factor {
 }
 
 impl<L: Linearization> Implicit<L> {
-    /// Wrap a linearization; fails if its optimality residual is not finite
-    /// ([`NonFinite`](ImplicitError::NonFinite), naming the entry) or exceeds the tolerance
-    /// ([`NotAtSolution`](ImplicitError::NotAtSolution)).
+    /// Wrap a linearization. Fails if the options are invalid
+    /// ([`InvalidOption`](ImplicitError::InvalidOption)), if its optimality residual is not
+    /// finite ([`NonFinite`](ImplicitError::NonFinite), naming the entry) or exceeds the
+    /// tolerance ([`NotAtSolution`](ImplicitError::NotAtSolution)).
     pub fn from_linearization(lin: L, options: IftOptions) -> Result<Self, ImplicitError> {
+        options.validate()?;
         // A non-finite residual (NaN or infinite data, or an overflowing F) is named as
         // such, with the offending entry, rather than reported as a residual above the
         // tolerance.
-        crate::error::check_finite("optimality residual F(x*, theta)", lin.residual())?;
+        check_finite("optimality residual F(x*, theta)", lin.residual())?;
         let forward_residual = norm(lin.residual());
-        if !forward_residual.is_finite() || forward_residual > options.residual_tol {
+        if forward_residual.is_nan() || forward_residual > options.residual_tol {
             return Err(ImplicitError::NotAtSolution {
                 residual: forward_residual,
                 tolerance: options.residual_tol,
             });
         }
+        let shapes = lin.shapes();
         Ok(Implicit {
             lin,
             options,
             forward_residual,
+            shapes,
+            products: Cell::new(0),
             factor: RefCell::new(None),
             factor_given: false,
         })
@@ -205,24 +221,6 @@ impl<L: Linearization> Implicit<L> {
         self
     }
 
-    /// The dense factorization, made on first use.
-    fn dense_factor(&self, method: Method) -> Result<Rc<Factor>, ImplicitError> {
-        if let Some(f) = self.factor.borrow().as_ref() {
-            return Ok(f.clone());
-        }
-        let op = JacobianBlock {
-            lin: &self.lin,
-            transpose: false,
-        };
-        let ridge = self.options.linear.ridge;
-        let f = Rc::new(match method {
-            Method::Cholesky => Factor::Cholesky(DenseCholesky::factor(&op, ridge)?),
-            _ => Factor::Lu(DenseLu::factor(&op, ridge)?),
-        });
-        *self.factor.borrow_mut() = Some(f.clone());
-        Ok(f)
-    }
-
     /// ‖F(x*, θ)‖₂ at the linearization point.
     pub fn forward_residual(&self) -> f64 {
         self.forward_residual
@@ -233,217 +231,123 @@ impl<L: Linearization> Implicit<L> {
         &self.lin
     }
 
-    /// `(n, p)`: sizes of x and θ.
+    /// The options in use.
+    pub fn options(&self) -> &IftOptions {
+        &self.options
+    }
+
+    /// `(n, p)`: numbers of entries of x and of all parameter blocks.
     pub fn dims(&self) -> (usize, usize) {
         self.lin.dims()
     }
 
-    fn method(&self) -> Method {
-        match self.options.method {
-            Method::Auto if self.lin.symmetric() => Method::Cg,
-            Method::Auto => Method::Gmres,
-            m => m,
+    /// Shapes of x and of the parameter blocks.
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
+    }
+
+    /// Products with A, Aᵀ, B or Bᵀ made so far by this value (all derivatives together).
+    pub fn products(&self) -> usize {
+        self.products.get()
+    }
+
+    fn count(&self) {
+        self.products.set(self.products.get() + 1);
+    }
+
+    /// `op(A) v`, counted.
+    pub(crate) fn a_product(
+        &self,
+        transpose: bool,
+        v: &[f64],
+    ) -> Result<Vec<f64>, ad_core::AdError> {
+        self.count();
+        if transpose {
+            self.lin.at_mul(v)
+        } else {
+            self.lin.a_mul(v)
         }
     }
 
-    /// Solve `op(A) y = rhs`; returns the solution and the solve report.
-    fn solve_block(
+    /// `B w`, counted.
+    pub(crate) fn b_product(&self, w: &[f64]) -> Result<Vec<f64>, ad_core::AdError> {
+        self.count();
+        self.lin.b_mul(w)
+    }
+
+    /// `Bᵀ u`, counted.
+    pub(crate) fn bt_product(&self, u: &[f64]) -> Result<Vec<f64>, ad_core::AdError> {
+        self.count();
+        self.lin.bt_mul(u)
+    }
+
+    /// `(Aᵀ u, Bᵀ u)`, counted once.
+    pub(crate) fn transpose_products(
         &self,
-        transpose: bool,
-        rhs: &[f64],
-    ) -> Result<(Vec<f64>, SolveReport), ImplicitError> {
-        self.solve_with(transpose, rhs, &self.options.linear)
+        u: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>), ad_core::AdError> {
+        self.count();
+        self.lin.transpose_products(u)
     }
 
-    /// Solve `op(A) y = rhs` with the given options (dense factor reused when there is one).
-    fn solve_with(
+    /// Reverse mode: θ̄ (one matrix per parameter block) for the cotangent `x_bar` of the
+    /// solution (shaped like x), by the pass of [`IftOptions::backward`].
+    ///
+    /// # Errors
+    /// [`Shape`](ImplicitError::Shape) if `x_bar` is not shaped like x;
+    /// [`NonFiniteEntry`](ImplicitError::NonFiniteEntry) for a non-finite entry; a failed
+    /// linear solve (exact pass) with its report.
+    pub fn vjp(
         &self,
-        transpose: bool,
-        rhs: &[f64],
-        opts: &SolveOptions,
-    ) -> Result<(Vec<f64>, SolveReport), ImplicitError> {
-        let method = self.method();
-        let given = self.factor.borrow().clone().filter(|_| self.factor_given);
-        let sol = if let Some(factor) = given {
-            self.solve_given(&factor, transpose, rhs, opts)?
-        } else if matches!(method, Method::Lu | Method::Cholesky) {
-            // The solve that makes the factorization reports the n products it cost.
-            let fresh = self.factor.borrow().is_none();
-            let factor = self.dense_factor(method)?;
-            let (result, made) = match (&*factor, transpose) {
-                (Factor::Lu(lu), false) => (lu.solve(rhs, None, opts), lu.matvecs()),
-                (Factor::Lu(lu), true) => (lu.solve_transpose(rhs, None, opts), lu.matvecs()),
-                // Cholesky factors a symmetric A, so Aᵀ = A.
-                (Factor::Cholesky(ch), _) => (ch.solve(rhs, None, opts), ch.matvecs()),
-            };
-            let made = if fresh { made } else { 0 };
-            match result {
-                Ok(mut sol) => {
-                    sol.report.matvecs += made;
-                    sol
-                }
-                Err(mut e) => {
-                    if let Some(report) = e.report_mut() {
-                        report.matvecs += made;
-                    }
-                    return Err(e.into());
-                }
-            }
-        } else {
-            let op = JacobianBlock {
-                lin: &self.lin,
-                transpose,
-            };
-            solve(&op, rhs, None, method, opts)?
-        };
-        Ok((sol.x, sol.report))
+        x_bar: &DMatrix<f64>,
+    ) -> Result<(Vec<DMatrix<f64>>, IftReport), ImplicitError> {
+        checks::shape(
+            "cotangent x_bar (must have the shape of x)",
+            self.shapes.x,
+            x_bar.shape(),
+        )?;
+        checks::finite_matrix("cotangent x_bar", 0, x_bar)?;
+        let (theta_bar, report) = self.vjp_checked(x_bar.as_slice())?;
+        Ok((self.shapes.theta_blocks(&theta_bar), report))
     }
 
-    /// Solve `op(A) y = rhs` with a caller-given factor `F ≈ op(A)`: iterative refinement
-    /// against the true operator (`y += F⁻¹ (rhs − op(A) y)`), stopping at the tolerance,
-    /// after `max_iters` steps, or when the residual stops halving.
-    fn solve_given(
+    /// Forward mode: ẋ (shaped like x) for one tangent θ̇ per parameter block.
+    ///
+    /// # Errors
+    /// [`BlockCount`](ImplicitError::BlockCount) or [`Shape`](ImplicitError::Shape) if the
+    /// blocks differ from θ's; [`NonFiniteEntry`](ImplicitError::NonFiniteEntry) for a
+    /// non-finite entry; a failed linear solve (exact pass) with its report.
+    pub fn jvp(
         &self,
-        factor: &Factor,
-        transpose: bool,
-        rhs: &[f64],
-        opts: &SolveOptions,
-    ) -> Result<crate::linear::Solution, ImplicitError> {
-        opts.validate()?;
-        let inverse = |r: &mut [f64]| match (factor, transpose) {
-            (Factor::Lu(lu), false) => lu.inverse_in_place(r),
-            (Factor::Lu(lu), true) => lu.inverse_transpose_in_place(r),
-            (Factor::Cholesky(ch), _) => ch.inverse_in_place(r),
-        };
-        let residual = |y: &[f64]| -> Result<(Vec<f64>, f64), ImplicitError> {
-            let mut r = self.residual_of(transpose, rhs, y)?;
-            if opts.ridge != 0.0 {
-                r.iter_mut()
-                    .zip(y)
-                    .for_each(|(ri, yi)| *ri -= opts.ridge * yi);
-            }
-            let n = norm(&r);
-            Ok((r, n))
-        };
-        let rhs_norm = norm(rhs);
-        let tol = opts.tolerance(rhs_norm);
-        let max_iters = opts.max_iters_for(rhs.len());
-        let mut y = rhs.to_vec();
-        inverse(&mut y);
-        let (mut r, mut rnorm) = residual(&y)?;
-        let (mut iterations, mut matvecs) = (0, 1);
-        while rnorm > tol && iterations < max_iters {
-            inverse(&mut r);
-            y.iter_mut().zip(&r).for_each(|(yi, di)| *yi += di);
-            iterations += 1;
-            let (new_r, new) = residual(&y)?;
-            matvecs += 1;
-            let stalled = new.is_nan() || new > 0.5 * rnorm;
-            (r, rnorm) = (new_r, new);
-            if stalled {
-                break;
-            }
-        }
-        let report = SolveReport {
-            method: match factor {
-                Factor::Lu(_) => Method::Lu,
-                Factor::Cholesky(_) => Method::Cholesky,
-            },
-            iterations,
-            matvecs,
-            precond_applications: iterations + 1,
-            initial_residual_norm: rhs_norm,
-            residual_norm: rnorm,
-            rhs_norm,
-            tolerance: tol,
-            residual_kind: crate::linear::ResidualKind::System,
-            converged: rnorm <= tol,
-        };
-        check_finite("solution", &y)?;
-        if report.converged {
-            Ok(crate::linear::Solution { x: y, report })
-        } else {
-            Err(SolveError::NotConverged {
-                report: Box::new(report),
-                x: y,
-            }
-            .into())
-        }
+        theta_dot: &[DMatrix<f64>],
+    ) -> Result<(DMatrix<f64>, IftReport), ImplicitError> {
+        checks::block_shapes(
+            "tangent theta_dot (one block per parameter block)",
+            &self.shapes.theta,
+            theta_dot,
+        )?;
+        checks::finite_blocks("tangent theta_dot", theta_dot)?;
+        let (x_dot, report) = self.jvp_checked(&Shapes::flatten(theta_dot))?;
+        Ok((self.shapes.x_matrix(&x_dot), report))
     }
 
-    /// Solve `op(A) s = r` loosely (10% relative), to estimate the effect of the final
-    /// residual `r`; `None` if that solve fails (the estimate is optional, the result is not).
-    fn loose_correction(&self, transpose: bool, r: &[f64]) -> Option<Vec<f64>> {
-        if norm(r) == 0.0 {
-            return Some(vec![0.0; r.len()]);
-        }
-        let loose = self.options.linear.clone().rtol(0.1).atol(0.0);
-        self.solve_with(transpose, r, &loose).ok().map(|(s, _)| s)
+    /// [`vjp`](Self::vjp) on the flattening: x̄ as n entries (column-major), θ̄ as p entries
+    /// (the blocks column-major, concatenated in order).
+    pub fn vjp_flat(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        checks::length("cotangent x_bar", self.shapes.n(), x_bar.len())?;
+        self.vjp(&self.shapes.x_matrix(x_bar))
+            .map(|(blocks, report)| (Shapes::flatten(&blocks), report))
     }
 
-    /// Residual `rhs − op(A) y`.
-    fn residual_of(
-        &self,
-        transpose: bool,
-        rhs: &[f64],
-        y: &[f64],
-    ) -> Result<Vec<f64>, ImplicitError> {
-        let ay = if transpose {
-            self.lin.at_mul(y)?
-        } else {
-            self.lin.a_mul(y)?
-        };
-        Ok(rhs.iter().zip(&ay).map(|(b, a)| b - a).collect())
+    /// [`jvp`](Self::jvp) on the flattening: θ̇ as p entries, ẋ as n entries.
+    pub fn jvp_flat(&self, theta_dot: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        checks::length("tangent theta_dot", self.shapes.p(), theta_dot.len())?;
+        self.jvp(&self.shapes.theta_blocks(theta_dot))
+            .map(|(x_dot, report)| (x_dot.as_slice().to_vec(), report))
     }
 
-    /// Reverse mode: θ̄ = −Bᵀ A⁻ᵀ x̄ for the cotangent `x_bar` of the solution.
-    pub fn vjp(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
-        let (n, _) = self.dims();
-        check_vector("cotangent x_bar", x_bar, n)?;
-        let (w, linear) = self.solve_block(true, x_bar)?;
-        let theta_bar: Vec<f64> = self.lin.bt_mul(&w)?.iter().map(|v| -v).collect();
-        let linear_error_estimate = if self.options.estimate_error {
-            let r = self.residual_of(true, x_bar, &w)?;
-            match self.loose_correction(true, &r) {
-                Some(s) => Some(norm(&self.lin.bt_mul(&s)?)),
-                None => None,
-            }
-        } else {
-            None
-        };
-        Ok((
-            theta_bar,
-            IftReport {
-                forward_residual: self.forward_residual,
-                linear,
-                linear_error_estimate,
-            },
-        ))
-    }
-
-    /// Forward mode: ẋ = −A⁻¹ B θ̇ for the parameter tangent `theta_dot`.
-    pub fn jvp(&self, theta_dot: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
-        let (_, p) = self.dims();
-        check_vector("tangent theta_dot", theta_dot, p)?;
-        let rhs: Vec<f64> = self.lin.b_mul(theta_dot)?.iter().map(|v| -v).collect();
-        let (x_dot, linear) = self.solve_block(false, &rhs)?;
-        let linear_error_estimate = if self.options.estimate_error {
-            let r = self.residual_of(false, &rhs, &x_dot)?;
-            self.loose_correction(false, &r).map(|s| norm(&s))
-        } else {
-            None
-        };
-        Ok((
-            x_dot,
-            IftReport {
-                forward_residual: self.forward_residual,
-                linear,
-                linear_error_estimate,
-            },
-        ))
-    }
-
-    /// The Jacobian dx*/dθ (n x p): p forward solves or n reverse solves, whichever is fewer.
+    /// The Jacobian dx*/dθ (n x p) over the flattening (see [`vjp_flat`](Self::vjp_flat)):
+    /// p forward or n reverse derivatives, whichever is fewer, by the chosen pass.
     pub fn jacobian(&self) -> Result<DMatrix<f64>, ImplicitError> {
         let (n, p) = self.dims();
         let mut jac = DMatrix::zeros(n, p);
@@ -451,14 +355,14 @@ impl<L: Linearization> Implicit<L> {
         if p <= n {
             for j in 0..p {
                 e[j] = 1.0;
-                let (col, _) = self.jvp(&e[..p])?;
+                let (col, _) = self.jvp_flat(&e[..p])?;
                 jac.column_mut(j).copy_from_slice(&col);
                 e[j] = 0.0;
             }
         } else {
             for i in 0..n {
                 e[i] = 1.0;
-                let (row, _) = self.vjp(&e[..n])?;
+                let (row, _) = self.vjp_flat(&e[..n])?;
                 for (j, v) in row.iter().enumerate() {
                     jac[(i, j)] = *v;
                 }
@@ -467,67 +371,169 @@ impl<L: Linearization> Implicit<L> {
         }
         Ok(jac)
     }
-}
 
-fn check_vector(what: &'static str, v: &[f64], expected: usize) -> Result<(), ImplicitError> {
-    if v.len() != expected {
-        return Err(ImplicitError::Dimension {
-            what,
-            expected,
-            got: v.len(),
-        });
+    /// Reverse mode on a checked flat cotangent.
+    fn vjp_checked(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        let before = self.products();
+        let result = match self.options.backward {
+            Backward::Exact => self.exact_vjp(x_bar),
+            Backward::Phantom { steps, damping } => self.phantom_vjp(x_bar, steps, damping),
+            Backward::JacobianFree => self.phantom_vjp(x_bar, 0, 1.0),
+        };
+        result.map(|(t, mut report)| {
+            report.products = self.products() - before;
+            (t, report)
+        })
     }
-    check_finite(what, v)
+
+    /// Forward mode on a checked flat tangent.
+    fn jvp_checked(&self, theta_dot: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        let before = self.products();
+        let result = match self.options.backward {
+            Backward::Exact => self.exact_jvp(theta_dot),
+            Backward::Phantom { steps, damping } => self.phantom_jvp(theta_dot, steps, damping),
+            Backward::JacobianFree => self.phantom_jvp(theta_dot, 0, 1.0),
+        };
+        result.map(|(x, mut report)| {
+            report.products = self.products() - before;
+            (x, report)
+        })
+    }
+
+    /// A report of this value's pass, filled in by the caller.
+    pub(crate) fn report(&self, direction: Direction) -> IftReport {
+        IftReport {
+            forward_residual: self.forward_residual,
+            direction,
+            backward: self.options.backward,
+            steps: 0,
+            products: 0,
+            relative_residual: f64::NAN,
+            linear: None,
+            linear_error_estimate: None,
+            failure: None,
+        }
+    }
 }
 
-fn check_point(x: &[f64], theta: &[f64]) -> Result<(), ImplicitError> {
-    check_vector("solution x", x, x.len())?;
-    check_vector("parameters theta", theta, theta.len())
+/// The point (x*, θ) checked: finite entries, and x* of the declared shape if any.
+fn check_point(
+    x: &DMatrix<f64>,
+    theta: &[DMatrix<f64>],
+    options: &IftOptions,
+) -> Result<(), ImplicitError> {
+    options.validate()?;
+    if let Some(expected) = options.solution_shape {
+        checks::shape(
+            "solution x (IftOptions::solution_shape)",
+            expected,
+            x.shape(),
+        )?;
+    }
+    checks::finite_matrix("solution x", 0, x)?;
+    checks::finite_blocks("parameters theta", theta)
 }
 
 impl Implicit<RecordedRoot> {
-    /// Implicit derivatives of the root x* of F(·, θ) (F recorded once on a tape; every
-    /// product is one sweep over that recording).
-    pub fn root<C: RootCondition>(
+    /// Implicit derivatives of the root x* of F(·, θ), for x* of any shape and θ in blocks
+    /// (F recorded once on a tape; every product is one sweep over that recording).
+    ///
+    /// # Errors
+    /// Invalid options; non-finite x* or θ ([`NonFiniteEntry`](ImplicitError::NonFiniteEntry),
+    /// naming the block and entry); x* unlike
+    /// [`IftOptions::solution_shape`] or F unlike x ([`Shape`](ImplicitError::Shape));
+    /// [`NotAtSolution`](ImplicitError::NotAtSolution).
+    pub fn root<C: RootCondition + ?Sized>(
+        condition: &C,
+        x_star: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+        options: IftOptions,
+    ) -> Result<Self, ImplicitError> {
+        check_point(x_star, theta, &options)?;
+        Implicit::from_linearization(RecordedRoot::new(condition, x_star, theta)?, options)
+    }
+
+    /// [`root`](Self::root) for a column x* and one column block θ.
+    pub fn root_vec<C: RootCondition + ?Sized>(
         condition: &C,
         x_star: &[f64],
         theta: &[f64],
         options: IftOptions,
     ) -> Result<Self, ImplicitError> {
-        check_point(x_star, theta)?;
-        Implicit::from_linearization(RecordedRoot::new(condition, x_star, theta)?, options)
+        Self::root(
+            condition,
+            &checks::column(x_star),
+            &[checks::column(theta)],
+            options,
+        )
     }
 
     /// Implicit derivatives of the fixed point z* = f(z*, θ) (F = f − I).
-    pub fn fixed_point<F: FixedPointMap>(
+    pub fn fixed_point<F: FixedPointMap + ?Sized>(
+        map: &F,
+        z_star: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+        options: IftOptions,
+    ) -> Result<Self, ImplicitError> {
+        Self::root(&FixedPointResidual(map), z_star, theta, options)
+    }
+
+    /// [`fixed_point`](Self::fixed_point) for a column z* and one column block θ.
+    pub fn fixed_point_vec<F: FixedPointMap + ?Sized>(
         map: &F,
         z_star: &[f64],
         theta: &[f64],
         options: IftOptions,
     ) -> Result<Self, ImplicitError> {
-        Self::root(&FixedPointResidual(RefMap(map)), z_star, theta, options)
+        Self::fixed_point(
+            map,
+            &checks::column(z_star),
+            &[checks::column(theta)],
+            options,
+        )
     }
 }
 
-impl<'a, O: Objective> Implicit<ArgminHessian<'a, O>> {
+impl<'a, O: Objective + ?Sized> Implicit<ArgminHessian<'a, O>> {
     /// Implicit derivatives of x* = argmin L(·, θ) (F = ∇ₓL; A is the Hessian, so CG with
-    /// exact Hessian-vector products by default).
+    /// exact Hessian-vector products by default). Errors as for [`Implicit::root`].
     pub fn argmin(
+        objective: &'a O,
+        x_star: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+        options: IftOptions,
+    ) -> Result<Self, ImplicitError> {
+        check_point(x_star, theta, &options)?;
+        Implicit::from_linearization(ArgminHessian::new(objective, x_star, theta)?, options)
+    }
+
+    /// [`argmin`](Self::argmin) at a point whose residual, finiteness and options were
+    /// checked already (by a solver node): ∇ₓL is not evaluated again, and the forward
+    /// residual reads 0 (the node reports the one it checked).
+    pub(crate) fn argmin_prechecked(
+        objective: &'a O,
+        x_star: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+        options: IftOptions,
+    ) -> Result<Self, ImplicitError> {
+        Implicit::from_linearization(
+            ArgminHessian::products_only(objective, x_star, theta),
+            options,
+        )
+    }
+
+    /// [`argmin`](Self::argmin) for a column x* and one column block θ.
+    pub fn argmin_vec(
         objective: &'a O,
         x_star: &[f64],
         theta: &[f64],
         options: IftOptions,
     ) -> Result<Self, ImplicitError> {
-        check_point(x_star, theta)?;
-        Implicit::from_linearization(ArgminHessian::new(objective, x_star, theta)?, options)
-    }
-}
-
-/// A borrowed fixed-point map.
-struct RefMap<'a, F>(&'a F);
-
-impl<F: FixedPointMap> FixedPointMap for RefMap<'_, F> {
-    fn map<M: ad_core::MatOps>(&self, z: &M, theta: &M) -> M {
-        self.0.map(z, theta)
+        Self::argmin(
+            objective,
+            &checks::column(x_star),
+            &[checks::column(theta)],
+            options,
+        )
     }
 }

@@ -7,31 +7,35 @@
 //! ```
 //! use ad_core::{MatOps, Tape};
 //! use implicit::{implicit_node, Argmin, IftOptions, Objective};
+//! use nalgebra::DMatrix;
 //! // x*(θ) = argmin_x ½‖x − c‖² + θ/2 ‖x‖² = c / (1 + θ)
 //! struct Shrink;
 //! impl Objective for Shrink {
-//!     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
-//!         let c = x.constant_like(nalgebra::DMatrix::from_column_slice(2, 1, &[1.0, -2.0]));
-//!         x.sub(&c).sq_norm() * 0.5 + t.get(0, 0) * x.sq_norm() * 0.5
+//!     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+//!         let c = x.constant_like(DMatrix::from_column_slice(2, 1, &[1.0, -2.0]));
+//!         x.sub(&c).sq_norm() * 0.5 + t[0].get(0, 0) * x.sq_norm() * 0.5
 //!     }
 //! }
 //! let tape = Tape::new();
 //! let theta = tape.vector_var(&[0.5]);
-//! let solver = |t: &[f64]| Ok::<_, std::convert::Infallible>(vec![1.0 / (1.0 + t[0]), -2.0 / (1.0 + t[0])]);
-//! let (x, node) = implicit_node(Argmin(Shrink), &theta, solver, IftOptions::default())?;
+//! let solver = |t: &[DMatrix<f64>]| vec![1.0 / (1.0 + t[0][0]), -2.0 / (1.0 + t[0][0])];
+//! let (x, node) = implicit_node(Argmin(Shrink), &[theta], solver, IftOptions::default())?;
 //! let g = tape.gradient(x.sq_norm())?.wrt_mat(&theta)[0];   // d‖x*‖²/dθ = −2·5/(1+θ)³
 //! assert!((g + 10.0 / 1.5f64.powi(3)).abs() < 1e-10);
-//! assert!(node.last_report().unwrap().linear.converged);
+//! assert!(node.last_report().unwrap().relative_residual < 1e-10);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! | module | what |
 //! |---|---|
-//! | [`problem`] | the three ways to define a solution (`RootCondition`, `Objective`, `FixedPointMap`) |
-//! | [`ift`] | [`Implicit`]: VJPs, JVPs and Jacobians at a solution, residual-checked, with reports |
+//! | [`problem`] | the three ways to define a solution (`RootCondition`, `Objective`, `FixedPointMap`), x of any shape, θ in blocks |
+//! | [`adapters`] | scalar-written problems ([`Scalars`]) and the root condition of a fixed-point map |
+//! | [`ift`] | [`Implicit`]: VJPs, JVPs and Jacobians at a solution, options validated, residual-checked, with reports |
+//! | [`backward`] | the choice of backward pass ([`Backward`]: exact, phantom, Jacobian-free) and [`IftReport`] |
 //! | [`node`] | [`implicit_node`]: any forward solver as one node of ad-core's tape (reverse and forward mode) |
 //! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, normal CG, dense LU/Cholesky |
-//! | [`unrolled`] | the unrolled baseline (differentiating through T iterations) |
+//! | [`solver_output`] | what a forward solver may return (x* directly, or a `Result`) |
+//! | [`unrolled`] | the unrolled baseline (differentiating through T iterations of a [`FixedPointMap`]) |
 //! | [`solvers::argmin_rs`] | the argmin crate's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
 //! | [`hyper`] | hyperparameter optimization: hypergradients, Adam / L-BFGS outer loops |
 //!
@@ -42,28 +46,42 @@
 
 #![deny(missing_docs)]
 
+pub mod adapters;
+pub mod backward;
+mod checks;
 pub mod error;
+mod exact;
 pub mod hyper;
 pub mod ift;
 pub mod linear;
 pub mod linearize;
 pub mod node;
 pub mod problem;
+pub mod solver_output;
 pub mod solvers;
 pub mod unrolled;
 
+pub use adapters::{FixedPointResidual, ScalarObjective, ScalarRootCondition, Scalars};
+pub use backward::{Backward, Direction, IftReport};
 pub use error::ImplicitError;
-pub use ift::{Factor, IftOptions, IftReport, Implicit};
+pub use ift::{Factor, IftOptions, Implicit};
 pub use linear::SolveError;
-pub use linearize::{ArgminHessian, Linearization, RecordedRoot};
+pub use linearize::{ArgminHessian, Linearization, RecordedRoot, Shapes};
 pub use node::{
     Argmin, FixedPoint, ImplicitNode, ImplicitProblem, Root, implicit_node, implicit_scalar_node,
 };
-pub use problem::{
-    FixedPointMap, FixedPointResidual, Objective, RootCondition, ScalarObjective,
-    ScalarRootCondition, Scalars,
-};
+pub use problem::{FixedPointMap, Objective, RootCondition};
+pub use solver_output::SolverOutput;
 pub use solvers::argmin_rs::{
     ArgminError, ArgminMethod, ArgminProblem, ArgminSolution, HvpOperator, LbfgsOptions,
     NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
 };
+
+/// The names most programs need: `use implicit::prelude::*;` (also part of
+/// `diffprog::prelude`).
+pub mod prelude {
+    pub use crate::{
+        Argmin, Backward, FixedPoint, FixedPointMap, IftOptions, Implicit, ImplicitError,
+        Objective, Root, RootCondition, implicit_node,
+    };
+}

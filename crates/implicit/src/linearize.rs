@@ -4,20 +4,106 @@
 //! With A = ∂F/∂x (n x n) and B = ∂F/∂θ (n x p) at (x*, θ):
 //! - reverse mode: θ̄ = −Bᵀ w where Aᵀ w = x̄;
 //! - forward mode: ẋ = −A⁻¹ B θ̇.
+//!
+//! Products act on flat vectors: x (any shape) is flattened column-major to n entries, and
+//! the parameter blocks are flattened column-major and concatenated in order to p entries.
+//! [`Shapes`] converts between the flat vectors and the matrices.
 
 use ad_core::{AdError, DualMat, MatOps, MatVar, Seeds, Tape};
 use nalgebra::DMatrix;
 
+use crate::error::ImplicitError;
 use crate::problem::{Objective, RootCondition};
 
+/// The shapes of the solution x and of the parameter blocks θ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shapes {
+    /// Shape of x.
+    pub x: (usize, usize),
+    /// Shape of each parameter block, in order.
+    pub theta: Vec<(usize, usize)>,
+}
+
+impl Shapes {
+    /// The shapes of the given point.
+    pub fn of(x: &DMatrix<f64>, theta: &[DMatrix<f64>]) -> Shapes {
+        Shapes {
+            x: x.shape(),
+            theta: theta.iter().map(|t| t.shape()).collect(),
+        }
+    }
+
+    /// A column x of length n and one column block θ of length p.
+    pub fn columns(n: usize, p: usize) -> Shapes {
+        Shapes {
+            x: (n, 1),
+            theta: vec![(p, 1)],
+        }
+    }
+
+    /// n: the number of entries of x.
+    pub fn n(&self) -> usize {
+        self.x.0 * self.x.1
+    }
+
+    /// p: the number of entries of all parameter blocks together.
+    pub fn p(&self) -> usize {
+        self.theta.iter().map(|(r, c)| r * c).sum()
+    }
+
+    /// A flat vector of n entries as a matrix of x's shape; panics on a wrong length.
+    pub fn x_matrix(&self, flat: &[f64]) -> DMatrix<f64> {
+        DMatrix::from_column_slice(self.x.0, self.x.1, flat)
+    }
+
+    /// A flat vector of p entries cut into the parameter blocks; panics on a wrong length.
+    pub fn theta_blocks(&self, flat: &[f64]) -> Vec<DMatrix<f64>> {
+        assert_eq!(
+            flat.len(),
+            self.p(),
+            "implicit: {} entries cannot be cut into blocks {:?}",
+            flat.len(),
+            self.theta
+        );
+        let mut start = 0;
+        self.theta
+            .iter()
+            .map(|&(r, c)| {
+                let block = DMatrix::from_column_slice(r, c, &flat[start..start + r * c]);
+                start += r * c;
+                block
+            })
+            .collect()
+    }
+
+    /// Blocks flattened column-major and concatenated.
+    pub fn flatten(blocks: &[DMatrix<f64>]) -> Vec<f64> {
+        blocks.iter().flat_map(|b| b.iter().copied()).collect()
+    }
+}
+
 /// Matrix-free products with the blocks of the Jacobian of F at a point.
+///
+/// Products act on the flat vectors described in the [module docs](self).
 pub trait Linearization {
-    /// `(n, p)`: sizes of x and θ.
+    /// `(n, p)`: numbers of entries of x and of θ.
     fn dims(&self) -> (usize, usize);
-    /// F(x, θ) at the linearization point (the optimality residual).
+    /// Shapes of x and of the parameter blocks (default: a column x and one column θ).
+    fn shapes(&self) -> Shapes {
+        let (n, p) = self.dims();
+        Shapes::columns(n, p)
+    }
+    /// F(x, θ) at the linearization point (the optimality residual), flattened.
     fn residual(&self) -> &[f64];
     /// True when A is symmetric (argmin problems: A is a Hessian).
     fn symmetric(&self) -> bool;
+    /// The sign σ of the fixed-point map f(x) = x + σF(x) that the phantom and
+    /// Jacobian-free backward passes iterate: +1 for roots and fixed points (then
+    /// F = f − x exactly), −1 for argmins (f is a unit gradient step x − ∇ₓL). The default
+    /// is −1 when A is symmetric, +1 otherwise.
+    fn map_sign(&self) -> f64 {
+        if self.symmetric() { -1.0 } else { 1.0 }
+    }
     /// A v.
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError>;
     /// Aᵀ u.
@@ -26,62 +112,62 @@ pub trait Linearization {
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError>;
     /// Bᵀ u.
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError>;
+    /// `(Aᵀ u, Bᵀ u)`; override when one pass gives both (the default makes two).
+    fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        Ok((self.at_mul(u)?, self.bt_mul(u)?))
+    }
 }
 
-fn column(v: &[f64]) -> DMatrix<f64> {
-    DMatrix::from_column_slice(v.len(), 1, v)
+/// Reject a residual whose shape differs from x's.
+fn check_residual_shape(got: (usize, usize), x: (usize, usize)) -> Result<(), ImplicitError> {
+    if got == x {
+        Ok(())
+    } else {
+        Err(ImplicitError::Shape {
+            what: "residual F(x, theta) (must have the shape of x)",
+            expected: x,
+            got,
+        })
+    }
 }
 
 /// A root condition recorded once on a tape at (x*, θ); every product is one sweep over
-/// that recording (reverse for Aᵀu and Bᵀu together, forward for Av and Bw).
+/// that recording (reverse for Aᵀu and Bᵀu together, forward for Av and Bw). The user's
+/// residual runs exactly once, however many products are asked for.
 pub struct RecordedRoot {
     x: MatVar,
-    theta: MatVar,
+    theta: Vec<MatVar>,
     f: MatVar,
     residual: Vec<f64>,
-    n: usize,
-    p: usize,
+    shapes: Shapes,
     tape: Tape,
 }
 
 impl RecordedRoot {
     /// Record F(x, θ) once. Opens a tape that lives as long as the returned value: drop it
     /// before using variables of an enclosing tape again.
-    pub fn new<C: RootCondition>(
+    ///
+    /// # Errors
+    /// [`Shape`](ImplicitError::Shape) if F's output is not shaped like x.
+    pub fn new<C: RootCondition + ?Sized>(
         condition: &C,
-        x: &[f64],
-        theta: &[f64],
-    ) -> Result<RecordedRoot, crate::ImplicitError> {
+        x: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+    ) -> Result<RecordedRoot, ImplicitError> {
         let tape = Tape::new();
-        let xv = tape.vector_var(x);
-        let tv = tape.vector_var(theta);
+        let xv = tape.mat_var(x.clone());
+        let tv: Vec<MatVar> = theta.iter().map(|t| tape.mat_var(t.clone())).collect();
         let f = condition.residual(&xv, &tv);
-        if f.shape() != (x.len(), 1) {
-            return Err(crate::ImplicitError::Dimension {
-                what: "residual F(x, theta) rows (must be an n x 1 column like x)",
-                expected: x.len(),
-                got: f.nrows() * f.ncols(),
-            });
-        }
+        check_residual_shape(f.shape(), x.shape())?;
         let residual = f.value().as_slice().to_vec();
         Ok(RecordedRoot {
             x: xv,
             theta: tv,
             f,
             residual,
-            n: x.len(),
-            p: theta.len(),
+            shapes: Shapes::of(x, theta),
             tape,
         })
-    }
-
-    /// Aᵀu and Bᵀu from one reverse sweep.
-    pub fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
-        let g = self.tape.backward(&Seeds::new().mat(&self.f, column(u)))?;
-        Ok((
-            g.wrt_mat(&self.x).as_slice().to_vec(),
-            g.wrt_mat(&self.theta).as_slice().to_vec(),
-        ))
     }
 
     fn forward_product(&self, seed: Seeds) -> Result<Vec<f64>, AdError> {
@@ -92,7 +178,10 @@ impl RecordedRoot {
 
 impl Linearization for RecordedRoot {
     fn dims(&self) -> (usize, usize) {
-        (self.n, self.p)
+        (self.shapes.n(), self.shapes.p())
+    }
+    fn shapes(&self) -> Shapes {
+        self.shapes.clone()
     }
     fn residual(&self) -> &[f64] {
         &self.residual
@@ -101,84 +190,132 @@ impl Linearization for RecordedRoot {
         false
     }
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.forward_product(Seeds::new().mat(&self.x, column(v)))
+        self.forward_product(Seeds::new().mat(&self.x, self.shapes.x_matrix(v)))
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.transpose_products(u).map(|(a, _)| a)
+        let g = self
+            .tape
+            .backward(&Seeds::new().mat(&self.f, self.shapes.x_matrix(u)))?;
+        Ok(g.wrt_mat(&self.x).as_slice().to_vec())
     }
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.forward_product(Seeds::new().mat(&self.theta, column(w)))
+        let seeds = self
+            .theta
+            .iter()
+            .zip(self.shapes.theta_blocks(w))
+            .fold(Seeds::new(), |s, (t, d)| s.mat(t, d));
+        self.forward_product(seeds)
     }
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.transpose_products(u).map(|(_, b)| b)
+    }
+    fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        let g = self
+            .tape
+            .backward(&Seeds::new().mat(&self.f, self.shapes.x_matrix(u)))?;
+        let bt = self
+            .theta
+            .iter()
+            .flat_map(|t| g.wrt_mat(t).as_slice().to_vec())
+            .collect();
+        Ok((g.wrt_mat(&self.x).as_slice().to_vec(), bt))
     }
 }
 
 /// The linearization of F = ∇ₓL for an argmin problem: A = ∇ₓₓ²L (symmetric) and
 /// B = ∇ₓθ²L, each product one reverse-over-forward pass (`DualMat<MatVar>`), exact.
-pub struct ArgminHessian<'a, O> {
+///
+/// Unlike [`RecordedRoot`], each product records L again (with the product's direction as
+/// the tangent): ad-core's tape replays first-order sweeps only. So Aᵀu and Bᵀu come
+/// from one pass ([`Linearization::transpose_products`]), and the objective runs once for
+/// ∇ₓL plus once per product.
+pub struct ArgminHessian<'a, O: ?Sized> {
     objective: &'a O,
-    x: Vec<f64>,
-    theta: Vec<f64>,
+    x: DMatrix<f64>,
+    theta: Vec<DMatrix<f64>>,
+    shapes: Shapes,
     gradient: Vec<f64>,
 }
 
-impl<'a, O: Objective> ArgminHessian<'a, O> {
+impl<'a, O: Objective + ?Sized> ArgminHessian<'a, O> {
     /// Linearize at (x*, θ); computes ∇ₓL there (the optimality residual).
-    pub fn new(objective: &'a O, x: &[f64], theta: &[f64]) -> Result<Self, AdError> {
+    pub fn new(
+        objective: &'a O,
+        x: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+    ) -> Result<Self, AdError> {
+        let mut lin = Self::products_only(objective, x, theta);
         let tape = Tape::new();
-        let xv = tape.vector_var(x);
-        let tv = tape.vector_var(theta);
+        let xv = tape.mat_var(x.clone());
+        let tv: Vec<MatVar> = theta.iter().map(|t| tape.mat_var(t.clone())).collect();
         let loss = objective.value(&xv, &tv);
-        let gradient = tape.gradient(loss)?.wrt_mat(&xv).as_slice().to_vec();
-        Ok(ArgminHessian {
-            objective,
-            x: x.to_vec(),
-            theta: theta.to_vec(),
-            gradient,
-        })
+        lin.gradient = tape.gradient(loss)?.wrt_mat(&xv).as_slice().to_vec();
+        Ok(lin)
     }
 
     /// Linearize at (x, θ) without computing ∇ₓL (for replaying products only; the
     /// residual then reads as empty).
-    pub(crate) fn products_only(objective: &'a O, x: &[f64], theta: &[f64]) -> Self {
+    pub(crate) fn products_only(
+        objective: &'a O,
+        x: &DMatrix<f64>,
+        theta: &[DMatrix<f64>],
+    ) -> Self {
         ArgminHessian {
             objective,
-            x: x.to_vec(),
+            x: x.clone(),
             theta: theta.to_vec(),
+            shapes: Shapes::of(x, theta),
             gradient: Vec::new(),
         }
     }
 
-    /// ∇ₓL at the linearization point.
+    /// ∇ₓL at the linearization point (flattened).
     pub fn gradient(&self) -> &[f64] {
         &self.gradient
     }
 
-    /// Gradients with respect to (x, θ) of the directional derivative of L along (dx, dθ):
-    /// `(H_xx dx + H_xθ dθ, H_θx dx + H_θθ dθ)`.
+    /// Gradients with respect to (x, θ) of the directional derivative of L along (dx, dθ)
+    /// (flat vectors): `(H_xx dx + H_xθ dθ, H_θx dx + H_θθ dθ)`. An empty slice for `dx`
+    /// or `dtheta` means a zero direction (skipped by ad-core's zero tracking).
     pub fn second_order(
         &self,
         dx: &[f64],
         dtheta: &[f64],
     ) -> Result<(Vec<f64>, Vec<f64>), AdError> {
         let tape = Tape::new();
-        let xv = tape.vector_var(&self.x);
-        let tv = tape.vector_var(&self.theta);
-        let xd = DualMat::new(xv, tape.constant_mat(column(dx)));
-        let td = DualMat::new(tv, tape.constant_mat(column(dtheta)));
+        let xv = tape.mat_var(self.x.clone());
+        let tv: Vec<MatVar> = self.theta.iter().map(|t| tape.mat_var(t.clone())).collect();
+        let xd = if dx.is_empty() {
+            DualMat::new(xv, xv.zeros_like(xv.nrows(), xv.ncols()))
+        } else {
+            DualMat::new(xv, tape.constant_mat(self.shapes.x_matrix(dx)))
+        };
+        let td: Vec<DualMat<MatVar>> = if dtheta.is_empty() {
+            tv.iter()
+                .map(|t| DualMat::new(*t, t.zeros_like(t.nrows(), t.ncols())))
+                .collect()
+        } else {
+            tv.iter()
+                .zip(self.shapes.theta_blocks(dtheta))
+                .map(|(t, d)| DualMat::new(*t, tape.constant_mat(d)))
+                .collect()
+        };
         let y = self.objective.value(&xd, &td);
         let g = tape.gradient(y.eps)?;
-        Ok((
-            g.wrt_mat(&xv).as_slice().to_vec(),
-            g.wrt_mat(&tv).as_slice().to_vec(),
-        ))
+        let gt = tv
+            .iter()
+            .flat_map(|t| g.wrt_mat(t).as_slice().to_vec())
+            .collect();
+        Ok((g.wrt_mat(&xv).as_slice().to_vec(), gt))
     }
 }
 
-impl<O: Objective> Linearization for ArgminHessian<'_, O> {
+impl<O: Objective + ?Sized> Linearization for ArgminHessian<'_, O> {
     fn dims(&self) -> (usize, usize) {
-        (self.x.len(), self.theta.len())
+        (self.shapes.n(), self.shapes.p())
+    }
+    fn shapes(&self) -> Shapes {
+        self.shapes.clone()
     }
     fn residual(&self) -> &[f64] {
         &self.gradient
@@ -187,18 +324,18 @@ impl<O: Objective> Linearization for ArgminHessian<'_, O> {
         true
     }
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.second_order(v, &vec![0.0; self.theta.len()])
-            .map(|(a, _)| a)
+        self.second_order(v, &[]).map(|(a, _)| a)
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.a_mul(u)
     }
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.second_order(&vec![0.0; self.x.len()], w)
-            .map(|(a, _)| a)
+        self.second_order(&[], w).map(|(a, _)| a)
     }
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
-        self.second_order(u, &vec![0.0; self.theta.len()])
-            .map(|(_, b)| b)
+        self.second_order(u, &[]).map(|(_, b)| b)
+    }
+    fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        self.second_order(u, &[])
     }
 }

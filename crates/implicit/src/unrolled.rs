@@ -3,8 +3,9 @@
 //! it is here to be compared with the implicit approach, and because some users need it.
 //!
 //! Two forms:
-//! - [`unroll_on_tape`]: any iteration x ← step(x, θ) written with [`MatOps`] is recorded on
-//!   θ's tape, T times; a loss of the result backpropagates with `Tape::gradient`.
+//! - [`unroll_on_tape`]: any iteration z ← f(z, θ) written as a [`FixedPointMap`] (the
+//!   same trait the implicit fixed point uses) is recorded on θ's tape, T times; a loss of
+//!   the result backpropagates with `Tape::gradient`.
 //! - [`unrolled_gradient_descent`]: gradient descent on any [`Objective`], differentiated in
 //!   reverse by replaying the stored iterates with exact second-order products (no tape, the
 //!   same numbers as reverse mode through the loop).
@@ -12,41 +13,56 @@
 use ad_core::{MatOps, MatVar};
 use nalgebra::DMatrix;
 
+use crate::checks::column;
 use crate::error::{ImplicitError, check_finite};
 use crate::linearize::ArgminHessian;
-use crate::problem::Objective;
+use crate::problem::{FixedPointMap, Objective};
 
-/// One iteration of a solver: x_{t+1} = step(x_t, θ).
-pub trait IterationMap {
-    /// One step.
-    fn step<M: MatOps>(&self, x: &M, theta: &M) -> M;
-}
-
-/// Record `iterations` steps of `map` from `x0` on θ's tape and return x_T.
+/// Record `iterations` steps z ← f(z, θ) of a [`FixedPointMap`] from `x0` (any shape) on
+/// θ's tape and return z_T.
 ///
 /// ```
 /// use ad_core::{MatOps, Tape};
-/// use implicit::unrolled::{unroll_on_tape, IterationMap};
+/// use implicit::FixedPointMap;
+/// use implicit::unrolled::unroll_on_tape;
+/// use nalgebra::DMatrix;
 /// // x ← x − η (x − θ): converges to θ, so dx_T/dθ → 1.
 /// struct Relax;
-/// impl IterationMap for Relax {
-///     fn step<M: MatOps>(&self, x: &M, theta: &M) -> M { x.sub(&x.sub(theta).scale_f64(0.5)) }
+/// impl FixedPointMap for Relax {
+///     fn map<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+///         x.sub(&x.sub(&theta[0]).scale_f64(0.5))
+///     }
 /// }
 /// let tape = Tape::new();
 /// let theta = tape.vector_var(&[2.0]);
-/// let x = unroll_on_tape(&Relax, &[0.0], &theta, 10);
+/// let x = unroll_on_tape(&Relax, &DMatrix::zeros(1, 1), &[theta], 10);
 /// let g = tape.gradient(x.sum()).unwrap().wrt_mat(&theta)[0];
 /// assert!((g - (1.0 - 0.5f64.powi(10))).abs() < 1e-15);
 /// ```
-pub fn unroll_on_tape<T: IterationMap>(
+///
+/// Panics (a programmer error) if `theta` is empty, or if a step returns a matrix shaped
+/// unlike its input, naming both shapes.
+pub fn unroll_on_tape<T: FixedPointMap + ?Sized>(
     map: &T,
-    x0: &[f64],
-    theta: &MatVar,
+    x0: &DMatrix<f64>,
+    theta: &[MatVar],
     iterations: usize,
 ) -> MatVar {
-    let mut x = theta.constant_like(DMatrix::from_column_slice(x0.len(), 1, x0));
+    assert!(
+        !theta.is_empty(),
+        "implicit: unroll_on_tape needs at least one parameter block (to find the tape)"
+    );
+    let mut x = theta[0].constant_like(x0.clone());
     for _ in 0..iterations {
-        x = map.step(&x, theta);
+        let next = map.map(&x, theta);
+        assert_eq!(
+            next.shape(),
+            x.shape(),
+            "implicit: unroll_on_tape: the map returned a {:?} matrix for a {:?} input",
+            next.shape(),
+            x.shape()
+        );
+        x = next;
     }
     x
 }
@@ -76,11 +92,12 @@ pub fn unrolled_gradient_descent<O: Objective>(
     check_finite("initial point x0", x0)?;
     check_finite("parameters theta", theta)?;
     check_step_size(step_size)?;
+    let theta_block = [column(theta)];
     let mut iterates = Vec::with_capacity(iterations + 1);
     let mut x = x0.to_vec();
     iterates.push(x.clone());
     for _ in 0..iterations {
-        let g = ArgminHessian::new(objective, &x, theta)?
+        let g = ArgminHessian::new(objective, &column(&x), &theta_block)?
             .gradient()
             .to_vec();
         for (xi, gi) in x.iter_mut().zip(&g) {
@@ -138,10 +155,10 @@ impl Unrolled {
         check_step_size(step_size)?;
         let mut xb = x_bar.to_vec();
         let mut theta_bar = vec![0.0; theta.len()];
-        let zeros = vec![0.0; theta.len()];
+        let theta_block = [column(theta)];
         for x_t in self.iterates[..self.iterates.len() - 1].iter().rev() {
-            let lin = ArgminHessian::products_only(objective, x_t, theta);
-            let (hxx, hthx) = lin.second_order(&xb, &zeros)?;
+            let lin = ArgminHessian::products_only(objective, &column(x_t), &theta_block);
+            let (hxx, hthx) = lin.second_order(&xb, &[])?;
             for (tb, h) in theta_bar.iter_mut().zip(&hthx) {
                 *tb -= step_size * h;
             }

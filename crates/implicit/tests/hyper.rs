@@ -77,8 +77,8 @@ fn w1_every_implicit_path_matches_the_closed_form() {
     let h = hypergradient(&gram, &val, &theta, &mut chol, &opts).unwrap();
     assert!(rel(h.grad[0], exact) < 1e-9, "gram+factor {}", h.grad[0]);
     assert!(rel(h.val_loss, W1_VAL) < 1e-9);
-    assert_eq!(h.report.linear.method, Method::Cholesky);
-    assert!(h.report.linear.converged);
+    assert_eq!(h.report.linear.as_ref().unwrap().method, Method::Cholesky);
+    assert!(h.report.linear.as_ref().unwrap().converged);
 
     // Data form on the tape, CG inner solve, CG with Hessian-vector products backward.
     let cg_opts = SolveOptions::default().rtol(1e-13);
@@ -88,16 +88,16 @@ fn w1_every_implicit_path_matches_the_closed_form() {
     };
     let h = hypergradient(&ridge, &val, &theta, &mut cg, &opts).unwrap();
     assert!(rel(h.grad[0], exact) < 1e-9, "tape CG {}", h.grad[0]);
-    assert_eq!(h.report.linear.method, Method::Cg);
+    assert_eq!(h.report.linear.as_ref().unwrap().method, Method::Cg);
 
     // Fully matrix-free: hand-written linearization, CG backward.
     let w = ridge.solve_cg(&theta, None, &cg_opts).unwrap().x;
     let imp = Implicit::from_linearization(ridge.linearization(&w, &theta).unwrap(), opts.clone())
         .unwrap();
     let (_, gv, _) = val.value_and_grad(&w, &theta).unwrap();
-    let (g, rep) = imp.vjp(&gv).unwrap();
+    let (g, rep) = imp.vjp_flat(&gv).unwrap();
     assert!(rel(g[0], exact) < 1e-9, "matrix-free {}", g[0]);
-    assert!(rep.linear.iterations > 0 && rep.linear.converged);
+    assert!(rep.linear.as_ref().unwrap().iterations > 0 && rep.linear.as_ref().unwrap().converged);
 
     // Gram form with hand-written products and the Cholesky factor reused.
     let (w, chol) = gram.solve(&theta).unwrap();
@@ -113,7 +113,7 @@ fn w1_every_implicit_path_matches_the_closed_form() {
         "gram linearization {}",
         h.grad[0]
     );
-    assert_eq!(h.report.linear.matvecs, 1);
+    assert_eq!(h.report.linear.as_ref().unwrap().matvecs, 1);
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn w2_hypergradient_matches_the_reference() {
             h.inner_iterations
         );
         // An exact factor is verified with one product; a stale one needs refinement.
-        let rep = &h.report.linear;
+        let rep = h.report.linear.as_ref().unwrap();
         assert!(rep.converged && rep.method == Method::Cholesky);
         if final_hessian {
             assert_eq!(rep.iterations, 0, "{rep}");
@@ -389,17 +389,19 @@ fn a_wrong_factor_is_caught_not_trusted() {
     let (_, gv, _) = val.value_and_grad(&w, &[0.1]).unwrap();
     let exact = closed_form(&ridge, &val, &[0.1]).unwrap().grad[0];
     let near = gram.factor(&[0.1001]).unwrap();
-    let imp = Implicit::argmin(&gram, &w, &[0.1], IftOptions::default())
+    let imp = Implicit::argmin_vec(&gram, &w, &[0.1], IftOptions::default())
         .unwrap()
         .with_factor(Factor::Cholesky(near));
-    let (g, rep) = imp.vjp(&gv).unwrap();
+    let (g, rep) = imp.vjp_flat(&gv).unwrap();
     assert!(rel(g[0], exact) < 1e-9, "{g:?}");
-    assert!(rep.linear.iterations >= 1 && rep.linear.matvecs >= 2);
+    assert!(
+        rep.linear.as_ref().unwrap().iterations >= 1 && rep.linear.as_ref().unwrap().matvecs >= 2
+    );
     let far = gram.factor(&[50.0]).unwrap();
-    let imp = Implicit::argmin(&gram, &w, &[0.1], IftOptions::default())
+    let imp = Implicit::argmin_vec(&gram, &w, &[0.1], IftOptions::default())
         .unwrap()
         .with_factor(Factor::Cholesky(far));
-    let err = imp.vjp(&gv).unwrap_err();
+    let err = imp.vjp_flat(&gv).unwrap_err();
     assert!(
         matches!(
             err,
@@ -451,7 +453,7 @@ fn held_out_test_rows_follow_the_formulas_at_offset_2000() {
 /// plain-f64 answers in every entry.
 #[test]
 fn the_general_path_gives_the_reference_in_every_entry() {
-    use implicit::argmin_adapter::{NewtonCgOptions, minimize_newton_cg};
+    use implicit::solvers::argmin_rs::{NewtonCgOptions, minimize_newton_cg};
     use workloads::general::{Counted, TapeOnly, minimize_quadratic_cg};
     let ift = IftOptions::default()
         .estimate_error(false)
@@ -472,7 +474,7 @@ fn the_general_path_gives_the_reference_in_every_entry() {
     assert!(rel(h.grad[0], exact) < 1e-9, "{} vs {exact}", h.grad[0]);
     // One gradient pass and one pass per CG product forward, then the backward passes:
     // every pass is counted, and each copies the training data onto a tape.
-    assert!(ridge.evaluations() >= 2 + h.inner_iterations + h.report.linear.matvecs);
+    assert!(ridge.evaluations() >= 2 + h.inner_iterations + h.report.linear.as_ref().unwrap().matvecs);
 
     // W2: argmin's Newton-CG to ‖∇L‖ ≤ 1e-10. The inner error moves the hypergradient by
     // about ‖H⁻¹‖·1e-10 relative to its scale, ‖H⁻¹‖ ≤ 1/min λ = e³ ≈ 20: the 1e-8 bound of

@@ -26,6 +26,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ad_core::MatOps;
+use nalgebra::DMatrix;
 use implicit::hyper::ValidationLoss;
 use implicit::linear::{
     LinearOperator, Method, OperatorError, Solution, SolveOptions, Structure, solve,
@@ -75,7 +76,7 @@ impl<O> Counted<O> {
 }
 
 impl<O: Objective> Objective for Counted<O> {
-    fn value<M: MatOps>(&self, x: &M, theta: &M) -> M::Scalar {
+    fn value<M: MatOps>(&self, x: &M, theta: &[M]) -> M::Scalar {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         self.inner.value(x, theta)
     }
@@ -113,8 +114,9 @@ pub fn minimize_quadratic_cg<O: Objective>(
     theta: &[f64],
     options: &SolveOptions,
 ) -> Result<Solution, ImplicitError> {
-    let zero = vec![0.0; n];
-    let lin = ArgminHessian::new(objective, &zero, theta)?;
+    let zero = DMatrix::zeros(n, 1);
+    let theta = [DMatrix::from_column_slice(theta.len(), 1, theta)];
+    let lin = ArgminHessian::new(objective, &zero, &theta)?;
     let rhs: Vec<f64> = lin.gradient().iter().map(|g| -g).collect();
     Ok(solve(&TapeHessian(lin), &rhs, None, Method::Cg, options)?)
 }

@@ -334,7 +334,8 @@ impl Linearization for LogRegLinearization<'_> {
 }
 
 impl Objective for LogReg {
-    fn value<M: MatOps>(&self, w: &M, u: &M) -> M::Scalar {
+    fn value<M: MatOps>(&self, w: &M, u: &[M]) -> M::Scalar {
+        let u = &u[0];
         log_loss(&self.x, &self.c, w) + u.exp().mul_elem(&w.square()).sum() * 0.5
     }
 }
@@ -461,6 +462,6 @@ mod tests {
         }
         let norm = h.grad.iter().map(|g| g * g).sum::<f64>().sqrt();
         assert!(((norm - 0.00481000608726) / 0.00481000608726).abs() < 1e-9);
-        assert_eq!(h.report.linear.iterations, 0);
+        assert_eq!(h.report.steps, 0);
     }
 }

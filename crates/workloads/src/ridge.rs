@@ -197,7 +197,8 @@ impl Ridge {
 }
 
 impl Objective for Ridge {
-    fn value<M: MatOps>(&self, w: &M, theta: &M) -> M::Scalar {
+    fn value<M: MatOps>(&self, w: &M, theta: &[M]) -> M::Scalar {
+        let theta = &theta[0];
         let n = self.x.nrows() as f64;
         let r = w
             .constant_like(self.x.clone())
@@ -270,7 +271,8 @@ impl RidgeGram {
 }
 
 impl Objective for RidgeGram {
-    fn value<M: MatOps>(&self, w: &M, theta: &M) -> M::Scalar {
+    fn value<M: MatOps>(&self, w: &M, theta: &[M]) -> M::Scalar {
+        let theta = &theta[0];
         let g = w.constant_like(self.g.clone());
         let b = w.constant_like(self.b.clone());
         w.dot(&g.matmul(w)) * 0.5 - w.dot(&b) + self.c + penalty_term(self.penalty, w, theta)

@@ -134,7 +134,8 @@ pub fn validation_value_and_grad<V: ValidationLoss + ?Sized>(
 /// // x*(θ) = argmin ½(x − 1)² + ½θx² = 1/(1+θ);  V = ½x²  =>  dV/dθ = −x*²/(1+θ)
 /// struct Inner;
 /// impl Objective for Inner {
-///     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
+///     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+///         let t = &t[0];
 ///         x.add_f64(-1.0).sq_norm() * 0.5 + t.get(0, 0) * x.sq_norm() * 0.5
 ///     }
 /// }
@@ -179,6 +180,7 @@ where
     V: ValidationLoss,
     S: InnerSolver + ?Sized,
 {
+    options.validate()?;
     check_finite("hyperparameters theta", theta)?;
     let solution = solver.solve(theta, warm_start)?;
     hypergradient_at(inner, val, theta, solution, options)
@@ -192,9 +194,12 @@ pub fn hypergradient_at<O: Objective, V: ValidationLoss>(
     solution: InnerSolution,
     options: &IftOptions,
 ) -> Result<Hypergradient, ImplicitError> {
+    options.validate()?;
     check_finite("hyperparameters theta", theta)?;
     check_finite("inner solution x", &solution.x)?;
-    let lin = ArgminHessian::new(inner, &solution.x, theta)?;
+    let x = nalgebra::DMatrix::from_column_slice(solution.x.len(), 1, &solution.x);
+    let t = nalgebra::DMatrix::from_column_slice(theta.len(), 1, theta);
+    let lin = ArgminHessian::new(inner, &x, &[t])?;
     hypergradient_linearized(lin, val, theta, solution, options)
 }
 
@@ -221,7 +226,7 @@ pub fn hypergradient_linearized<L: Linearization, V: ValidationLoss>(
     if let Some(f) = factor {
         imp = imp.with_factor(f);
     }
-    let (theta_bar, report) = imp.vjp(&gx)?;
+    let (theta_bar, report) = imp.vjp_flat(&gx)?;
     let grad = theta_bar.iter().zip(&gtheta).map(|(a, b)| a + b).collect();
     Ok(Hypergradient {
         val_loss,

@@ -172,8 +172,8 @@ impl TraceStep {
             val_loss: h.val_loss,
             hypergrad_norm: h.grad.iter().map(|g| g * g).sum::<f64>().sqrt(),
             inner_iterations: h.inner_iterations,
-            backward_iterations: h.report.linear.iterations,
-            backward_matvecs: h.report.linear.matvecs,
+            backward_iterations: h.report.steps,
+            backward_matvecs: h.report.linear.as_ref().map_or(0, |l| l.matvecs),
             forward_residual: h.report.forward_residual,
         }
     }

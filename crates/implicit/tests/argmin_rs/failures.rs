@@ -73,7 +73,7 @@ fn an_unconverged_forward_solve_fails_the_implicit_node() {
         vec![0.0; D],
         ArgminMethod::Lbfgs(LbfgsOptions::default().max_iters(1)),
     );
-    let err = implicit_node(Argmin(obj.clone()), &t, solve, IftOptions::default()).unwrap_err();
+    let err = implicit_node(Argmin(obj.clone()), &[t], solve, IftOptions::default()).unwrap_err();
     match err {
         ImplicitError::ForwardSolver(inner) => {
             let inner = inner.downcast::<ArgminError>().unwrap();

@@ -83,7 +83,7 @@ fn cost_and_gradient_match_ad_core_and_share_one_pass() {
     let g = problem.gradient(&x).unwrap();
     let plain = obj.value(
         &DMatrix::from_column_slice(D, 1, x.as_slice()),
-        &DMatrix::from_column_slice(D, 1, &theta),
+        &[DMatrix::from_column_slice(D, 1, &theta)],
     );
     assert!((c - plain).abs() <= 1e-15 * plain.abs());
     let (_, ad) = ad_core::value_and_grad(

@@ -70,8 +70,8 @@ impl Logistic {
 }
 
 impl Objective for Logistic {
-    fn value<M: MatOps>(&self, x: &M, theta: &M) -> M::Scalar {
-        self.data_loss(x) + theta.exp().mul_elem(&x.square()).sum() * 0.5
+    fn value<M: MatOps>(&self, x: &M, theta: &[M]) -> M::Scalar {
+        self.data_loss(x) + theta[0].exp().mul_elem(&x.square()).sum() * 0.5
     }
 }
 
@@ -121,10 +121,10 @@ struct Ridge {
 }
 
 impl Objective for Ridge {
-    fn value<M: MatOps>(&self, x: &M, theta: &M) -> M::Scalar {
+    fn value<M: MatOps>(&self, x: &M, theta: &[M]) -> M::Scalar {
         let a = x.constant_like(self.a.clone());
         let b = x.constant_like(self.b.clone());
-        a.matmul(x).sub(&b).square().mean() * 0.5 + theta.exp().mul_elem(&x.square()).sum() * 0.5
+        a.matmul(x).sub(&b).square().mean() * 0.5 + theta[0].exp().mul_elem(&x.square()).sum() * 0.5
     }
 }
 

@@ -75,14 +75,16 @@ struct Fixed<'b, O> {
 impl<O: Objective> MatFn for Fixed<'_, O> {
     fn eval<M: MatOps>(&self, params: &[M]) -> M::Scalar {
         let theta = params[0].constant_like(self.theta.clone());
-        self.objective.value(&params[0], &theta)
+        self.objective.value(&params[0], &[theta])
     }
 }
 
 impl<O: Objective> Differentiable for ObjectiveAt<'_, O> {
     fn value(&self, x: &[f64]) -> Result<f64, AdError> {
         check_finite("point x", x)?;
-        Ok(self.objective.value(&column(x), &self.theta))
+        Ok(self
+            .objective
+            .value(&column(x), std::slice::from_ref(&self.theta)))
     }
     fn value_and_grad(&self, x: &[f64]) -> Result<(f64, Vec<f64>), AdError> {
         let f = Fixed {

@@ -28,7 +28,8 @@
 //! // L(x, θ) = ½‖x − c‖² + ½ θ₀ ‖x‖² + Σ softplus(x);  x*(θ) has no closed form.
 //! struct Shrink;
 //! impl Objective for Shrink {
-//!     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
+//!     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+//!         let t = &t[0];
 //!         let c = x.constant_like(nalgebra::DMatrix::from_column_slice(3, 1, &[1.0, -2.0, 0.5]));
 //!         x.sub(&c).sq_norm() * 0.5 + t.get(0, 0) * x.sq_norm() * 0.5 + x.softplus().sum()
 //!     }
@@ -42,8 +43,8 @@
 //! assert!(sol.x.iter().zip(&ncg.x).all(|(a, b)| (a - b).abs() < 1e-9));
 //!
 //! // d/dθ ½‖x*(θ)‖², implicitly at argmin's solution: −x*ᵀ H⁻¹ x* < 0.
-//! let imp = Implicit::argmin(&Shrink, &sol.x, &theta, IftOptions::default())?;
-//! let (dtheta, _) = imp.vjp(&sol.x)?;
+//! let imp = Implicit::argmin_vec(&Shrink, &sol.x, &theta, IftOptions::default())?;
+//! let (dtheta, _) = imp.vjp_flat(&sol.x)?;
 //! let half_sq = |t: f64| -> Result<f64, implicit::ImplicitError> {
 //!     let x = minimize_newton_cg(&Shrink, &[t], &[0.0; 3], &ncg_opts)?.x;
 //!     Ok(x.iter().map(|v| v * v).sum::<f64>() * 0.5)
@@ -123,7 +124,9 @@ pub use newton_cg::{minimize_newton_cg, run_newton_cg};
 pub use options::{ArgminMethod, DEFAULT_COST_SCALE, LbfgsOptions, LineSearch, NewtonCgOptions};
 pub use problem::ArgminProblem;
 
+use crate::error::ImplicitError;
 use crate::problem::Objective;
+use nalgebra::DMatrix;
 
 /// [`minimize_lbfgs`] or [`minimize_newton_cg`], as `method` says.
 pub fn minimize<O: Objective>(
@@ -139,8 +142,9 @@ pub fn minimize<O: Objective>(
 }
 
 /// A forward solver for [`implicit_node`](crate::implicit_node) /
-/// [`implicit_scalar_node`](crate::implicit_scalar_node): given θ, minimize L(·, θ) from
-/// `x0` with argmin and return x*. A run that stops short fails the node (no tape entry).
+/// [`implicit_scalar_node`](crate::implicit_scalar_node): given θ (one column block),
+/// minimize L(·, θ) from `x0` with argmin and return x*. A run that stops short fails the
+/// node (no tape entry); θ in several blocks is [`ImplicitError::BlockCount`].
 ///
 /// Keep [`IftOptions::residual_tol`](crate::IftOptions::residual_tol) above the solver's
 /// `grad_tol`: the node checks ‖∇ₓL(x*, θ)‖ again before recording.
@@ -153,14 +157,14 @@ pub fn minimize<O: Objective>(
 /// #[derive(Clone)]
 /// struct Obj;
 /// impl Objective for Obj {
-///     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
-///         x.sub(t).sq_norm() * 0.5 + x.sq_norm().square() * 0.25
+///     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+///         x.sub(&t[0]).sq_norm() * 0.5 + x.sq_norm().square() * 0.25
 ///     }
 /// }
 /// let tape = Tape::new();
 /// let theta = tape.vector_var(&[1.0, -0.5]);
 /// let solve = forward_solver(&Obj, vec![0.0; 2], ArgminMethod::default());
-/// let (x, node) = implicit_node(Argmin(Obj), &theta, solve, IftOptions::default()).unwrap();
+/// let (x, node) = implicit_node(Argmin(Obj), &[theta], solve, IftOptions::default()).unwrap();
 /// let g = tape.gradient(x.sum()).unwrap();
 /// assert_eq!(g.wrt_mat(&theta).len(), 2);
 /// assert!(node.forward_residual <= 1e-8);
@@ -169,6 +173,24 @@ pub fn forward_solver<O: Objective>(
     objective: &O,
     x0: Vec<f64>,
     method: ArgminMethod,
-) -> impl FnOnce(&[f64]) -> Result<Vec<f64>, ArgminError> + '_ {
-    move |theta: &[f64]| minimize(objective, theta, &x0, &method).map(|s| s.x)
+) -> impl FnOnce(&[DMatrix<f64>]) -> Result<Vec<f64>, ImplicitError> + '_ {
+    move |theta: &[DMatrix<f64>]| {
+        if theta.len() != 1 {
+            return Err(ImplicitError::BlockCount {
+                what: "argmin forward_solver parameters (one column block)",
+                expected: 1,
+                got: theta.len(),
+            });
+        }
+        if theta[0].ncols() != 1 {
+            return Err(ImplicitError::Shape {
+                what: "argmin forward_solver parameters (one column block)",
+                expected: (theta[0].len(), 1),
+                got: theta[0].shape(),
+            });
+        }
+        minimize(objective, theta[0].as_slice(), &x0, &method)
+            .map(|s| s.x)
+            .map_err(ImplicitError::from)
+    }
 }

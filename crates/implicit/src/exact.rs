@@ -1,0 +1,277 @@
+//! The exact backward pass: the linear solve with A or Aᵀ (Krylov, dense, or a factor
+//! given by the caller), with its residual and error estimate.
+
+use std::rc::Rc;
+
+use crate::backward::{Direction, IftReport, relative};
+use crate::error::{ImplicitError, check_finite};
+use crate::ift::{Factor, Implicit};
+use crate::linear::kernels::norm;
+use crate::linear::{
+    SolveError,
+    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveOptions, SolveReport,
+    Structure, solve,
+};
+use crate::linearize::Linearization;
+
+/// A or Aᵀ of a linearization as a linear operator (products counted).
+struct JacobianBlock<'a, L> {
+    imp: &'a Implicit<L>,
+    transpose: bool,
+}
+
+impl<L: Linearization> LinearOperator for JacobianBlock<'_, L> {
+    fn nrows(&self) -> usize {
+        self.imp.lin.dims().0
+    }
+    fn ncols(&self) -> usize {
+        self.imp.lin.dims().0
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
+        let r = self.imp.a_product(self.transpose, x)?;
+        y.copy_from_slice(&r);
+        Ok(())
+    }
+    fn apply_transpose(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
+        let r = self.imp.a_product(!self.transpose, x)?;
+        y.copy_from_slice(&r);
+        Ok(())
+    }
+    fn structure(&self) -> Structure {
+        let sym = self.imp.lin.symmetric();
+        Structure {
+            symmetric: sym,
+            positive_definite: sym,
+        }
+    }
+}
+
+impl<L: Linearization> Implicit<L> {
+    /// The dense factorization, made on first use.
+    fn dense_factor(&self, method: Method) -> Result<Rc<Factor>, ImplicitError> {
+        if let Some(f) = self.factor.borrow().as_ref() {
+            return Ok(f.clone());
+        }
+        let op = JacobianBlock {
+            imp: self,
+            transpose: false,
+        };
+        let ridge = self.options.linear.ridge;
+        let f = Rc::new(match method {
+            Method::Cholesky => Factor::Cholesky(DenseCholesky::factor(&op, ridge)?),
+            _ => Factor::Lu(DenseLu::factor(&op, ridge)?),
+        });
+        *self.factor.borrow_mut() = Some(f.clone());
+        Ok(f)
+    }
+
+    fn method(&self) -> Method {
+        match self.options.method {
+            Method::Auto if self.lin.symmetric() => Method::Cg,
+            Method::Auto => Method::Gmres,
+            m => m,
+        }
+    }
+
+    /// Solve `op(A) y = rhs` with the given options (dense factor reused when there is one).
+    fn solve_with(
+        &self,
+        transpose: bool,
+        rhs: &[f64],
+        opts: &SolveOptions,
+    ) -> Result<(Vec<f64>, SolveReport), ImplicitError> {
+        let method = self.method();
+        let given = self.factor.borrow().clone().filter(|_| self.factor_given);
+        let sol = if let Some(factor) = given {
+            self.solve_given(&factor, transpose, rhs, opts)?
+        } else if matches!(method, Method::Lu | Method::Cholesky) {
+            // The solve that makes the factorization reports the n products it cost.
+            let fresh = self.factor.borrow().is_none();
+            let factor = self.dense_factor(method)?;
+            let (result, made) = match (&*factor, transpose) {
+                (Factor::Lu(lu), false) => (lu.solve(rhs, None, opts), lu.matvecs()),
+                (Factor::Lu(lu), true) => (lu.solve_transpose(rhs, None, opts), lu.matvecs()),
+                // Cholesky factors a symmetric A, so Aᵀ = A.
+                (Factor::Cholesky(ch), _) => (ch.solve(rhs, None, opts), ch.matvecs()),
+            };
+            let made = if fresh { made } else { 0 };
+            match result {
+                Ok(mut sol) => {
+                    sol.report.matvecs += made;
+                    sol
+                }
+                Err(mut e) => {
+                    if let Some(report) = e.report_mut() {
+                        report.matvecs += made;
+                    }
+                    return Err(e.into());
+                }
+            }
+        } else {
+            let op = JacobianBlock {
+                imp: self,
+                transpose,
+            };
+            solve(&op, rhs, None, method, opts)?
+        };
+        Ok((sol.x, sol.report))
+    }
+
+    /// Solve `op(A) y = rhs` with a caller-given factor `F ≈ op(A)`: iterative refinement
+    /// against the true operator (`y += F⁻¹ (rhs − op(A) y)`), stopping at the tolerance,
+    /// after `max_iters` steps, or when the residual stops halving.
+    fn solve_given(
+        &self,
+        factor: &Factor,
+        transpose: bool,
+        rhs: &[f64],
+        opts: &SolveOptions,
+    ) -> Result<crate::linear::Solution, ImplicitError> {
+        opts.validate()?;
+        let inverse = |r: &mut [f64]| match (factor, transpose) {
+            (Factor::Lu(lu), false) => lu.inverse_in_place(r),
+            (Factor::Lu(lu), true) => lu.inverse_transpose_in_place(r),
+            (Factor::Cholesky(ch), _) => ch.inverse_in_place(r),
+        };
+        let residual = |y: &[f64]| -> Result<(Vec<f64>, f64), ImplicitError> {
+            let mut r = self.residual_of(transpose, rhs, y)?;
+            if opts.ridge != 0.0 {
+                r.iter_mut()
+                    .zip(y)
+                    .for_each(|(ri, yi)| *ri -= opts.ridge * yi);
+            }
+            let n = norm(&r);
+            Ok((r, n))
+        };
+        let rhs_norm = norm(rhs);
+        let tol = opts.tolerance(rhs_norm);
+        let max_iters = opts.max_iters_for(rhs.len());
+        let mut y = rhs.to_vec();
+        inverse(&mut y);
+        let (mut r, mut rnorm) = residual(&y)?;
+        let (mut iterations, mut matvecs) = (0, 1);
+        while rnorm > tol && iterations < max_iters {
+            inverse(&mut r);
+            y.iter_mut().zip(&r).for_each(|(yi, di)| *yi += di);
+            iterations += 1;
+            let (new_r, new) = residual(&y)?;
+            matvecs += 1;
+            let stalled = new.is_nan() || new > 0.5 * rnorm;
+            (r, rnorm) = (new_r, new);
+            if stalled {
+                break;
+            }
+        }
+        let report = SolveReport {
+            method: match factor {
+                Factor::Lu(_) => Method::Lu,
+                Factor::Cholesky(_) => Method::Cholesky,
+            },
+            iterations,
+            matvecs,
+            precond_applications: iterations + 1,
+            initial_residual_norm: rhs_norm,
+            residual_norm: rnorm,
+            rhs_norm,
+            tolerance: tol,
+            residual_kind: crate::linear::ResidualKind::System,
+            converged: rnorm <= tol,
+        };
+        check_finite("solution", &y)?;
+        if report.converged {
+            Ok(crate::linear::Solution { x: y, report })
+        } else {
+            Err(SolveError::NotConverged {
+                report: Box::new(report),
+                x: y,
+            }
+            .into())
+        }
+    }
+
+    /// Solve `op(A) s = r` loosely (10% relative), to estimate the effect of the final
+    /// residual `r`; `None` if that solve fails (the estimate is optional, the result is not).
+    fn loose_correction(&self, transpose: bool, r: &[f64]) -> Option<Vec<f64>> {
+        if norm(r) == 0.0 {
+            return Some(vec![0.0; r.len()]);
+        }
+        let loose = self.options.linear.clone().rtol(0.1).atol(0.0);
+        self.solve_with(transpose, r, &loose).ok().map(|(s, _)| s)
+    }
+
+    /// Residual `rhs − op(A) y`.
+    fn residual_of(
+        &self,
+        transpose: bool,
+        rhs: &[f64],
+        y: &[f64],
+    ) -> Result<Vec<f64>, ImplicitError> {
+        let ay = self.a_product(transpose, y)?;
+        Ok(rhs.iter().zip(&ay).map(|(b, a)| b - a).collect())
+    }
+
+    /// The relative residual of a solve, from its report when that is the residual of
+    /// the system itself (no ridge: the report's residual is recomputed at the returned
+    /// iterate), else `None` (the caller measures it with one product).
+    fn reported_relative_residual(&self, linear: &SolveReport, rhs: &[f64]) -> Option<f64> {
+        let exact = self.options.linear.ridge == 0.0
+            && linear.residual_kind == crate::linear::ResidualKind::System;
+        exact.then(|| relative(linear.residual_norm, norm(rhs)))
+    }
+
+    /// Reverse mode, exact: θ̄ = −Bᵀ w with Aᵀ w = x̄. When the residual x̄ − Aᵀw is
+    /// needed (error estimate, or a ridge in the solve), Aᵀw comes from the same pass as
+    /// Bᵀw.
+    pub(crate) fn exact_vjp(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        let (w, linear) = self.solve_with(true, x_bar, &self.options.linear)?;
+        let reported = self.reported_relative_residual(&linear, x_bar);
+        let (bt_w, r) = if self.options.estimate_error || reported.is_none() {
+            let (at_w, bt_w) = self.transpose_products(&w)?;
+            let r: Vec<f64> = x_bar.iter().zip(&at_w).map(|(b, a)| b - a).collect();
+            (bt_w, Some(r))
+        } else {
+            (self.bt_product(&w)?, None)
+        };
+        let theta_bar: Vec<f64> = bt_w.iter().map(|v| -v).collect();
+        let linear_error_estimate = match (&r, self.options.estimate_error) {
+            (Some(r), true) => match self.loose_correction(true, r) {
+                Some(s) => Some(norm(&self.bt_product(&s)?)),
+                None => None,
+            },
+            _ => None,
+        };
+        let mut report = self.report(Direction::Reverse);
+        report.steps = linear.iterations;
+        report.relative_residual =
+            reported.unwrap_or_else(|| relative(norm(r.as_deref().unwrap_or(&[])), norm(x_bar)));
+        report.linear = Some(linear);
+        report.linear_error_estimate = linear_error_estimate;
+        Ok((theta_bar, report))
+    }
+
+    /// Forward mode, exact: ẋ = −A⁻¹ B θ̇.
+    pub(crate) fn exact_jvp(
+        &self,
+        theta_dot: &[f64],
+    ) -> Result<(Vec<f64>, IftReport), ImplicitError> {
+        let rhs: Vec<f64> = self.b_product(theta_dot)?.iter().map(|v| -v).collect();
+        let (x_dot, linear) = self.solve_with(false, &rhs, &self.options.linear)?;
+        let reported = self.reported_relative_residual(&linear, &rhs);
+        let r = if self.options.estimate_error || reported.is_none() {
+            Some(self.residual_of(false, &rhs, &x_dot)?)
+        } else {
+            None
+        };
+        let linear_error_estimate = match (&r, self.options.estimate_error) {
+            (Some(r), true) => self.loose_correction(false, r).map(|s| norm(&s)),
+            _ => None,
+        };
+        let mut report = self.report(Direction::Forward);
+        report.steps = linear.iterations;
+        report.relative_residual =
+            reported.unwrap_or_else(|| relative(norm(r.as_deref().unwrap_or(&[])), norm(&rhs)));
+        report.linear = Some(linear);
+        report.linear_error_estimate = linear_error_estimate;
+        Ok((x_dot, report))
+    }
+}
