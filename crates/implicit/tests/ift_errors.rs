@@ -25,7 +25,7 @@ mod ift_common;
 
 use ad_core::{MatOps, Real, Tape};
 use ift_common::bad::*;
-use implicit::linear::SolveOptions;
+use implicit::linear::{SolveError, SolveOptions};
 use implicit::{
     Argmin, Backward, IftOptions, Implicit, ImplicitError, Root, RootCondition,
     ScalarRootCondition, Scalars, implicit_node, implicit_scalar_node,
@@ -395,11 +395,18 @@ fn invalid_options_are_rejected_before_any_work() {
             ref e @ ImplicitError::InvalidOption { .. } if !e.to_string().contains(name) => {
                 panic!("the message does not name {name}: {e}")
             }
+            // Linear-solve options are validated by the linear layer, whose error
+            // `ImplicitError` wraps.
             ImplicitError::InvalidOption {
                 name: n,
                 value: v,
                 reason,
-            } => {
+            }
+            | ImplicitError::Linear(SolveError::InvalidOption {
+                name: n,
+                value: v,
+                reason,
+            }) => {
                 assert_eq!(n, name);
                 assert!(same_value(v, value), "{name}: value {v} instead of {value}");
                 assert!(!reason.is_empty());

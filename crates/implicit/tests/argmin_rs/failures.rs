@@ -76,11 +76,14 @@ fn an_unconverged_forward_solve_fails_the_implicit_node() {
     let err = implicit_node(Argmin(obj.clone()), &[t], solve, IftOptions::default()).unwrap_err();
     match err {
         ImplicitError::ForwardSolver(inner) => {
-            let inner = inner.downcast::<ArgminError>().unwrap();
-            assert!(matches!(
-                *inner,
-                ArgminError::NotConverged { iterations: 1, .. }
-            ));
+            // The forward solver reports the argmin run's error inside an ImplicitError.
+            let inner = inner.downcast::<ImplicitError>().unwrap();
+            match *inner {
+                ImplicitError::Argmin(e) => {
+                    assert!(matches!(*e, ArgminError::NotConverged { iterations: 1, .. }))
+                }
+                other => panic!("{other:?}"),
+            }
         }
         other => panic!("{other:?}"),
     }
