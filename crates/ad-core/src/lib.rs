@@ -44,6 +44,7 @@ pub mod nn;
 mod real;
 mod sweep;
 mod tape;
+pub mod testing;
 mod unary;
 mod var;
 

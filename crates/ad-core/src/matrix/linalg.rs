@@ -21,7 +21,7 @@ impl Alloc {
     #[inline]
     pub(crate) fn uninit(self, r: usize, c: usize) -> DMatrix<f64> {
         match self {
-            Alloc::System => DMatrix::zeros(r, c),
+            Alloc::System => arena::fresh(r, c),
             Alloc::Arena => arena::take(r, c),
         }
     }

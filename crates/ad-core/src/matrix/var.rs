@@ -139,7 +139,7 @@ impl MatVar {
     }
 
     /// Record a matrix-output op: `compute` sees the tape's matrices and returns the value.
-    fn record(
+    pub(crate) fn record(
         &self,
         compute: impl FnOnce(&[TapeMat]) -> DMatrix<f64>,
         op: impl FnOnce(u32) -> Op,
