@@ -1,5 +1,7 @@
 //! Forward mode over any matrix mode: [`DualMat<M>`], where every primitive's JVP rule lives.
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
 
 use super::{MatOps, Unary};
@@ -56,6 +58,12 @@ impl<M: MatOps> MatOps for DualMat<M> {
     }
     fn value(&self) -> DMatrix<f64> {
         self.re.value()
+    }
+    fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
+        let re = self.re.shared(data);
+        let (r, c) = re.shape();
+        let eps = re.zeros_like(r, c);
+        DualMat { re, eps }
     }
     fn zeros_like(&self, rows: usize, cols: usize) -> Self {
         let re = self.re.zeros_like(rows, cols);

@@ -100,7 +100,8 @@ pub(crate) fn gemm(
     if !large {
         match (ta, tb) {
             (false, false) => c.gemm(alpha, a, b, beta),
-            (true, false) => c.gemm(alpha, &a.transpose(), b, beta),
+            // A^T B without materializing A^T (A may be a large data matrix).
+            (true, false) => c.gemm_tr(alpha, a, b, beta),
             (false, true) => c.gemm(alpha, a, &b.transpose(), beta),
             (true, true) => c.gemm(alpha, &a.transpose(), &b.transpose(), beta),
         }

@@ -28,6 +28,7 @@
 //! assert!((g.wrt_mat(&wv)[(0, 1)] - fd).abs() < 1e-8);
 //! ```
 
+mod borrowed;
 mod dual;
 pub(crate) mod linalg;
 pub(crate) mod ops;
@@ -35,6 +36,7 @@ mod plain;
 mod var;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
@@ -60,6 +62,15 @@ pub trait MatOps: Clone + Debug + Sized {
     fn constant_like(&self, m: DMatrix<f64>) -> Self;
     /// The primal values.
     fn value(&self) -> DMatrix<f64>;
+    /// A constant matrix in the same context as `self`, entered by reference: tape modes
+    /// ([`MatVar`], `DualMat<MatVar>`) record the `Arc` without copying the data (see
+    /// [`Tape::constant_shared`](crate::Tape::constant_shared)), and the tangent of a
+    /// [`DualMat`] constant is a known zero. Plain `DMatrix<f64>` evaluation (and forward
+    /// mode on it) has no tape to share with, and copies the data (the default:
+    /// `constant_like((**data).clone())`).
+    fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
+        self.constant_like((**data).clone())
+    }
     /// A constant `rows x cols` matrix of zeros in the same context as `self`, which
     /// [`MatOps::is_known_zero`] may recognize (the default is
     /// `constant_like(DMatrix::zeros(rows, cols))`).
