@@ -42,13 +42,14 @@ pub mod kernels;
 pub mod matrix;
 pub mod nn;
 mod real;
+mod rule;
 mod sweep;
 mod tape;
 pub mod testing;
 mod unary;
 mod var;
 
-pub use custom::{CustomRule, FnRule, custom_op, custom_scalar_op};
+pub use custom::{CustomFn, CustomRule, FnRule, custom_op, custom_scalar_op};
 pub use drivers::{
     MatFn, ScalarFn, VectorFn, grad, hessian, hvp, hvp_mat, jacobian, jacobian_forward,
     jacobian_reverse, jvp, jvp_mat, value_and_grad, value_and_grad_mat, vjp,

@@ -6,6 +6,8 @@ use nalgebra::DMatrix;
 
 use super::{MatOps, Unary};
 use crate::dual::Dual;
+use crate::error::AdError;
+use crate::rule::CustomFn;
 
 /// A matrix and its tangent (directional derivative), both of mode `M`.
 ///
@@ -151,6 +153,16 @@ impl<M: MatOps> MatOps for DualMat<M> {
         let y = self.re.unary(f);
         let eps = f.chain(&self.re, &y, &self.eps);
         DualMat { re: y, eps }
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let re: Vec<M> = inputs.iter().map(|d| d.re.clone()).collect();
+        let eps: Vec<M> = inputs.iter().map(|d| d.eps.clone()).collect();
+        let (re, eps) = M::custom_tangents(f, &re, &eps)?;
+        Ok(re
+            .into_iter()
+            .zip(eps)
+            .map(|(re, eps)| DualMat { re, eps })
+            .collect())
     }
     fn sum(&self) -> Dual<M::Scalar> {
         Dual::new(self.re.sum(), self.eps.sum())

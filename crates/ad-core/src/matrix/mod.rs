@@ -40,7 +40,9 @@ use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
+use crate::error::AdError;
 use crate::real::Real;
+use crate::rule::CustomFn;
 use crate::unary::ChainArith;
 
 pub use crate::unary::Unary;
@@ -125,6 +127,43 @@ pub trait MatOps: Clone + Debug + Sized {
     fn concat(parts: &[Self], horizontal: bool) -> Self;
     /// The same entries (column-major order) seen as a `rows x cols` matrix.
     fn reshape(&self, rows: usize, cols: usize) -> Self;
+
+    /// Apply a custom function ([`CustomFn`]) to the blocks `inputs` (at least one): plain
+    /// evaluation gives its value, forward mode applies its JVP rule, tape modes record a
+    /// node whose sweeps use its rules. Errors: the function's own failure
+    /// ([`AdError::CustomRule`] with rule "eval"), non-finite outputs, and, in second-order
+    /// modes, [`AdError::CustomSecondOrder`]. The default (a mode without custom
+    /// functions) returns [`AdError::CustomUnsupported`].
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let _ = inputs;
+        Err(AdError::CustomUnsupported {
+            name: f.name().to_string(),
+            mode: std::any::type_name::<Self>(),
+        })
+    }
+    /// Forward mode over this mode ([`DualMat`]`<Self>`): the outputs of `f` at `re` and
+    /// their tangents, given the inputs' tangents `eps`. The default (tape modes, whose
+    /// tangent would need second derivatives) accepts only tangents known to be zero.
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn custom_tangents<F: CustomFn>(
+        f: &F,
+        re: &[Self],
+        eps: &[Self],
+    ) -> Result<(Vec<Self>, Vec<Self>), AdError> {
+        if let Some(block) = eps.iter().position(|e| !e.is_known_zero()) {
+            return Err(AdError::CustomSecondOrder {
+                name: f.name().to_string(),
+                block,
+            });
+        }
+        let outs = Self::custom(f, re)?;
+        let zeros = outs
+            .iter()
+            .map(|o| o.zeros_like(o.nrows(), o.ncols()))
+            .collect();
+        Ok((outs, zeros))
+    }
 
     /// Number of rows.
     fn nrows(&self) -> usize {

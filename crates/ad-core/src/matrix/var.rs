@@ -7,6 +7,9 @@ use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
 use super::{MatOps, Unary, assert_same_shape};
+use crate::custom::record;
+use crate::error::AdError;
+use crate::rule::{self, CustomFn};
 use crate::tape::op::Op;
 use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, TapeMat, active_id, with_tape};
 use crate::var::Var;
@@ -240,6 +243,20 @@ impl MatOps for MatVar {
     }
     fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
         MatVar::shared_leaf(self.tape, data.clone())
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let tape = record::common_tape(inputs.iter().map(|m| m.tape))
+            .expect("ad-core: MatOps::custom needs at least one input block");
+        let values: Vec<DMatrix<f64>> = inputs.iter().map(|m| m.value()).collect();
+        let (outs, r) = rule::linearize_checked(f, &values)?;
+        let ins: Vec<_> = inputs.iter().map(|m| (m.index, m.shape())).collect();
+        let shapes: Vec<_> = outs.iter().map(|m| m.shape()).collect();
+        let ids = record::record_mats(tape, Box::new(r), &ins, outs);
+        Ok(ids
+            .iter()
+            .zip(shapes)
+            .map(|(&i, (r, c))| MatVar::from_parts(tape, i, r, c))
+            .collect())
     }
     fn zeros_like(&self, rows: usize, cols: usize) -> Self {
         let zeros = crate::tape::arena::take_zeroed(rows, cols);
