@@ -57,7 +57,7 @@ proptest! {
 
     #[test]
     fn replayed_products_agree_with_rerecording_forward_mode_and_differences((p, v, u) in case()) {
-        let rec = Recording::new(&p, |x| f(x));
+        let rec = Recording::new(&p, f);
         let plain = f(&p);
         check_close("outputs", &flatten(&rec.outputs()), &flatten(&plain), 0.0, 1.0)?;
 
@@ -95,7 +95,7 @@ proptest! {
 
     #[test]
     fn batched_products_are_columns_of_single_ones((p, v, u) in case(), k in 1usize..4) {
-        let rec = Recording::new(&p, |x| f(x));
+        let rec = Recording::new(&p, f);
         // k directions: the given one and scaled/shifted variants, stacked as columns
         let stack = |blocks: &[DMatrix<f64>]| -> Vec<DMatrix<f64>> {
             blocks.iter().map(|b| DMatrix::from_fn(b.len(), k, |i, j| b[i] * (1.0 + j as f64) - 0.1 * j as f64)).collect()
