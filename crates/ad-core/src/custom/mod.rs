@@ -3,7 +3,7 @@
 //! This is how solvers enter the tape: the forward solve runs in plain `f64` (any algorithm,
 //! black box allowed) and only the solution is recorded, as one node whose rules apply, say,
 //! the implicit function theorem. A rule may fail (a backward linear solve that does not
-//! converge): the failure surfaces as [`AdError::CustomRule`] from the sweep, never as a
+//! converge): the failure surfaces as [`AdError::CustomRule`](crate::AdError::CustomRule) from the sweep, never as a
 //! silent zero gradient.
 //!
 //! Blocks: inputs and outputs are lists of matrices. A group of scalar [`Var`]s is one
