@@ -3,8 +3,9 @@
 //! This is how solvers enter the tape: the forward solve runs in plain `f64` (any algorithm,
 //! black box allowed) and only the solution is recorded, as one node whose rules apply, say,
 //! the implicit function theorem. A rule may fail (a backward linear solve that does not
-//! converge): the failure surfaces as [`AdError::CustomRule`](crate::AdError::CustomRule) from the sweep, never as a
-//! silent zero gradient.
+//! converge): the failure surfaces as [`AdError::CustomRule`](crate::AdError::CustomRule)
+//! from the sweep, never as a silent zero gradient; NaN or infinite numbers from a rule as
+//! [`AdError::CustomNonFinite`](crate::AdError::CustomNonFinite).
 //!
 //! Blocks: inputs and outputs are lists of matrices. A group of scalar [`Var`]s is one
 //! `n x 1` block.
