@@ -259,10 +259,16 @@ impl MatOps for MatVar {
             .collect())
     }
     fn zeros_like(&self, rows: usize, cols: usize) -> Self {
-        let zeros = crate::tape::arena::take_zeroed(rows, cols);
+        // Recorded without a buffer: allocated only if a rule reads it.
+        let index = with_tape(self.tape, |t| {
+            t.mats.push(TapeMat::Zero(rows, cols, Default::default()));
+            let index = (t.mats.len() - 1) as u32;
+            t.const_mats.push(index);
+            index
+        });
         MatVar {
             zero: true,
-            ..MatVar::leaf(self.tape, zeros, true, false)
+            ..MatVar::from_parts(self.tape, index, rows, cols)
         }
     }
     fn is_known_zero(&self) -> bool {

@@ -335,7 +335,7 @@ impl Tape {
     pub fn recorded_bytes(&self) -> usize {
         with_tape(self.id, |t| {
             t.scalars.len() * std::mem::size_of::<ScalarNode>()
-                + t.mats.iter().map(|m| m.len() * 8).sum::<usize>()
+                + t.mats.iter().map(TapeMat::held_bytes).sum::<usize>()
                 + t.ops.len() * std::mem::size_of::<OpEntry>()
         })
     }
