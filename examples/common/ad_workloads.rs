@@ -15,6 +15,7 @@
 use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+use std::sync::Arc;
 
 use ad_core::{MatFn, MatOps, Real, ScalarFn};
 use nalgebra::DMatrix;
@@ -124,10 +125,10 @@ pub fn direction(n: usize) -> Vec<f64> {
 /// A tanh MLP regression loss with fixed data: parameters `[W1, b1, W2, b2, ...]`, `W` of
 /// shape `in x out`, `b` a `1 x out` row, batch stored one sample per row.
 pub struct MlpLoss {
-    /// Inputs, `batch x widths[0]`.
-    pub x: DMatrix<f64>,
+    /// Inputs, `batch x widths[0]` (shared: they enter each evaluation without a copy).
+    pub x: Arc<DMatrix<f64>>,
     /// Targets, `batch x widths[last]`.
-    pub y: DMatrix<f64>,
+    pub y: Arc<DMatrix<f64>>,
     /// Layer widths, input first.
     pub widths: Vec<usize>,
 }
@@ -141,8 +142,8 @@ impl MlpLoss {
         });
         let y = DMatrix::from_fn(batch, d_out, |b, o| 0.5 * (0.3 * b as f64 + o as f64).sin());
         MlpLoss {
-            x,
-            y,
+            x: Arc::new(x),
+            y: Arc::new(y),
             widths: widths.to_vec(),
         }
     }
@@ -180,15 +181,16 @@ impl MlpLoss {
 }
 
 /// The loss `mean((mlp(x) - y)^2)` with tanh hidden layers and a linear output layer,
-/// written once for every matrix mode.
-pub fn mlp_loss<M: MatOps>(x: &DMatrix<f64>, y: &DMatrix<f64>, p: &[M]) -> M::Scalar {
+/// written once for every matrix mode. The data enter by reference (`MatOps::shared`: no
+/// copy on the tape; plain `f64` evaluation copies).
+pub fn mlp_loss<M: MatOps>(x: &Arc<DMatrix<f64>>, y: &Arc<DMatrix<f64>>, p: &[M]) -> M::Scalar {
     let layers = p.len() / 2;
-    let mut h = p[0].constant_like(x.clone());
+    let mut h = p[0].shared(x);
     for l in 0..layers {
         let z = h.matmul(&p[2 * l]).add_row(&p[2 * l + 1]);
         h = if l + 1 < layers { z.tanh() } else { z };
     }
-    let r = h.sub(&h.constant_like(y.clone()));
+    let r = h.sub(&h.shared(y));
     r.sq_norm() / (r.nrows() * r.ncols()) as f64
 }
 

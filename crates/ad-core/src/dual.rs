@@ -6,7 +6,9 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 
 use num_traits::{One, Zero};
 
+use crate::error::AdError;
 use crate::real::Real;
+use crate::rule::CustomFn;
 use crate::unary::{Sc, Unary};
 
 /// A dual number: a value `re` and one directional derivative `eps`.
@@ -276,6 +278,16 @@ impl<T: Real> Real for Dual<T> {
     #[inline]
     fn abs(self) -> Self {
         self.elementwise(Unary::Abs, self.re.abs())
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let re: Vec<T> = inputs.iter().map(|d| d.re).collect();
+        let eps: Vec<T> = inputs.iter().map(|d| d.eps).collect();
+        let (re, eps) = T::custom_tangents(f, &re, &eps)?;
+        Ok(re
+            .into_iter()
+            .zip(eps)
+            .map(|(r, e)| Dual::new(r, e))
+            .collect())
     }
     #[inline]
     fn square(self) -> Self {

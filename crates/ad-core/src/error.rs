@@ -76,6 +76,28 @@ pub enum AdError {
         /// The offending value.
         value: f64,
     },
+    /// A custom function with first-order rules only was asked for a second derivative:
+    /// its input `block` has a tangent on a tape mode (`Dual<Var>`, `DualMat<MatVar>`),
+    /// whose derivative would need the rule's own derivative.
+    #[error(
+        "custom op `{name}` has first-order rules only: it cannot be differentiated twice \
+         (input block {block} has a tangent in a second-order mode)"
+    )]
+    CustomSecondOrder {
+        /// The op's name.
+        name: String,
+        /// The first input block with a tangent not known to be zero.
+        block: usize,
+    },
+    /// A custom function was applied in a matrix or scalar mode that does not implement
+    /// custom functions.
+    #[error("custom op `{name}` cannot be applied in mode `{mode}`")]
+    CustomUnsupported {
+        /// The op's name.
+        name: String,
+        /// The mode's type.
+        mode: &'static str,
+    },
     // --- end of core block ---
     /// Saved data (a model) is not valid: JSON syntax, missing or unknown fields, values
     /// out of range.

@@ -28,8 +28,12 @@
 //! | reverse | `Var` | `MatVar` | [`grad`], [`vjp`], [`jacobian_reverse`], [`value_and_grad_mat`] |
 //! | second order | `Dual<Var>` | `DualMat<MatVar>` | [`hvp`], [`hessian`], [`hvp_mat`] |
 //!
-//! The tape is thread-local, with an RAII scope ([`Tape`]) that nests. See
-//! `crates/ad-core/tests/` for the property tests that specify all of this.
+//! The tape is thread-local, with an RAII scope ([`Tape`]) that nests. Data enter it by
+//! reference ([`MatOps::shared`], [`Tape::constant_shared`]); a function recorded once
+//! gives many products by replay ([`Recording`]); a solver or other black box with its own
+//! derivative rules works in every mode as a [`CustomFn`] ([`MatOps::custom`],
+//! [`Real::custom`]); [`testing::poison_buffers`] makes kernels' unwritten outputs show as
+//! NaN. See `crates/ad-core/tests/` for the property tests that specify all of this.
 
 #![deny(missing_docs)]
 
@@ -43,12 +47,15 @@ pub mod matrix;
 pub mod nn;
 pub mod optim;
 mod real;
+mod recording;
+mod rule;
 mod sweep;
 mod tape;
+pub mod testing;
 mod unary;
 mod var;
 
-pub use custom::{CustomRule, FnRule, custom_op, custom_scalar_op};
+pub use custom::{CustomFn, CustomRule, FnRule, custom_op, custom_scalar_op};
 pub use drivers::{
     MatFn, ScalarFn, VectorFn, grad, hessian, hvp, hvp_mat, jacobian, jacobian_forward,
     jacobian_reverse, jvp, jvp_mat, value_and_grad, value_and_grad_mat, vjp,
@@ -57,6 +64,7 @@ pub use dual::{Dual, Dual64};
 pub use error::{AdError, RuleError, check_finite};
 pub use matrix::{DualMat, MatOps, MatVar, Unary};
 pub use real::Real;
+pub use recording::Recording;
 pub use sweep::{Gradients, Seeds, Tangents};
 pub use tape::Tape;
 pub use var::Var;
@@ -64,7 +72,8 @@ pub use var::Var;
 /// The names most programs need: `use ad_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AdError, Dual, Dual64, DualMat, MatFn, MatOps, MatVar, Real, ScalarFn, Seeds, Tape, Unary,
-        Var, VectorFn, grad, hessian, hvp, hvp_mat, jvp, value_and_grad, value_and_grad_mat, vjp,
+        AdError, CustomFn, Dual, Dual64, DualMat, MatFn, MatOps, MatVar, Real, Recording, ScalarFn,
+        Seeds, Tape, Unary, Var, VectorFn, grad, hessian, hvp, hvp_mat, jvp, value_and_grad,
+        value_and_grad_mat, vjp,
     };
 }

@@ -4,7 +4,11 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
+use nalgebra::DMatrix;
 use num_traits::{One, Zero};
+
+use crate::error::AdError;
+use crate::rule::{self, CustomFn};
 
 /// A real scalar that every derivative mode can stand in for.
 ///
@@ -117,6 +121,43 @@ pub trait Real:
     fn is_finite(&self) -> bool {
         self.value().is_finite()
     }
+
+    /// Apply a custom function ([`CustomFn`]) to scalars: it sees `inputs` as one `n x 1`
+    /// block and must return one `m x 1` block. `f64` evaluates it, `Dual<f64>` applies its
+    /// JVP rule, `Var` records a node; errors as for
+    /// [`MatOps::custom`](crate::MatOps::custom). The default (a mode without custom
+    /// functions) returns [`AdError::CustomUnsupported`].
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let _ = inputs;
+        Err(AdError::CustomUnsupported {
+            name: f.name().to_string(),
+            mode: std::any::type_name::<Self>(),
+        })
+    }
+    /// Forward mode over this mode (`Dual<Self>`): outputs at `re` and their tangents given
+    /// the inputs' tangents `eps`. The default (tape modes) accepts only zero tangents.
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn custom_tangents<F: CustomFn>(
+        f: &F,
+        re: &[Self],
+        eps: &[Self],
+    ) -> Result<(Vec<Self>, Vec<Self>), AdError> {
+        if eps.iter().any(|e| !e.is_zero()) {
+            return Err(AdError::CustomSecondOrder {
+                name: f.name().to_string(),
+                block: 0,
+            });
+        }
+        let outs = Self::custom(f, re)?;
+        let zeros = vec![Self::zero(); outs.len()];
+        Ok((outs, zeros))
+    }
+}
+
+/// A slice of plain values as the `n x 1` block custom functions see.
+pub(crate) fn column(xs: &[f64]) -> Vec<DMatrix<f64>> {
+    vec![DMatrix::from_column_slice(xs.len(), 1, xs)]
 }
 
 /// Numerically stable logistic sigmoid on `f64`.
@@ -222,5 +263,21 @@ impl Real for f64 {
     #[inline]
     fn recip(self) -> Self {
         1.0 / self
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[f64]) -> Result<Vec<f64>, AdError> {
+        let outs = rule::eval_checked(f, &column(inputs))?;
+        rule::column_output(f.name(), outs)
+    }
+    fn custom_tangents<F: CustomFn>(
+        f: &F,
+        re: &[f64],
+        eps: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        let (outs, r) = rule::linearize_checked(f, &column(re))?;
+        let dots = rule::jvp_checked(f.name(), &r, &column(eps), &outs)?;
+        Ok((
+            rule::column_output(f.name(), outs)?,
+            rule::column_output(f.name(), dots)?,
+        ))
     }
 }

@@ -7,7 +7,10 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 
 use num_traits::{One, Zero};
 
-use crate::real::{Real, sigmoid_f64, softplus_sigmoid_f64};
+use crate::custom::record;
+use crate::error::AdError;
+use crate::real::{Real, column, sigmoid_f64, softplus_sigmoid_f64};
+use crate::rule::{self, CustomFn, CustomRule};
 use crate::tape::{NONE, Tape, push_scalar};
 use crate::unary::{Sc, Unary};
 
@@ -114,6 +117,31 @@ impl Var {
                 Var::from_parts(value, a.tape, index)
             }
         }
+    }
+}
+
+impl Var {
+    /// Record a custom op on scalars (see [`crate::custom_scalar_op`]); constants out if
+    /// every input is a constant.
+    pub(crate) fn record_custom(
+        rule: Box<dyn CustomRule>,
+        inputs: &[Var],
+        outputs: &[f64],
+    ) -> Vec<Var> {
+        let Some(tape) = record::common_tape(
+            inputs
+                .iter()
+                .filter(|v| !v.is_constant())
+                .map(|v| v.tape_id()),
+        ) else {
+            return outputs.iter().map(|&v| Var::constant(v)).collect();
+        };
+        let in_ids: Vec<u32> = inputs.iter().map(|v| v.index()).collect();
+        let ids = record::record_scalars(tape, rule, in_ids, outputs.len());
+        ids.iter()
+            .zip(outputs)
+            .map(|(&i, &v)| Var::from_parts(v, tape, i))
+            .collect()
     }
 }
 
@@ -362,6 +390,12 @@ impl Real for Var {
     #[inline]
     fn square(self) -> Var {
         self.elementwise(Unary::Square, self.value * self.value, 0.0)
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Var]) -> Result<Vec<Var>, AdError> {
+        let values: Vec<f64> = inputs.iter().map(|v| v.value).collect();
+        let (outs, r) = rule::linearize_checked(f, &column(&values))?;
+        let outs = rule::column_output(f.name(), outs)?;
+        Ok(Var::record_custom(Box::new(r), inputs, &outs))
     }
     #[inline]
     fn recip(self) -> Var {

@@ -1,9 +1,13 @@
 //! Forward mode over any matrix mode: [`DualMat<M>`], where every primitive's JVP rule lives.
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
 
 use super::{MatOps, Unary};
 use crate::dual::Dual;
+use crate::error::AdError;
+use crate::rule::CustomFn;
 
 /// A matrix and its tangent (directional derivative), both of mode `M`.
 ///
@@ -56,6 +60,12 @@ impl<M: MatOps> MatOps for DualMat<M> {
     }
     fn value(&self) -> DMatrix<f64> {
         self.re.value()
+    }
+    fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
+        let re = self.re.shared(data);
+        let (r, c) = re.shape();
+        let eps = re.zeros_like(r, c);
+        DualMat { re, eps }
     }
     fn zeros_like(&self, rows: usize, cols: usize) -> Self {
         let re = self.re.zeros_like(rows, cols);
@@ -143,6 +153,16 @@ impl<M: MatOps> MatOps for DualMat<M> {
         let y = self.re.unary(f);
         let eps = f.chain(&self.re, &y, &self.eps);
         DualMat { re: y, eps }
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let re: Vec<M> = inputs.iter().map(|d| d.re.clone()).collect();
+        let eps: Vec<M> = inputs.iter().map(|d| d.eps.clone()).collect();
+        let (re, eps) = M::custom_tangents(f, &re, &eps)?;
+        Ok(re
+            .into_iter()
+            .zip(eps)
+            .map(|(re, eps)| DualMat { re, eps })
+            .collect())
     }
     fn sum(&self) -> Dual<M::Scalar> {
         Dual::new(self.re.sum(), self.eps.sum())

@@ -21,7 +21,7 @@ impl Alloc {
     #[inline]
     pub(crate) fn uninit(self, r: usize, c: usize) -> DMatrix<f64> {
         match self {
-            Alloc::System => DMatrix::zeros(r, c),
+            Alloc::System => arena::fresh(r, c),
             Alloc::Arena => arena::take(r, c),
         }
     }
@@ -100,7 +100,8 @@ pub(crate) fn gemm(
     if !large {
         match (ta, tb) {
             (false, false) => c.gemm(alpha, a, b, beta),
-            (true, false) => c.gemm(alpha, &a.transpose(), b, beta),
+            // A^T B without materializing A^T (A may be a large data matrix).
+            (true, false) => c.gemm_tr(alpha, a, b, beta),
             (false, true) => c.gemm(alpha, a, &b.transpose(), beta),
             (true, true) => c.gemm(alpha, &a.transpose(), &b.transpose(), beta),
         }

@@ -28,6 +28,7 @@
 //! assert!((g.wrt_mat(&wv)[(0, 1)] - fd).abs() < 1e-8);
 //! ```
 
+mod borrowed;
 mod dual;
 pub(crate) mod linalg;
 mod operators;
@@ -36,10 +37,13 @@ mod plain;
 mod var;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
+use crate::error::AdError;
 use crate::real::Real;
+use crate::rule::CustomFn;
 use crate::unary::ChainArith;
 
 pub use crate::unary::Unary;
@@ -61,6 +65,15 @@ pub trait MatOps: Clone + Debug + Sized {
     fn constant_like(&self, m: DMatrix<f64>) -> Self;
     /// The primal values.
     fn value(&self) -> DMatrix<f64>;
+    /// A constant matrix in the same context as `self`, entered by reference: tape modes
+    /// ([`MatVar`], `DualMat<MatVar>`) record the `Arc` without copying the data (see
+    /// [`Tape::constant_shared`](crate::Tape::constant_shared)), and the tangent of a
+    /// [`DualMat`] constant is a known zero. Plain `DMatrix<f64>` evaluation (and forward
+    /// mode on it) has no tape to share with, and copies the data (the default:
+    /// `constant_like((**data).clone())`).
+    fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
+        self.constant_like((**data).clone())
+    }
     /// A constant `rows x cols` matrix of zeros in the same context as `self`, which
     /// [`MatOps::is_known_zero`] may recognize (the default is
     /// `constant_like(DMatrix::zeros(rows, cols))`).
@@ -115,6 +128,43 @@ pub trait MatOps: Clone + Debug + Sized {
     fn concat(parts: &[Self], horizontal: bool) -> Self;
     /// The same entries (column-major order) seen as a `rows x cols` matrix.
     fn reshape(&self, rows: usize, cols: usize) -> Self;
+
+    /// Apply a custom function ([`CustomFn`]) to the blocks `inputs` (at least one): plain
+    /// evaluation gives its value, forward mode applies its JVP rule, tape modes record a
+    /// node whose sweeps use its rules. Errors: the function's own failure
+    /// ([`AdError::CustomRule`] with rule "eval"), non-finite outputs, and, in second-order
+    /// modes, [`AdError::CustomSecondOrder`]. The default (a mode without custom
+    /// functions) returns [`AdError::CustomUnsupported`].
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let _ = inputs;
+        Err(AdError::CustomUnsupported {
+            name: f.name().to_string(),
+            mode: std::any::type_name::<Self>(),
+        })
+    }
+    /// Forward mode over this mode ([`DualMat`]`<Self>`): the outputs of `f` at `re` and
+    /// their tangents, given the inputs' tangents `eps`. The default (tape modes, whose
+    /// tangent would need second derivatives) accepts only tangents known to be zero.
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn custom_tangents<F: CustomFn>(
+        f: &F,
+        re: &[Self],
+        eps: &[Self],
+    ) -> Result<(Vec<Self>, Vec<Self>), AdError> {
+        if let Some(block) = eps.iter().position(|e| !e.is_known_zero()) {
+            return Err(AdError::CustomSecondOrder {
+                name: f.name().to_string(),
+                block,
+            });
+        }
+        let outs = Self::custom(f, re)?;
+        let zeros = outs
+            .iter()
+            .map(|o| o.zeros_like(o.nrows(), o.ncols()))
+            .collect();
+        Ok((outs, zeros))
+    }
 
     /// Number of rows.
     fn nrows(&self) -> usize {

@@ -6,6 +6,7 @@
 
 use nalgebra::DMatrix;
 
+use super::borrowed::Val;
 use super::linalg::{self, Alloc, acc_mut, accumulate};
 use super::{DualMat, MatOps};
 use crate::error::AdError;
@@ -204,13 +205,17 @@ impl Op {
         stan: &mut [f64],
         mtan: &mut MatSlots,
     ) -> Result<(), AdError> {
-        let dual = |i: u32| -> DualMat<DMatrix<f64>> {
-            let re: DMatrix<f64> = (*mats[ix(i)]).clone();
+        // Values and tangents are borrowed, not copied; a missing tangent is a known zero.
+        let dual = |i: u32| -> DualMat<Val<'_>> {
+            let re: &DMatrix<f64> = &mats[ix(i)];
             let eps = match &mtan[ix(i)] {
-                Some(t) => t.clone(),
-                None => DMatrix::zeros(re.nrows(), re.ncols()),
+                Some(t) => Val::borrowed(t),
+                None => Val::zero(re.nrows(), re.ncols()),
             };
-            DualMat { re, eps }
+            DualMat {
+                re: Val::borrowed(re),
+                eps,
+            }
         };
         let out_tangent: DMatrix<f64> = match *self {
             Op::Sum { a, out_s } => {
@@ -226,21 +231,21 @@ impl Op {
                 return Ok(());
             }
             Op::Custom(ref rec) => return rec.forward(mats, stan, mtan),
-            Op::MatMul { a, b, .. } => dual(a).matmul(&dual(b)).eps,
-            Op::Transpose { a, .. } => dual(a).transpose().eps,
-            Op::Add { a, b, .. } => dual(a).add(&dual(b)).eps,
-            Op::Sub { a, b, .. } => dual(a).sub(&dual(b)).eps,
-            Op::MulElem { a, b, .. } => dual(a).mul_elem(&dual(b)).eps,
-            Op::DivElem { a, b, .. } => dual(a).div_elem(&dual(b)).eps,
-            Op::AddRow { a, row, .. } => dual(a).add_row(&dual(row)).eps,
-            Op::AddCol { a, col, .. } => dual(a).add_col(&dual(col)).eps,
+            Op::MatMul { a, b, .. } => dual(a).matmul(&dual(b)).eps.into_owned(),
+            Op::Transpose { a, .. } => dual(a).transpose().eps.into_owned(),
+            Op::Add { a, b, .. } => dual(a).add(&dual(b)).eps.into_owned(),
+            Op::Sub { a, b, .. } => dual(a).sub(&dual(b)).eps.into_owned(),
+            Op::MulElem { a, b, .. } => dual(a).mul_elem(&dual(b)).eps.into_owned(),
+            Op::DivElem { a, b, .. } => dual(a).div_elem(&dual(b)).eps.into_owned(),
+            Op::AddRow { a, row, .. } => dual(a).add_row(&dual(row)).eps.into_owned(),
+            Op::AddCol { a, col, .. } => dual(a).add_col(&dual(col)).eps.into_owned(),
             Op::Scale { a, s, s_value, .. } => {
                 let sd = crate::Dual::new(s_value, stan[ix(s)]);
-                dual(a).scale(sd).eps
+                dual(a).scale(sd).eps.into_owned()
             }
-            Op::ScaleConst { a, c, .. } => dual(a).scale_f64(c).eps,
-            Op::AddConst { a, c, .. } => dual(a).add_f64(c).eps,
-            Op::Unary { a, f, .. } => dual(a).unary(f).eps,
+            Op::ScaleConst { a, c, .. } => dual(a).scale_f64(c).eps.into_owned(),
+            Op::AddConst { a, c, .. } => dual(a).add_f64(c).eps.into_owned(),
+            Op::Unary { a, f, .. } => dual(a).unary(f).eps.into_owned(),
             Op::FromScalars { ref inputs, out } => {
                 let (r, c) = mats[ix(out)].shape();
                 DMatrix::from_iterator(
@@ -253,7 +258,7 @@ impl Op {
             }
             Op::Slice { a, r0, c0, out } => {
                 let (r, c) = mats[ix(out)].shape();
-                dual(a).slice(r0, c0, r, c).eps
+                dual(a).slice(r0, c0, r, c).eps.into_owned()
             }
             Op::Concat {
                 ref parts,
@@ -261,11 +266,11 @@ impl Op {
                 ..
             } => {
                 let ds: Vec<_> = parts.iter().map(|&p| dual(p)).collect();
-                DualMat::concat(&ds, horizontal).eps
+                DualMat::concat(&ds, horizontal).eps.into_owned()
             }
             Op::Reshape { a, out } => {
                 let (r, c) = mats[ix(out)].shape();
-                dual(a).reshape(r, c).eps
+                dual(a).reshape(r, c).eps.into_owned()
             }
         };
         mtan[ix(self.mat_output())] = Some(out_tangent);

@@ -4,6 +4,8 @@ use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
 use super::{MatOps, Unary, assert_same_shape};
+use crate::error::AdError;
+use crate::rule::{self, CustomFn};
 
 impl MatOps for DMatrix<f64> {
     type Scalar = f64;
@@ -79,5 +81,17 @@ impl MatOps for DMatrix<f64> {
     }
     fn reshape(&self, rows: usize, cols: usize) -> Self {
         linalg::reshape(self, rows, cols, Alloc::System)
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        rule::eval_checked(f, inputs)
+    }
+    fn custom_tangents<F: CustomFn>(
+        f: &F,
+        re: &[Self],
+        eps: &[Self],
+    ) -> Result<(Vec<Self>, Vec<Self>), AdError> {
+        let (outs, r) = rule::linearize_checked(f, re)?;
+        let dots = rule::jvp_checked(f.name(), &r, eps, &outs)?;
+        Ok((outs, dots))
     }
 }

@@ -1,11 +1,15 @@
 //! [`MatVar`]: a matrix recorded on the tape as one node per operation.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
 use super::linalg::{self, Alloc};
 use super::{MatOps, Unary, assert_same_shape};
+use crate::custom::record;
+use crate::error::AdError;
+use crate::rule::{self, CustomFn};
 use crate::tape::op::Op;
 use crate::tape::{NONE, OpEntry, ScalarNode, Tape, TapeData, TapeMat, active_id, with_tape};
 use crate::var::Var;
@@ -58,6 +62,25 @@ impl Tape {
     pub fn constant_mat(&self, value: DMatrix<f64>) -> MatVar {
         MatVar::leaf(self.id(), value, true, true)
     }
+    /// A constant matrix shared with the caller: the tape records the `Arc`, never a copy
+    /// of the data (nor does any sweep copy it), so data entering every evaluation of a
+    /// function cost nothing per evaluation. Otherwise like [`Tape::constant_mat`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ad_core::{MatOps, Tape};
+    /// use nalgebra::DMatrix;
+    /// let data = Arc::new(DMatrix::from_element(2, 3, 1.0));
+    /// let tape = Tape::new();
+    /// let x = tape.constant_shared(data.clone());
+    /// assert!(x.with_value(|v| std::ptr::eq(v, &*data))); // the caller's matrix itself
+    /// let w = tape.mat_var(DMatrix::from_element(3, 1, 0.5));
+    /// let g = tape.gradient(x.matmul(&w).sum()).unwrap();
+    /// assert_eq!(g.wrt_mat(&w), DMatrix::from_element(3, 1, 2.0));
+    /// ```
+    pub fn constant_shared(&self, value: Arc<DMatrix<f64>>) -> MatVar {
+        MatVar::shared_leaf(self.id(), value)
+    }
     /// A column vector variable.
     pub fn vector_var(&self, values: &[f64]) -> MatVar {
         self.mat_var(DMatrix::from_column_slice(values.len(), 1, values))
@@ -65,6 +88,18 @@ impl Tape {
 }
 
 impl MatVar {
+    /// A constant leaf holding the caller's `Arc` (no copy).
+    fn shared_leaf(tape: u32, value: Arc<DMatrix<f64>>) -> MatVar {
+        let (rows, cols) = value.shape();
+        let index = with_tape(tape, |t| {
+            t.mats.push(TapeMat::Shared(value));
+            let index = (t.mats.len() - 1) as u32;
+            t.const_mats.push(index);
+            index
+        });
+        MatVar::from_parts(tape, index, rows, cols)
+    }
+
     /// A leaf; `foreign`: the buffer was not taken from the tape's arena (so it is freed,
     /// not given to the arena, when the tape drops).
     fn leaf(tape: u32, value: DMatrix<f64>, constant: bool, foreign: bool) -> MatVar {
@@ -139,7 +174,7 @@ impl MatVar {
     }
 
     /// Record a matrix-output op: `compute` sees the tape's matrices and returns the value.
-    fn record(
+    pub(crate) fn record(
         &self,
         compute: impl FnOnce(&[TapeMat]) -> DMatrix<f64>,
         op: impl FnOnce(u32) -> Op,
@@ -206,11 +241,34 @@ impl MatOps for MatVar {
     fn constant_like(&self, m: DMatrix<f64>) -> Self {
         MatVar::leaf(self.tape, m, true, true)
     }
+    fn shared(&self, data: &Arc<DMatrix<f64>>) -> Self {
+        MatVar::shared_leaf(self.tape, data.clone())
+    }
+    fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
+        let tape = record::common_tape(inputs.iter().map(|m| m.tape))
+            .expect("ad-core: MatOps::custom needs at least one input block");
+        let values: Vec<DMatrix<f64>> = inputs.iter().map(|m| m.value()).collect();
+        let (outs, r) = rule::linearize_checked(f, &values)?;
+        let ins: Vec<_> = inputs.iter().map(|m| (m.index, m.shape())).collect();
+        let shapes: Vec<_> = outs.iter().map(|m| m.shape()).collect();
+        let ids = record::record_mats(tape, Box::new(r), &ins, outs);
+        Ok(ids
+            .iter()
+            .zip(shapes)
+            .map(|(&i, (r, c))| MatVar::from_parts(tape, i, r, c))
+            .collect())
+    }
     fn zeros_like(&self, rows: usize, cols: usize) -> Self {
-        let zeros = crate::tape::arena::take_zeroed(rows, cols);
+        // Recorded without a buffer: allocated only if a rule reads it.
+        let index = with_tape(self.tape, |t| {
+            t.mats.push(TapeMat::Zero(rows, cols, Default::default()));
+            let index = (t.mats.len() - 1) as u32;
+            t.const_mats.push(index);
+            index
+        });
         MatVar {
             zero: true,
-            ..MatVar::leaf(self.tape, zeros, true, false)
+            ..MatVar::from_parts(self.tape, index, rows, cols)
         }
     }
     fn is_known_zero(&self) -> bool {

@@ -20,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nalgebra::DMatrix;
 
@@ -27,6 +28,31 @@ use nalgebra::DMatrix;
 pub(crate) const MIN_LEN: usize = 256;
 /// Most bytes of idle buffers kept per thread (64 MiB).
 pub(crate) const MAX_IDLE_BYTES: usize = 64 << 20;
+
+/// Whether buffers handed out for overwriting are filled with NaN first (see
+/// [`crate::testing::poison_buffers`]); on by default in builds with debug assertions.
+static POISON: AtomicBool = AtomicBool::new(cfg!(debug_assertions));
+
+/// Turn poisoning of buffers to be overwritten on or off (all threads).
+pub(crate) fn set_poison(on: bool) {
+    POISON.store(on, Ordering::Relaxed);
+}
+
+/// Whether buffers to be overwritten are poisoned.
+#[inline]
+pub(crate) fn poisoned() -> bool {
+    POISON.load(Ordering::Relaxed)
+}
+
+/// A fresh `rows x cols` matrix to be overwritten: NaN when poisoning, else zeros.
+#[inline]
+pub(crate) fn fresh(rows: usize, cols: usize) -> DMatrix<f64> {
+    if poisoned() {
+        DMatrix::from_element(rows, cols, f64::NAN)
+    } else {
+        DMatrix::zeros(rows, cols)
+    }
+}
 
 #[derive(Default)]
 struct Arena {
@@ -58,11 +84,17 @@ fn pop(n: usize) -> Option<Vec<f64>> {
         .flatten()
 }
 
-/// A `rows x cols` matrix with arbitrary (finite or not) contents, to be overwritten.
+/// A `rows x cols` matrix with arbitrary (finite or not) contents, to be overwritten;
+/// all NaN when poisoning is on, so an entry a kernel leaves unwritten shows.
 pub(crate) fn take(rows: usize, cols: usize) -> DMatrix<f64> {
     match pop(rows * cols) {
-        Some(v) => DMatrix::from_vec(rows, cols, v),
-        None => DMatrix::zeros(rows, cols),
+        Some(mut v) => {
+            if poisoned() {
+                v.fill(f64::NAN);
+            }
+            DMatrix::from_vec(rows, cols, v)
+        }
+        None => fresh(rows, cols),
     }
 }
 
@@ -124,17 +156,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_reused_by_length_and_zeroed_on_request() {
+    fn buffers_are_reused_by_length_zeroed_on_request_and_poisoned() {
+        // Unit tests only ever turn poisoning on (the switch is global).
+        set_poison(true);
         release_idle();
         let mut m = take_zeroed(16, 32);
         assert!(m.iter().all(|&x| x == 0.0));
         m.fill(3.0);
+        let ptr = m.as_ptr();
         give(m);
         assert_eq!(idle_bytes(), 16 * 32 * 8);
-        // Same length, other shape: the same buffer, old contents.
+        // Same length, other shape: the same buffer, its old contents replaced by NaN.
         let t = take(32, 16);
-        assert_eq!(t.shape(), (32, 16));
-        assert!(t.iter().all(|&x| x == 3.0));
+        assert_eq!((t.shape(), t.as_ptr()), ((32, 16), ptr));
+        assert!(t.iter().all(|x| x.is_nan()));
+        // small (unpooled) buffers are poisoned too
+        assert!(take(2, 3).iter().all(|x| x.is_nan()));
         assert_eq!(idle_bytes(), 0);
         give(t);
         let z = take_zeroed(512, 1);

@@ -88,6 +88,44 @@ thread_local! {
     };
 }
 
+/// The scalar nodes of the innermost tape, held apart from the stack while that tape may
+/// record, so that [`push_node`] (once per recorded scalar operation) touches one short
+/// thread-local and nothing else. `id` 0 means "none held here": the innermost tape is in
+/// a sweep, or no tape is active, and every tape's nodes are in its [`TapeData`].
+struct Top {
+    id: u32,
+    nodes: Vec<ScalarNode>,
+}
+
+thread_local! {
+    static TOP: RefCell<Top> = const { RefCell::new(Top { id: 0, nodes: Vec::new() }) };
+}
+
+/// Give the held nodes back to their tape's records (before the stack changes).
+fn park(s: &mut Stack) {
+    let _ = TOP.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.id != 0 {
+            let id = std::mem::replace(&mut c.id, 0);
+            let nodes = std::mem::take(&mut c.nodes);
+            if let Some(t) = s.live.iter_mut().rev().find(|t| t.id == id) {
+                t.scalars = nodes;
+            }
+        }
+    });
+}
+
+/// Hold the innermost tape's nodes apart again, unless it is in a sweep.
+fn unpark(s: &mut Stack) {
+    let _ = TOP.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(t) = s.live.last_mut().filter(|t| !t.busy && c.id == 0) {
+            c.nodes = std::mem::take(&mut t.scalars);
+            c.id = t.id;
+        }
+    });
+}
+
 /// Explain why `id` is not the tape that may record now, as a panic message.
 fn misuse_message(stack: &Stack, id: u32) -> String {
     let top = stack.live.last().map(|t| t.id);
@@ -113,8 +151,13 @@ fn misuse_message(stack: &Stack, id: u32) -> String {
 pub(crate) fn with_tape<R>(id: u32, f: impl FnOnce(&mut TapeData) -> R) -> R {
     STACK.with(|s| {
         let mut s = s.borrow_mut();
+        park(&mut s);
         match s.live.last_mut() {
-            Some(t) if t.id == id && !t.busy => f(t),
+            Some(t) if t.id == id && !t.busy => {
+                let r = f(t);
+                unpark(&mut s);
+                r
+            }
             Some(t) if t.id == id => panic!(
                 "ad-core: tape #{id} is in the middle of a gradient or tangent sweep; a custom \
                  op's rule must not record on the tape it belongs to (open a new `Tape` inside it)"
@@ -141,26 +184,19 @@ pub(crate) fn push_scalar(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32
 
 /// The body of [`push_scalar`], which runs once per recorded scalar operation.
 ///
-/// The common case (`id` is the innermost tape, not in a sweep, not full) is a short fast
-/// path; every misuse goes to the cold [`push_scalar_slow`], which panics with the
-/// explanation. Two details matter for speed (measured: recording was ~1.7x slower without):
-/// - `LocalKey::try_with` is `#[inline]` while `LocalKey::with` is not, and the instance of
-///   `with` lands in another codegen unit: an out-of-line call plus an indirect call to the
-///   key's accessor, with the operands passed through memory;
-/// - operands arrive as separate scalars in registers: a `[f64; 2]` written as two 8-byte
-///   stores and reloaded as one 16-byte value defeats store forwarding.
-///
-/// It is not inlined into the many operator call sites, which stay small.
+/// The common case (`id` is the innermost tape, not in a sweep, not full) touches only the
+/// nodes held in [`Top`]; every misuse goes to the cold [`push_scalar_slow`], which panics
+/// with the explanation. `try_with` (inlined, unlike `with`) and operands passed as separate
+/// scalars keep the fast path short (see docs/benchmarks.md, "Scalar tape push").
 #[inline(never)]
 fn push_node(id: u32, p0: u32, p1: u32, d0: f64, d1: f64) -> u32 {
-    let pushed = STACK.try_with(|s| {
-        let mut s = s.borrow_mut();
-        let t = s.live.last_mut()?;
-        let idx = t.scalars.len();
-        if t.id != id || t.busy || idx >= NONE as usize {
+    let pushed = TOP.try_with(|c| {
+        let mut c = c.borrow_mut();
+        let idx = c.nodes.len();
+        if c.id != id || idx >= NONE as usize {
             return None;
         }
-        t.scalars.push(ScalarNode {
+        c.nodes.push(ScalarNode {
             parents: [p0, p1],
             partials: [d0, d1],
         });
@@ -191,6 +227,7 @@ fn push_scalar_slow(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32 {
 pub(crate) fn take_for_sweep(id: u32) -> TapeData {
     STACK.with(|s| {
         let mut s = s.borrow_mut();
+        park(&mut s);
         match s.live.last_mut() {
             Some(t) if t.id == id && !t.busy => {
                 let data = std::mem::take(t);
@@ -212,10 +249,12 @@ pub(crate) fn take_for_sweep(id: u32) -> TapeData {
 pub(crate) fn restore_after_sweep(data: TapeData) {
     let _ = STACK.try_with(|s| {
         let mut s = s.borrow_mut();
+        park(&mut s);
         let id = data.id;
         if let Some(t) = s.live.iter_mut().find(|t| t.id == id) {
             *t = data;
         }
+        unpark(&mut s);
     });
 }
 
@@ -251,7 +290,9 @@ impl Tape {
                 .expect("ad-core: ran out of tape ids");
             let mut data = s.pool.pop().unwrap_or_default();
             data.reset(id);
+            park(&mut s);
             s.live.push(data);
+            unpark(&mut s);
             Tape {
                 id,
                 _not_send: PhantomData,
@@ -294,7 +335,7 @@ impl Tape {
     pub fn recorded_bytes(&self) -> usize {
         with_tape(self.id, |t| {
             t.scalars.len() * std::mem::size_of::<ScalarNode>()
-                + t.mats.iter().map(|m| m.len() * 8).sum::<usize>()
+                + t.mats.iter().map(TapeMat::held_bytes).sum::<usize>()
                 + t.ops.len() * std::mem::size_of::<OpEntry>()
         })
     }
@@ -310,6 +351,7 @@ impl Drop for Tape {
     fn drop(&mut self) {
         let _ = STACK.try_with(|s| {
             let mut s = s.borrow_mut();
+            park(&mut s);
             if let Some(pos) = s.live.iter().rposition(|t| t.id == self.id) {
                 let mut data = s.live.remove(pos);
                 data.reset(0);
@@ -317,6 +359,7 @@ impl Drop for Tape {
                     s.pool.push(data);
                 }
             }
+            unpark(&mut s);
         });
     }
 }
