@@ -31,11 +31,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::{MatOps, MatVar, Tape};
-use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::hyper::{
     HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_at, optimize,
     optimize_lbfgs,
 };
+use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
 use peak_alloc::PeakAlloc;

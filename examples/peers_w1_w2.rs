@@ -31,13 +31,13 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use diffprog::ad::Tape;
-use diffprog::implicit::solvers::argmin_rs::{
-    LbfgsOptions, NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
-};
 use diffprog::implicit::hyper::{
     Hypergradient, InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized,
 };
 use diffprog::implicit::linear::SolveOptions;
+use diffprog::implicit::solvers::argmin_rs::{
+    LbfgsOptions, NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
+};
 use diffprog::implicit::{
     ArgminHessian, Factor, IftOptions, Implicit, ImplicitError, Linearization, Objective,
 };

@@ -21,9 +21,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use implicit::solvers::argmin_rs::{NewtonCgOptions, minimize_newton_cg};
 use implicit::hyper::{InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized};
 use implicit::linear::SolveOptions;
+use implicit::solvers::argmin_rs::{NewtonCgOptions, minimize_newton_cg};
 use implicit::{Factor, IftOptions, Implicit, ImplicitError};
 use workloads::general::{TapeOnly, minimize_quadratic_cg};
 use workloads::{LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, data};

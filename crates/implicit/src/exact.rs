@@ -8,9 +8,8 @@ use crate::error::{ImplicitError, check_finite};
 use crate::ift::{Factor, Implicit};
 use crate::linear::kernels::norm;
 use crate::linear::{
-    SolveError,
-    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveOptions, SolveReport,
-    Structure, solve,
+    DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveError, SolveOptions,
+    SolveReport, Structure, solve,
 };
 use crate::linearize::Linearization;
 

@@ -34,6 +34,7 @@
 //! | [`backward`] | the choice of backward pass ([`Backward`]: exact, phantom, Jacobian-free) and [`IftReport`] |
 //! | [`node`] | [`implicit_node`]: any forward solver as one node of ad-core's tape (reverse and forward mode) |
 //! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, normal CG, dense LU/Cholesky |
+//! | [`solution_fn`] | x*(θ) as an ad-core `CustomFn`: a solver inside any `MatOps` function, in every mode |
 //! | [`solver_output`] | what a forward solver may return (x* directly, or a `Result`) |
 //! | [`unrolled`] | the unrolled baseline (differentiating through T iterations of a [`FixedPointMap`]) |
 //! | [`solvers::argmin_rs`] | the argmin crate's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
@@ -57,6 +58,7 @@ pub mod linear;
 pub mod linearize;
 pub mod node;
 pub mod problem;
+pub mod solution_fn;
 pub mod solver_output;
 pub mod solvers;
 pub mod unrolled;
@@ -71,6 +73,7 @@ pub use node::{
     Argmin, FixedPoint, ImplicitNode, ImplicitProblem, Root, implicit_node, implicit_scalar_node,
 };
 pub use problem::{FixedPointMap, Objective, RootCondition};
+pub use solution_fn::SolutionFn;
 pub use solver_output::SolverOutput;
 pub use solvers::argmin_rs::{
     ArgminError, ArgminMethod, ArgminProblem, ArgminSolution, HvpOperator, LbfgsOptions,
@@ -82,6 +85,6 @@ pub use solvers::argmin_rs::{
 pub mod prelude {
     pub use crate::{
         Argmin, Backward, FixedPoint, FixedPointMap, IftOptions, Implicit, ImplicitError,
-        Objective, Root, RootCondition, implicit_node,
+        Objective, Root, RootCondition, SolutionFn, implicit_node,
     };
 }

@@ -154,7 +154,7 @@ impl ImplicitNode {
     }
 }
 
-struct ImplicitRule<P> {
+pub(crate) struct ImplicitRule<P> {
     name: String,
     problem: P,
     x: DMatrix<f64>,
@@ -163,7 +163,7 @@ struct ImplicitRule<P> {
     forward_residual: f64,
     /// Scalar node: the tape sees x and θ as columns.
     scalar: bool,
-    reports: Rc<RefCell<Vec<IftReport>>>,
+    pub(crate) reports: Rc<RefCell<Vec<IftReport>>>,
 }
 
 impl<P: ImplicitProblem> ImplicitRule<P> {
@@ -220,7 +220,7 @@ impl<P: ImplicitProblem> CustomRule for ImplicitRule<P> {
 
 /// Validate, solve with `forward_solver` at θ's value, check x* (shape, finiteness,
 /// residual) and build the rule.
-fn prepare<P: ImplicitProblem, R: SolverOutput>(
+pub(crate) fn prepare<P: ImplicitProblem, R: SolverOutput>(
     problem: P,
     theta: Vec<DMatrix<f64>>,
     forward_solver: impl FnOnce(&[DMatrix<f64>]) -> R,

@@ -474,7 +474,9 @@ fn the_general_path_gives_the_reference_in_every_entry() {
     assert!(rel(h.grad[0], exact) < 1e-9, "{} vs {exact}", h.grad[0]);
     // One gradient pass and one pass per CG product forward, then the backward passes:
     // every pass is counted, and each copies the training data onto a tape.
-    assert!(ridge.evaluations() >= 2 + h.inner_iterations + h.report.linear.as_ref().unwrap().matvecs);
+    assert!(
+        ridge.evaluations() >= 2 + h.inner_iterations + h.report.linear.as_ref().unwrap().matvecs
+    );
 
     // W2: argmin's Newton-CG to ‖∇L‖ ≤ 1e-10. The inner error moves the hypergradient by
     // about ‖H⁻¹‖·1e-10 relative to its scale, ‖H⁻¹‖ ≤ 1/min λ = e³ ≈ 20: the 1e-8 bound of

@@ -26,12 +26,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ad_core::MatOps;
-use nalgebra::DMatrix;
 use implicit::hyper::ValidationLoss;
 use implicit::linear::{
     LinearOperator, Method, OperatorError, Solution, SolveOptions, Structure, solve,
 };
 use implicit::{ArgminHessian, ImplicitError, Linearization, Objective};
+use nalgebra::DMatrix;
 
 /// A validation loss through its `loss` only: gradients come from the tape.
 #[derive(Clone, Debug)]

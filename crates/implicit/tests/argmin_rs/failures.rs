@@ -80,7 +80,10 @@ fn an_unconverged_forward_solve_fails_the_implicit_node() {
             let inner = inner.downcast::<ImplicitError>().unwrap();
             match *inner {
                 ImplicitError::Argmin(e) => {
-                    assert!(matches!(*e, ArgminError::NotConverged { iterations: 1, .. }))
+                    assert!(matches!(
+                        *e,
+                        ArgminError::NotConverged { iterations: 1, .. }
+                    ))
                 }
                 other => panic!("{other:?}"),
             }
