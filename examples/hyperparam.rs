@@ -32,8 +32,8 @@ use std::time::Instant;
 
 use diffprog::ad::{MatOps, MatVar, Tape};
 use diffprog::implicit::hyper::{
-    HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_at, optimize,
-    optimize_lbfgs,
+    HyperOptions, InnerSolution, Trace, TraceStep, ValidationLoss, hypergradient, hypergradient_at,
+    optimize_lbfgs, optimize_observed,
 };
 use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
@@ -419,7 +419,13 @@ fn part2(checks: &mut Checks) -> Result<Part2, ImplicitError> {
         checks.rel(&format!("W2 hypergradient[{j}]"), *g, r, 1e-9);
     }
     let opts = HyperOptions::default().steps(STEPS).learning_rate(0.1);
-    let trace = optimize(&inner, &val, &u0, &mut newton, &opts)?;
+    // The library prints nothing; the progress bar is drawn here, from the observer.
+    let bar = indicatif::ProgressBar::new(STEPS as u64);
+    let trace = optimize_observed(&inner, &val, &u0, &mut newton, &opts, |s: &TraceStep| {
+        bar.set_message(format!("val loss {:.6}", s.val_loss));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
     // argmin's L-BFGS extrapolates along flat directions of V (a λ_j → ∞ drops feature j)
     // far enough to overflow λ, so it runs over box-bounded log λ ∈ [U_LO, U_HI]:
     // u = U_LO + (U_HI − U_LO) σ(v). The reparametrization is part of the objective,

@@ -262,10 +262,7 @@ fn w2_hypergradient_matches_the_reference() {
 fn hypergradient_descent_lowers_the_w2_validation_loss() {
     let (inner, val) = w2();
     let mut newton = inner.newton_solver(NewtonOptions::default());
-    let opts = HyperOptions::default()
-        .steps(20)
-        .learning_rate(0.1)
-        .progress(false);
+    let opts = HyperOptions::default().steps(20).learning_rate(0.1);
     let trace = optimize(&inner, &val, &data::w2_log_lambda(50), &mut newton, &opts).unwrap();
     assert_eq!(trace.steps.len(), 20);
     let first = trace.steps[0].val_loss;
@@ -283,7 +280,7 @@ fn hypergradient_descent_lowers_the_w2_validation_loss() {
 fn trace_round_trips_through_json() {
     let (inner, val) = w2();
     let mut newton = inner.newton_solver(NewtonOptions::default());
-    let opts = HyperOptions::default().steps(3).progress(false);
+    let opts = HyperOptions::default().steps(3);
     let trace = optimize(&inner, &val, &data::w2_log_lambda(50), &mut newton, &opts).unwrap();
     let json = serde_json::to_string(&trace).unwrap();
     let back: Trace = serde_json::from_str(&json).unwrap();

@@ -57,4 +57,4 @@ pub use hypergrad::{
     hypergradient_linearized, hypergradient_warm, validation_value_and_grad,
 };
 pub use lbfgs::{LbfgsOutcome, optimize_lbfgs};
-pub use optimize::{Adam, HyperOptions, Trace, TraceStep, optimize};
+pub use optimize::{HyperOptions, Trace, TraceStep, optimize, optimize_observed};
