@@ -179,7 +179,7 @@ impl ImplicitError {
 
 /// Reject the first non-finite entry of `xs` (ad-core's vectorized check, with this
 /// crate's error).
-pub(crate) fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), ImplicitError> {
+pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), ImplicitError> {
     ad_core::check_finite(what, xs).map_err(|e| match e {
         AdError::NonFinite { what, index, value } => {
             ImplicitError::NonFinite { what, index, value }

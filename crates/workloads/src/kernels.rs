@@ -1,16 +1,15 @@
-//! Dense products of the hand-written W1/W2 paths: `y = A x` (columns four at a time,
-//! dispatched at run time to AVX-512, AVX2 or the baseline) and the weighted Gram matrix
-//! `Xᵀ diag(w) X` through nalgebra's matrix product, mirrored to be exactly symmetric.
+//! The dense products of the hand-written W1/W2 paths, as thin adapters over the
+//! library's one set of dense kernels (`implicit::linear::kernels::dense`): `y = A x`
+//! (columns four at a time, dispatched at run time) and the weighted Gram matrix
+//! `Xᵀ diag(w) X` (lower triangle by blocked dot products, mirrored: exactly symmetric).
 
-use implicit::ImplicitError;
-use multiversion::multiversion;
+use implicit::linear::kernels::dense;
 use nalgebra::DMatrix;
 
 /// `y = A x` for `A` (`m x n`, column-major, `n = x.len()`, `m = y.len()`).
 ///
 /// # Panics
 /// If `a` holds fewer than `m n` entries.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 pub fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
     let (m, n) = (y.len(), x.len());
     assert!(
@@ -18,64 +17,20 @@ pub fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
         "gemv: matrix has {} entries, {m} x {n} needed",
         a.len()
     );
-    y.fill(0.0);
-    if m == 0 {
-        return;
-    }
-    let mut quads = a[..m * n].chunks_exact(4 * m);
-    let mut j = 0;
-    for q in &mut quads {
-        let (c0, rest) = q.split_at(m);
-        let (c1, rest) = rest.split_at(m);
-        let (c2, c3) = rest.split_at(m);
-        let (x0, x1, x2, x3) = (x[j], x[j + 1], x[j + 2], x[j + 3]);
-        for ((((yi, a0), a1), a2), a3) in y.iter_mut().zip(c0).zip(c1).zip(c2).zip(c3) {
-            *yi += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3);
-        }
-        j += 4;
-    }
-    for c in quads.remainder().chunks_exact(m) {
-        let xj = x[j];
-        for (yi, aij) in y.iter_mut().zip(c) {
-            *yi += aij * xj;
-        }
-        j += 1;
-    }
+    dense::gemv(a, x, y);
 }
 
-/// `Xᵀ diag(w) X` (`w = None`: `XᵀX`) from `Xᵀ` (`d x n`) and `X` (`n x d`): one matrix
-/// product (nalgebra's gemm), the lower triangle mirrored to the upper one.
+/// `Xᵀ diag(w) X` (`w = None`: `XᵀX`) for `X` (`n x d`). The transpose `xt` is accepted
+/// for the callers' convenience and only its shape is checked.
 pub fn gram(xt: &DMatrix<f64>, x: &DMatrix<f64>, w: Option<&[f64]>) -> DMatrix<f64> {
-    let mut h = match w {
-        None => xt * x,
-        Some(w) => {
-            let mut scaled = xt.clone();
-            for (mut col, wi) in scaled.column_iter_mut().zip(w) {
-                col *= *wi;
-            }
-            &scaled * x
-        }
-    };
-    let d = h.nrows();
-    for j in 0..d {
-        for i in j + 1..d {
-            h[(j, i)] = h[(i, j)];
-        }
-    }
+    let (n, d) = x.shape();
+    assert_eq!(xt.shape(), (d, n), "gram: X^T is {:?}, X is {:?}", xt.shape(), x.shape());
+    let mut h = DMatrix::zeros(d, d);
+    dense::gram(x.as_slice(), n, w, h.as_mut_slice());
     h
 }
 
-/// Reject the first non-finite entry of `xs`.
-pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), ImplicitError> {
-    match xs.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(ImplicitError::NonFinite {
-            what,
-            index,
-            value: xs[index],
-        }),
-        None => Ok(()),
-    }
-}
+pub use implicit::error::check_finite;
 
 #[cfg(test)]
 mod tests {
