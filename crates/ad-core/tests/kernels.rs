@@ -5,6 +5,8 @@
 //! AVX-512, AVX2 + FMA, AVX without FMA, the SSE2 baseline, std), not only on the one the
 //! public functions select.
 
+mod common;
+
 use ad_core::kernels::{self, paths};
 use paths::{Kernel, Path};
 use proptest::collection::vec;
@@ -102,7 +104,7 @@ fn subnormal() -> impl Strategy<Value = f64> {
 const LEN: std::ops::Range<usize> = 0..70;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+    #![proptest_config(common::config(384))]
 
     #[test]
     fn exp_whole_range(xs in vec(any_bits(), LEN)) {

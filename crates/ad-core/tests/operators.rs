@@ -3,6 +3,8 @@
 //! same gradients and tangents), for owned and borrowed operands; and the elementwise
 //! methods are the `Unary` functions.
 
+mod common;
+
 use ad_core::{Dual, DualMat, MatOps, MatVar, Tape, Unary, Var};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -89,7 +91,7 @@ fn same_bits(x: &DMatrix<f64>, y: &DMatrix<f64>) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(common::config(64))]
 
     /// MatVar: values bit for bit, and gradients of a weighted sum of every expression.
     #[test]

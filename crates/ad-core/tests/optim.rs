@@ -2,6 +2,8 @@
 //! converge on quadratics, schedules give their documented factors, options are validated,
 //! runs resume bit for bit from serialized state, and `minimize` stops with typed errors.
 
+mod common;
+
 use ad_core::AdError;
 use ad_core::optim::{
     Adam, AdamOptions, OptimError, Optimizer, Schedule, Sgd, SgdOptions, minimize,
@@ -97,7 +99,7 @@ fn adam_by_hand(lr: f64, b1: f64, b2: f64, eps: f64, p: &mut [f64], grads: &[Vec
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(common::config(128))]
 
     /// Each Adam step is the bias-corrected formula, to 1e-15 relative (a few roundings of
     /// 1.1e-16 each, should the operations be grouped differently).
