@@ -498,3 +498,39 @@ fn selection_table() {
         assert_eq!(paths::selection(Path::Baseline, k), want, "{}", k.name());
     }
 }
+
+#[test]
+fn path_and_kernel_names_are_the_documented_ones() {
+    let names: Vec<&str> = Path::ALL.iter().map(|p| p.name()).collect();
+    let baseline = if cfg!(target_arch = "x86_64") {
+        "baseline-sse2"
+    } else {
+        "baseline"
+    };
+    assert_eq!(names, ["avx512", "avx2+fma", "avx", baseline, "std"]);
+    let kernels: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(kernels, ["tanh", "exp", "ln", "sigmoid", "softplus"]);
+}
+
+/// Support is what the CPU reports (std's feature detection, asked independently here).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn path_support_matches_the_cpu() {
+    use std::is_x86_feature_detected as has;
+    let avx2_fma = has!("avx2") && has!("fma");
+    let avx512 =
+        has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512vbmi2") && avx2_fma;
+    assert_eq!(Path::Avx512.is_supported(), avx512);
+    assert_eq!(Path::Avx2Fma.is_supported(), avx2_fma);
+    assert_eq!(Path::Avx.is_supported(), has!("avx"));
+    let best = if avx512 {
+        Path::Avx512
+    } else if avx2_fma {
+        Path::Avx2Fma
+    } else if has!("avx") {
+        Path::Avx
+    } else {
+        Path::Baseline
+    };
+    assert_eq!(paths::best_vector_path(), best);
+}
