@@ -5,6 +5,7 @@
 #
 # Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out):
 #   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
+#                and tests/kernels_exact.rs
 #   elementwise  ad-core's src/elementwise.rs, judged by the matrix-mode suite
 #   nn           ad-core's src/nn/*, judged by tests/nn.rs
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
@@ -53,7 +54,8 @@ for group in "$@"; do
     case $group in
     kernels)
         run kernels --package ad-core -f crates/ad-core/src/kernels.rs \
-            -f 'crates/ad-core/src/kernels/*.rs' "${tests[@]}" kernels ;;
+            -f 'crates/ad-core/src/kernels/*.rs' "${tests[@]}" kernels \
+            "${tests[@]}" kernels_exact ;;
     elementwise)
         run elementwise --package ad-core -f crates/ad-core/src/elementwise.rs \
             "${tests[@]}" matrix_modes ;;
