@@ -6,7 +6,7 @@
 # Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out):
 #   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
 #                and tests/kernels_exact.rs
-#   elementwise  ad-core's src/elementwise.rs, judged by the matrix-mode suite
+#   elementwise  ad-core's src/elementwise.rs, judged by tests/matrix_modes.rs and operators.rs
 #   nn           ad-core's src/nn/*, judged by tests/nn.rs
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
 #   ad-core      every file of ad-core, all its tests (many hours on 2 cores)
@@ -58,7 +58,7 @@ for group in "$@"; do
             "${tests[@]}" kernels_exact ;;
     elementwise)
         run elementwise --package ad-core -f crates/ad-core/src/elementwise.rs \
-            "${tests[@]}" matrix_modes ;;
+            "${tests[@]}" matrix_modes "${tests[@]}" operators ;;
     nn)
         run nn --package ad-core -f 'crates/ad-core/src/nn/*.rs' \
             "${tests[@]}" nn "${tests[@]}" nn_model ;;

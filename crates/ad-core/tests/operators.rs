@@ -194,3 +194,21 @@ fn adding_mismatched_shapes_panics_with_both() {
     let tape = Tape::new();
     let _ = tape.mat_var(DMatrix::zeros(2, 2)) + tape.mat_var(DMatrix::zeros(3, 2));
 }
+
+/// Matrices apply each `Unary` exactly as scalars do at signed zeros and infinities, where
+/// every implementation is exact (`relu(-0) = +0`, `sqrt(-0) = -0`, `tanh(-inf) = -1`, ...).
+#[test]
+fn elementwise_matches_scalars_at_zeros_and_infinities() {
+    let xs = [-0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+    let m = DMatrix::from_row_slice(1, xs.len(), &xs);
+    for f in Unary::ALL {
+        let got = m.unary(f);
+        for (k, &x) in xs.iter().enumerate() {
+            let (g, w) = (got[k], f.apply(x));
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{f:?}({x}): matrix {g:e} vs scalar {w:e}"
+            );
+        }
+    }
+}
