@@ -288,3 +288,18 @@ fn invalid_options_are_typed_errors() {
     };
     assert!(Sgd::new(s.momentum(0.0).schedule(edge)).is_ok());
 }
+
+#[test]
+fn optimizers_keep_their_options() {
+    let a = AdamOptions::default()
+        .learning_rate(0.3)
+        .beta1(0.5)
+        .beta2(0.75)
+        .epsilon(1e-6);
+    assert_eq!(Adam::new(a).unwrap().options(), &a);
+    let s = SgdOptions::default()
+        .learning_rate(0.2)
+        .momentum(0.4)
+        .nesterov(true);
+    assert_eq!(Sgd::new(s).unwrap().options(), &s);
+}
