@@ -456,6 +456,20 @@ fn path_api_is_consistent() {
         assert_eq!(supported.contains(&p), p.is_supported(), "{}", p.name());
     }
     let report = paths::describe();
+    // The report groups kernels by path, paths in order of first use.
+    let mut groups: Vec<(Path, Vec<&str>)> = Vec::new();
+    for k in Kernel::ALL {
+        let p = paths::selected(k);
+        match groups.iter().position(|(q, _)| *q == p) {
+            Some(i) => groups[i].1.push(k.name()),
+            None => groups.push((p, vec![k.name()])),
+        }
+    }
+    let want: Vec<String> = groups
+        .iter()
+        .map(|(p, ks)| format!("{} ({})", p.name(), ks.join(", ")))
+        .collect();
+    assert_eq!(report, want.join(", "));
     for k in Kernel::ALL {
         let p = paths::selected(k);
         // Only a fallback path may hand a kernel to std.
