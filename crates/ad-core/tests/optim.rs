@@ -303,3 +303,36 @@ fn optimizers_keep_their_options() {
         .nesterov(true);
     assert_eq!(Sgd::new(s).unwrap().options(), &s);
 }
+
+#[test]
+fn adam_applies_its_schedule_and_sgd_reports_its_state() {
+    let step = Schedule::Step {
+        every: 2,
+        factor: 0.5,
+    };
+    let mut adam = Adam::new(AdamOptions::default().learning_rate(0.4).schedule(step)).unwrap();
+    let mut p = [0.0];
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        rates.push(adam.learning_rate());
+        adam.step(&mut p, &[1.0]);
+    }
+    assert_eq!(rates, [0.4, 0.4, 0.2, 0.2, 0.1]);
+    // The edges of the schedules' ranges are valid.
+    let flat = Schedule::Cosine {
+        steps: 5,
+        min_factor: 1.0,
+    };
+    assert!(Adam::new(AdamOptions::default().schedule(flat)).is_ok());
+    assert_eq!(flat.factor(3), 1.0);
+
+    let mut sgd = Sgd::new(SgdOptions::default().momentum(0.5)).unwrap();
+    let mut q = [0.0, 0.0];
+    sgd.step(&mut q, &[1.0, 2.0]);
+    sgd.step(&mut q, &[1.0, 2.0]);
+    assert_eq!(sgd.steps_taken(), 2);
+    assert_eq!(sgd.state().t, 2);
+    assert_eq!(sgd.state().buf, [1.5, 3.0]); // 0.5 g + g
+    sgd.reset();
+    assert_eq!((sgd.steps_taken(), sgd.state().buf.len()), (0, 0));
+}
