@@ -5,7 +5,8 @@
 #
 # Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out):
 #   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
-#   elementwise  ad-core's src/elementwise.rs, judged by the matrix-mode and dot-product suites
+#                and tests/kernels_exact.rs
+#   elementwise  ad-core's src/elementwise.rs, judged by tests/matrix_modes.rs and operators.rs
 #   nn           ad-core's src/nn/*, judged by tests/nn.rs
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
 #   ad-core      every file of ad-core, all its tests (many hours on 2 cores)
@@ -28,6 +29,10 @@ jobs=${MUTANTS_JOBS:-1}
 niceness=${MUTANTS_NICE:-19}
 # Faster rebuilds of the mutated crate; the code is as optimized as `--release`.
 speed=(-C --config -C profile.release.incremental=true -C --config -C profile.release.debug=0)
+# `--test NAME` as a cargo argument (-C), so that it reaches the build step
+# (`cargo test --no-run`) as well as the test run: arguments after `--` reach only the run,
+# and every mutant would rebuild every test binary of the package.
+tests=(-C --test -C)
 
 run() {
     local group=$1
@@ -49,14 +54,17 @@ for group in "$@"; do
     case $group in
     kernels)
         run kernels --package ad-core -f crates/ad-core/src/kernels.rs \
-            -f 'crates/ad-core/src/kernels/*.rs' -- --test kernels ;;
+            -f 'crates/ad-core/src/kernels/*.rs' "${tests[@]}" kernels \
+            "${tests[@]}" kernels_exact ;;
     elementwise)
         run elementwise --package ad-core -f crates/ad-core/src/elementwise.rs \
-            -- --test matrix_modes --test dot_product ;;
+            "${tests[@]}" matrix_modes "${tests[@]}" operators ;;
     nn)
-        run nn --package ad-core -f 'crates/ad-core/src/nn/*.rs' -- --test nn ;;
+        run nn --package ad-core -f 'crates/ad-core/src/nn/*.rs' \
+            "${tests[@]}" nn "${tests[@]}" nn_model ;;
     optim)
-        run optim --package ad-core -f 'crates/ad-core/src/optim/*.rs' -- --test optim ;;
+        run optim --package ad-core -f 'crates/ad-core/src/optim/*.rs' \
+            "${tests[@]}" optim "${tests[@]}" optim_driver ;;
     ad-core)
         run ad-core --package ad-core ;;
     implicit)

@@ -73,6 +73,11 @@ fn dual_group(c: &mut Criterion) {
 }
 
 fn benches(c: &mut Criterion) {
+    // The MLP rows run the vectorized kernels: name the code path measured.
+    println!(
+        "kernels: selected paths: {}",
+        ad_core::kernels::paths::describe()
+    );
     scalar_group(c, "scalar", &Transcendental, scalar_fn::<f64>, SCALAR_N);
     scalar_group(
         c,

@@ -5,6 +5,8 @@
 //! AVX-512, AVX2 + FMA, AVX without FMA, the SSE2 baseline, std), not only on the one the
 //! public functions select.
 
+mod common;
+
 use ad_core::kernels::{self, paths};
 use paths::{Kernel, Path};
 use proptest::collection::vec;
@@ -102,7 +104,7 @@ fn subnormal() -> impl Strategy<Value = f64> {
 const LEN: std::ops::Range<usize> = 0..70;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+    #![proptest_config(common::config(384))]
 
     #[test]
     fn exp_whole_range(xs in vec(any_bits(), LEN)) {
@@ -454,6 +456,20 @@ fn path_api_is_consistent() {
         assert_eq!(supported.contains(&p), p.is_supported(), "{}", p.name());
     }
     let report = paths::describe();
+    // The report groups kernels by path, paths in order of first use.
+    let mut groups: Vec<(Path, Vec<&str>)> = Vec::new();
+    for k in Kernel::ALL {
+        let p = paths::selected(k);
+        match groups.iter().position(|(q, _)| *q == p) {
+            Some(i) => groups[i].1.push(k.name()),
+            None => groups.push((p, vec![k.name()])),
+        }
+    }
+    let want: Vec<String> = groups
+        .iter()
+        .map(|(p, ks)| format!("{} ({})", p.name(), ks.join(", ")))
+        .collect();
+    assert_eq!(report, want.join(", "));
     for k in Kernel::ALL {
         let p = paths::selected(k);
         // Only a fallback path may hand a kernel to std.
@@ -495,4 +511,40 @@ fn selection_table() {
         };
         assert_eq!(paths::selection(Path::Baseline, k), want, "{}", k.name());
     }
+}
+
+#[test]
+fn path_and_kernel_names_are_the_documented_ones() {
+    let names: Vec<&str> = Path::ALL.iter().map(|p| p.name()).collect();
+    let baseline = if cfg!(target_arch = "x86_64") {
+        "baseline-sse2"
+    } else {
+        "baseline"
+    };
+    assert_eq!(names, ["avx512", "avx2+fma", "avx", baseline, "std"]);
+    let kernels: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(kernels, ["tanh", "exp", "ln", "sigmoid", "softplus"]);
+}
+
+/// Support is what the CPU reports (std's feature detection, asked independently here).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn path_support_matches_the_cpu() {
+    use std::is_x86_feature_detected as has;
+    let avx2_fma = has!("avx2") && has!("fma");
+    let avx512 =
+        has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512vbmi2") && avx2_fma;
+    assert_eq!(Path::Avx512.is_supported(), avx512);
+    assert_eq!(Path::Avx2Fma.is_supported(), avx2_fma);
+    assert_eq!(Path::Avx.is_supported(), has!("avx"));
+    let best = if avx512 {
+        Path::Avx512
+    } else if avx2_fma {
+        Path::Avx2Fma
+    } else if has!("avx") {
+        Path::Avx
+    } else {
+        Path::Baseline
+    };
+    assert_eq!(paths::best_vector_path(), best);
 }

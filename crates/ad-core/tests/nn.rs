@@ -569,3 +569,12 @@ fn init_has_the_documented_scale() {
         }
     }
 }
+
+#[test]
+#[should_panic(expected = "layer 2 out of range for a 2-layer network")]
+fn layer_positions_reject_a_layer_past_the_end() {
+    // offsets has num_layers + 1 entries, so without the check offset(2) would quietly
+    // return num_params.
+    let mlp = Mlp::new(&[2, 3, 1], Activation::Tanh, Activation::Identity);
+    mlp.offset(2);
+}

@@ -3,6 +3,8 @@
 //! same gradients and tangents), for owned and borrowed operands; and the elementwise
 //! methods are the `Unary` functions.
 
+mod common;
+
 use ad_core::{Dual, DualMat, MatOps, MatVar, Tape, Unary, Var};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -89,7 +91,7 @@ fn same_bits(x: &DMatrix<f64>, y: &DMatrix<f64>) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(common::config(64))]
 
     /// MatVar: values bit for bit, and gradients of a weighted sum of every expression.
     #[test]
@@ -191,4 +193,22 @@ fn elementwise_methods_are_the_unary_functions() {
 fn adding_mismatched_shapes_panics_with_both() {
     let tape = Tape::new();
     let _ = tape.mat_var(DMatrix::zeros(2, 2)) + tape.mat_var(DMatrix::zeros(3, 2));
+}
+
+/// Matrices apply each `Unary` exactly as scalars do at signed zeros and infinities, where
+/// every implementation is exact (`relu(-0) = +0`, `sqrt(-0) = -0`, `tanh(-inf) = -1`, ...).
+#[test]
+fn elementwise_matches_scalars_at_zeros_and_infinities() {
+    let xs = [-0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+    let m = DMatrix::from_row_slice(1, xs.len(), &xs);
+    for f in Unary::ALL {
+        let got = m.unary(f);
+        for (k, &x) in xs.iter().enumerate() {
+            let (g, w) = (got[k], f.apply(x));
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{f:?}({x}): matrix {g:e} vs scalar {w:e}"
+            );
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! converge on quadratics, schedules give their documented factors, options are validated,
 //! runs resume bit for bit from serialized state, and `minimize` stops with typed errors.
 
+mod common;
+
 use ad_core::AdError;
 use ad_core::optim::{
     Adam, AdamOptions, OptimError, Optimizer, Schedule, Sgd, SgdOptions, minimize,
@@ -97,7 +99,7 @@ fn adam_by_hand(lr: f64, b1: f64, b2: f64, eps: f64, p: &mut [f64], grads: &[Vec
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(common::config(128))]
 
     /// Each Adam step is the bias-corrected formula, to 1e-15 relative (a few roundings of
     /// 1.1e-16 each, should the operations be grouped differently).
@@ -285,4 +287,52 @@ fn invalid_options_are_typed_errors() {
         factor: 1.0,
     };
     assert!(Sgd::new(s.momentum(0.0).schedule(edge)).is_ok());
+}
+
+#[test]
+fn optimizers_keep_their_options() {
+    let a = AdamOptions::default()
+        .learning_rate(0.3)
+        .beta1(0.5)
+        .beta2(0.75)
+        .epsilon(1e-6);
+    assert_eq!(Adam::new(a).unwrap().options(), &a);
+    let s = SgdOptions::default()
+        .learning_rate(0.2)
+        .momentum(0.4)
+        .nesterov(true);
+    assert_eq!(Sgd::new(s).unwrap().options(), &s);
+}
+
+#[test]
+fn adam_applies_its_schedule_and_sgd_reports_its_state() {
+    let step = Schedule::Step {
+        every: 2,
+        factor: 0.5,
+    };
+    let mut adam = Adam::new(AdamOptions::default().learning_rate(0.4).schedule(step)).unwrap();
+    let mut p = [0.0];
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        rates.push(adam.learning_rate());
+        adam.step(&mut p, &[1.0]);
+    }
+    assert_eq!(rates, [0.4, 0.4, 0.2, 0.2, 0.1]);
+    // The edges of the schedules' ranges are valid.
+    let flat = Schedule::Cosine {
+        steps: 5,
+        min_factor: 1.0,
+    };
+    assert!(Adam::new(AdamOptions::default().schedule(flat)).is_ok());
+    assert_eq!(flat.factor(3), 1.0);
+
+    let mut sgd = Sgd::new(SgdOptions::default().momentum(0.5)).unwrap();
+    let mut q = [0.0, 0.0];
+    sgd.step(&mut q, &[1.0, 2.0]);
+    sgd.step(&mut q, &[1.0, 2.0]);
+    assert_eq!(sgd.steps_taken(), 2);
+    assert_eq!(sgd.state().t, 2);
+    assert_eq!(sgd.state().buf, [1.5, 3.0]); // 0.5 g + g
+    sgd.reset();
+    assert_eq!((sgd.steps_taken(), sgd.state().buf.len()), (0, 0));
 }
