@@ -24,7 +24,13 @@ pub fn gemv(a: &[f64], x: &[f64], y: &mut [f64]) {
 /// for the callers' convenience and only its shape is checked.
 pub fn gram(xt: &DMatrix<f64>, x: &DMatrix<f64>, w: Option<&[f64]>) -> DMatrix<f64> {
     let (n, d) = x.shape();
-    assert_eq!(xt.shape(), (d, n), "gram: X^T is {:?}, X is {:?}", xt.shape(), x.shape());
+    assert_eq!(
+        xt.shape(),
+        (d, n),
+        "gram: X^T is {:?}, X is {:?}",
+        xt.shape(),
+        x.shape()
+    );
     let mut h = DMatrix::zeros(d, d);
     dense::gram(x.as_slice(), n, w, h.as_mut_slice());
     h

@@ -26,6 +26,8 @@
 //! # Ok::<(), implicit::ImplicitError>(())
 //! ```
 
+use std::sync::Arc;
+
 use ad_core::{AdError, MatOps};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -39,11 +41,9 @@ use crate::kernels::{self as blas, check_finite};
 use crate::ridge::{check_data, check_weights};
 
 /// The mean logistic loss of `x w` against 0/1 labels `c`, in any mode.
-fn log_loss<M: MatOps>(x: &DMatrix<f64>, c: &DMatrix<f64>, w: &M) -> M::Scalar {
-    let z = w.constant_like(x.clone()).matmul(w);
-    z.softplus()
-        .sub(&z.mul_elem(&w.constant_like(c.clone())))
-        .mean()
+fn log_loss<M: MatOps>(x: &Arc<DMatrix<f64>>, c: &Arc<DMatrix<f64>>, w: &M) -> M::Scalar {
+    let z = w.shared(x).matmul(w);
+    z.softplus().sub(&z.mul_elem(&w.shared(c))).mean()
 }
 
 /// Check that labels are 0 or 1.
@@ -117,10 +117,10 @@ impl From<NewtonSolution> for InnerSolution {
 /// L2-regularized logistic regression on training data, hyperparameters `u = log λ`.
 #[derive(Clone, Debug)]
 pub struct LogReg {
-    x: DMatrix<f64>,
+    x: Arc<DMatrix<f64>>,
     /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
-    c: DMatrix<f64>,
+    c: Arc<DMatrix<f64>>,
 }
 
 impl LogReg {
@@ -129,9 +129,13 @@ impl LogReg {
         check_data("rows of labels y (must match the rows of X)", data)?;
         check_labels(&data.y)?;
         Ok(LogReg {
-            x: data.x.clone(),
+            x: Arc::new(data.x.clone()),
             xt: data.x.transpose(),
-            c: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
+            c: Arc::new(DMatrix::from_column_slice(
+                data.y.len(),
+                1,
+                data.y.as_slice(),
+            )),
         })
     }
 
@@ -343,10 +347,10 @@ impl Objective for LogReg {
 /// The mean logistic loss on validation data, `V(w)`.
 #[derive(Clone, Debug)]
 pub struct LogLoss {
-    x: DMatrix<f64>,
+    x: Arc<DMatrix<f64>>,
     /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
-    c: DMatrix<f64>,
+    c: Arc<DMatrix<f64>>,
 }
 
 impl LogLoss {
@@ -358,9 +362,13 @@ impl LogLoss {
         )?;
         check_labels(&data.y)?;
         Ok(LogLoss {
-            x: data.x.clone(),
+            x: Arc::new(data.x.clone()),
             xt: data.x.transpose(),
-            c: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
+            c: Arc::new(DMatrix::from_column_slice(
+                data.y.len(),
+                1,
+                data.y.as_slice(),
+            )),
         })
     }
 }

@@ -23,6 +23,8 @@
 //! # Ok::<(), implicit::ImplicitError>(())
 //! ```
 
+use std::sync::Arc;
+
 use std::cell::RefCell;
 
 use ad_core::{AdError, MatOps};
@@ -98,10 +100,10 @@ fn penalty_term<M: MatOps>(penalty: Penalty, w: &M, theta: &M) -> M::Scalar {
 /// Ridge regression on training data (data form of the objective).
 #[derive(Clone, Debug)]
 pub struct Ridge {
-    x: DMatrix<f64>,
+    x: Arc<DMatrix<f64>>,
     /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
-    y: DMatrix<f64>,
+    y: Arc<DMatrix<f64>>,
     penalty: Penalty,
 }
 
@@ -110,9 +112,13 @@ impl Ridge {
     pub fn new(data: &Dataset, penalty: Penalty) -> Result<Self, ImplicitError> {
         check_data("rows of y (must match the rows of X)", data)?;
         Ok(Ridge {
-            x: data.x.clone(),
+            x: Arc::new(data.x.clone()),
             xt: data.x.transpose(),
-            y: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
+            y: Arc::new(DMatrix::from_column_slice(
+                data.y.len(),
+                1,
+                data.y.as_slice(),
+            )),
             penalty,
         })
     }
@@ -200,10 +206,7 @@ impl Objective for Ridge {
     fn value<M: MatOps>(&self, w: &M, theta: &[M]) -> M::Scalar {
         let theta = &theta[0];
         let n = self.x.nrows() as f64;
-        let r = w
-            .constant_like(self.x.clone())
-            .matmul(w)
-            .sub(&w.constant_like(self.y.clone()));
+        let r = w.shared(&self.x).matmul(w).sub(&w.shared(&self.y));
         r.sq_norm() / (2.0 * n) + penalty_term(self.penalty, w, theta)
     }
 }
@@ -411,10 +414,10 @@ impl<A: LinearOperator> Linearization for RidgeLinearization<A> {
 /// The validation loss `V(w) = ‖X_v w − y_v‖² / (2 n_v)`.
 #[derive(Clone, Debug)]
 pub struct SquaredError {
-    x: DMatrix<f64>,
+    x: Arc<DMatrix<f64>>,
     /// `Xᵀ` (contiguous rows of X: `Xᵀ r` as an axpy-form product).
     xt: DMatrix<f64>,
-    y: DMatrix<f64>,
+    y: Arc<DMatrix<f64>>,
 }
 
 impl SquaredError {
@@ -422,9 +425,13 @@ impl SquaredError {
     pub fn new(data: &Dataset) -> Result<Self, ImplicitError> {
         check_data("rows of validation y (must match the rows of X)", data)?;
         Ok(SquaredError {
-            x: data.x.clone(),
+            x: Arc::new(data.x.clone()),
             xt: data.x.transpose(),
-            y: DMatrix::from_column_slice(data.y.len(), 1, data.y.as_slice()),
+            y: Arc::new(DMatrix::from_column_slice(
+                data.y.len(),
+                1,
+                data.y.as_slice(),
+            )),
         })
     }
 }
@@ -432,10 +439,7 @@ impl SquaredError {
 impl ValidationLoss for SquaredError {
     fn loss<M: MatOps>(&self, w: &M, _theta: &M) -> M::Scalar {
         let nv = self.x.nrows() as f64;
-        let r = w
-            .constant_like(self.x.clone())
-            .matmul(w)
-            .sub(&w.constant_like(self.y.clone()));
+        let r = w.shared(&self.x).matmul(w).sub(&w.shared(&self.y));
         r.sq_norm() / (2.0 * nv)
     }
 
