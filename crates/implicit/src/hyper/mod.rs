@@ -19,10 +19,10 @@
 //! // Ridge in two unknowns: L(x, λ) = ½ xᵀA x − bᵀx + ½ λ‖x‖²,  V(x) = ½‖x − t‖².
 //! struct Inner;
 //! impl Objective for Inner {
-//!     fn value<M: MatOps>(&self, x: &M, l: &M) -> M::Scalar {
+//!     fn value<M: MatOps>(&self, x: &M, l: &[M]) -> M::Scalar {
 //!         let a = x.constant_like(DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]));
 //!         let b = x.constant_like(DMatrix::from_column_slice(2, 1, &[1.0, -1.0]));
-//!         x.dot(&a.matmul(x)) * 0.5 - x.dot(&b) + l.get(0, 0) * x.sq_norm() * 0.5
+//!         x.dot(&a.matmul(x)) * 0.5 - x.dot(&b) + l[0].get(0, 0) * x.sq_norm() * 0.5
 //!     }
 //! }
 //! struct Val;

@@ -8,8 +8,8 @@
 //! // x*(θ) = argmin ½(x − 1)² + ½θx² = 1/(1+θ);  V = ½(x − ½)² is smallest at θ = 1.
 //! struct Inner;
 //! impl Objective for Inner {
-//!     fn value<M: MatOps>(&self, x: &M, t: &M) -> M::Scalar {
-//!         x.add_f64(-1.0).sq_norm() * 0.5 + t.get(0, 0) * x.sq_norm() * 0.5
+//!     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+//!         x.add_f64(-1.0).sq_norm() * 0.5 + t[0].get(0, 0) * x.sq_norm() * 0.5
 //!     }
 //! }
 //! struct Val;
