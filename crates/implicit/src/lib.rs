@@ -57,6 +57,7 @@ pub mod ift;
 pub mod linear;
 pub mod linearize;
 pub mod node;
+mod phantom;
 pub mod problem;
 pub mod solution_fn;
 pub mod solver_output;

@@ -2,6 +2,10 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`forward_solver`] | an argmin method as the forward solver of `implicit_node` / `SolutionFn` |
 //! | [`argmin_rs`] | the argmin crate's L-BFGS and Newton-CG on ad-core functions, exact gradients and Hessian-vector products |
 
 pub mod argmin_rs;
+mod forward;
+
+pub use forward::forward_solver;

@@ -4,9 +4,9 @@ use super::*;
 use ad_core::{AdError, Real, ScalarFn, Tape};
 use implicit::solvers::argmin_rs::{
     ArgminError, ArgminMethod, Differentiable, Evaluation, LbfgsOptions, NewtonCgOptions,
-    ScalarFnAdapter, Termination, forward_solver, minimize_lbfgs, minimize_newton_cg, run_lbfgs,
-    run_newton_cg,
+    ScalarFnAdapter, Termination, minimize_lbfgs, minimize_newton_cg, run_lbfgs, run_newton_cg,
 };
+use implicit::solvers::forward_solver;
 use implicit::{Argmin, IftOptions, ImplicitError, implicit_node};
 
 #[test]

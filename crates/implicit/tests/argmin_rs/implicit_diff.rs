@@ -3,8 +3,9 @@
 use super::*;
 use ad_core::{MatFn, MatOps, Tape};
 use implicit::solvers::argmin_rs::{
-    ArgminMethod, LbfgsOptions, NewtonCgOptions, forward_solver, minimize, minimize_newton_cg,
+    ArgminMethod, LbfgsOptions, NewtonCgOptions, minimize, minimize_newton_cg,
 };
+use implicit::solvers::forward_solver;
 use implicit::{Argmin, IftOptions, Implicit, implicit_node};
 use nalgebra::DMatrix;
 

@@ -17,7 +17,7 @@
 //!   termination reason and the last iterate — never a silent result. A failing or
 //!   non-finite evaluation of the function is an [`ArgminError::Function`] naming the
 //!   evaluation.
-//! - [`forward_solver`] turns either into the forward solver of
+//! - [`forward_solver`](crate::solvers::forward_solver) turns either into the forward solver of
 //!   [`implicit_node`](crate::implicit_node), so x*(θ) enters a tape and is differentiated
 //!   by the implicit function theorem.
 //!
@@ -124,9 +124,7 @@ pub use newton_cg::{minimize_newton_cg, run_newton_cg};
 pub use options::{ArgminMethod, DEFAULT_COST_SCALE, LbfgsOptions, LineSearch, NewtonCgOptions};
 pub use problem::ArgminProblem;
 
-use crate::error::ImplicitError;
 use crate::problem::Objective;
-use nalgebra::DMatrix;
 
 /// [`minimize_lbfgs`] or [`minimize_newton_cg`], as `method` says.
 pub fn minimize<O: Objective>(
@@ -138,59 +136,5 @@ pub fn minimize<O: Objective>(
     match method {
         ArgminMethod::Lbfgs(o) => minimize_lbfgs(objective, theta, x0, o),
         ArgminMethod::NewtonCg(o) => minimize_newton_cg(objective, theta, x0, o),
-    }
-}
-
-/// A forward solver for [`implicit_node`](crate::implicit_node) /
-/// [`implicit_scalar_node`](crate::implicit_scalar_node): given θ (one column block),
-/// minimize L(·, θ) from `x0` with argmin and return x*. A run that stops short fails the
-/// node (no tape entry); θ in several blocks is [`ImplicitError::BlockCount`].
-///
-/// Keep [`IftOptions::residual_tol`](crate::IftOptions::residual_tol) above the solver's
-/// `grad_tol`: the node checks ‖∇ₓL(x*, θ)‖ again before recording.
-///
-/// ```
-/// use ad_core::{MatOps, Real, Tape};
-/// use implicit::solvers::argmin_rs::{forward_solver, ArgminMethod};
-/// use implicit::{implicit_node, Argmin, IftOptions, Objective};
-/// // x*(θ) = argmin_x ½‖x − θ‖² + ¼‖x‖⁴, differentiated through a tape
-/// #[derive(Clone)]
-/// struct Obj;
-/// impl Objective for Obj {
-///     fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
-///         x.sub(&t[0]).sq_norm() * 0.5 + x.sq_norm().square() * 0.25
-///     }
-/// }
-/// let tape = Tape::new();
-/// let theta = tape.vector_var(&[1.0, -0.5]);
-/// let solve = forward_solver(&Obj, vec![0.0; 2], ArgminMethod::default());
-/// let (x, node) = implicit_node(Argmin(Obj), &[theta], solve, IftOptions::default()).unwrap();
-/// let g = tape.gradient(x.sum()).unwrap();
-/// assert_eq!(g.wrt_mat(&theta).len(), 2);
-/// assert!(node.forward_residual <= 1e-8);
-/// ```
-pub fn forward_solver<O: Objective>(
-    objective: &O,
-    x0: Vec<f64>,
-    method: ArgminMethod,
-) -> impl FnOnce(&[DMatrix<f64>]) -> Result<Vec<f64>, ImplicitError> + '_ {
-    move |theta: &[DMatrix<f64>]| {
-        if theta.len() != 1 {
-            return Err(ImplicitError::BlockCount {
-                what: "argmin forward_solver parameters (one column block)",
-                expected: 1,
-                got: theta.len(),
-            });
-        }
-        if theta[0].ncols() != 1 {
-            return Err(ImplicitError::Shape {
-                what: "argmin forward_solver parameters (one column block)",
-                expected: (theta[0].len(), 1),
-                got: theta[0].shape(),
-            });
-        }
-        minimize(objective, theta[0].as_slice(), &x0, &method)
-            .map(|s| s.x)
-            .map_err(ImplicitError::from)
     }
 }

@@ -134,7 +134,7 @@ impl NewtonCgOptions {
     }
 }
 
-/// An argmin method with its options, for [`minimize`](crate::solvers::argmin_rs::minimize) and [`forward_solver`](crate::solvers::argmin_rs::forward_solver).
+/// An argmin method with its options, for [`minimize`](crate::solvers::argmin_rs::minimize) and [`forward_solver`](crate::solvers::forward_solver).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ArgminMethod {
     /// L-BFGS.
