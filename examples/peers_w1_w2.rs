@@ -30,7 +30,6 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Instant;
 
-use diffprog::ad::Tape;
 use diffprog::implicit::hyper::{
     Hypergradient, InnerSolution, ValidationLoss, hypergradient, hypergradient_linearized,
 };
@@ -320,7 +319,7 @@ fn median_time(n: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// Where a general row's time goes: products and passes per hypergradient, time per
-/// product, bytes of data copied onto tapes per call.
+/// product. (The data enter every tape by reference, `MatOps::shared`: nothing is copied.)
 fn profile_row<O: Objective, V: ValidationLoss>(
     label: &str,
     objective: &Counted<O>,
@@ -328,9 +327,7 @@ fn profile_row<O: Objective, V: ValidationLoss>(
     theta: &[f64],
     d: usize,
     inner: Inner,
-    data: &nalgebra::DMatrix<f64>,
 ) -> Result<(), ImplicitError> {
-    let data_bytes = (data.len() + data.nrows()) * 8;
     let counts = Cell::new((0, 0));
     objective.reset();
     let h = general(objective, val, theta, d, inner, &counts)?;
@@ -349,18 +346,12 @@ fn profile_row<O: Objective, V: ValidationLoss>(
     let grad = median_time(31, || {
         black_box(ArgminHessian::new(objective, &x_star, &theta_blocks).unwrap());
     });
-    let copy = median_time(31, || {
-        let tape = Tape::new();
-        black_box(tape.constant_mat(data.clone()));
-    });
     println!(
-        "| {label} | {} | {fwd_hvp} / {fwd_passes} | {} | {evals} | {:.2} MiB | {} | {} | {} | {} |",
+        "| {label} | {} | {fwd_hvp} / {fwd_passes} | {} | {evals} | {} | {} | {} |",
         fmt_time(total),
         h.report.linear.as_ref().map_or(0, |l| l.matvecs),
-        (evals * data_bytes) as f64 / (1 << 20) as f64,
         fmt_time(hvp),
         fmt_time(grad),
-        fmt_time(copy),
         fmt_time(evals as f64 * hvp.min(grad)),
     );
     Ok(())
@@ -369,20 +360,20 @@ fn profile_row<O: Objective, V: ValidationLoss>(
 fn profile() -> Result<(), ImplicitError> {
     println!(
         "\nWhere the general rows' time goes (one hypergradient; an evaluation = one pass of \
-         the objective in some mode, each copying the training data onto a tape):\n"
+         the objective in some mode; the training data enter each tape by reference):\n"
     );
     println!(
         "| row | time | fwd HVPs / fwd gradient passes | bwd products | objective evaluations | \
-         data copied | time per HVP | time per gradient | time per data copy | evaluations x min(HVP, gradient) |"
+         time per HVP | time per gradient | evaluations x min(HVP, gradient) |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let s = data::w1();
     let ridge = Counted::new(Ridge::new(&s.train, Penalty::Shared)?);
     let val = TapeOnly(SquaredError::new(&s.val)?);
     for inner in [Inner::QuadraticCg, Inner::NewtonCg, Inner::Lbfgs] {
         let label = format!("W1 data form, {}", inner.label());
         let theta = [data::W1_LAMBDA];
-        profile_row(&label, &ridge, &val, &theta, data::D, inner, &s.train.x)?;
+        profile_row(&label, &ridge, &val, &theta, data::D, inner)?;
     }
     let w2 = data::w2();
     let logreg = Counted::new(LogReg::new(&w2.train)?);
@@ -390,7 +381,7 @@ fn profile() -> Result<(), ImplicitError> {
     let u = data::w2_log_lambda(data::D);
     for inner in [Inner::NewtonCg, Inner::Lbfgs] {
         let label = format!("W2, {}", inner.label());
-        profile_row(&label, &logreg, &lval, &u, data::D, inner, &w2.train.x)?;
+        profile_row(&label, &logreg, &lval, &u, data::D, inner)?;
     }
     Ok(())
 }
