@@ -9,6 +9,8 @@
 #   elementwise  ad-core's src/elementwise.rs, judged by tests/matrix_modes.rs and operators.rs
 #   nn           ad-core's src/nn/*, judged by tests/nn.rs
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
+#   linear       implicit's CG, dense factorizations and structure checks
+#                (src/linear/{cg,dense,checks}.rs), judged by tests/linear_solvers and alloc.rs
 #   ad-core      every file of ad-core, all its tests (many hours on 2 cores)
 #   implicit     every file of implicit, all its tests (many hours on 2 cores)
 #
@@ -65,6 +67,10 @@ for group in "$@"; do
     optim)
         run optim --package ad-core -f 'crates/ad-core/src/optim/*.rs' \
             "${tests[@]}" optim "${tests[@]}" optim_driver ;;
+    linear)
+        run linear --package implicit -f crates/implicit/src/linear/cg.rs \
+            -f crates/implicit/src/linear/dense.rs -f crates/implicit/src/linear/checks.rs \
+            "${tests[@]}" linear_solvers "${tests[@]}" alloc ;;
     ad-core)
         run ad-core --package ad-core ;;
     implicit)
