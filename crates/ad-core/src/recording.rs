@@ -3,7 +3,7 @@
 
 use nalgebra::DMatrix;
 
-use crate::error::AdError;
+use crate::error::{AdError, check_finite};
 use crate::matrix::{MatOps, MatVar, assert_same_shape};
 use crate::sweep::Seeds;
 use crate::tape::Tape;
@@ -21,7 +21,7 @@ use crate::tape::Tape;
 /// // F(W, x) = tanh(W x), recorded at one point
 /// let w = DMatrix::from_row_slice(2, 2, &[0.5, -0.3, 0.2, 0.1]);
 /// let x = DMatrix::from_column_slice(2, 1, &[1.0, 2.0]);
-/// let rec = Recording::new(&[w, x], |p| vec![p[0].matmul(&p[1]).tanh()]);
+/// let rec = Recording::new(&[w, x], |p| vec![p[0].matmul(&p[1]).tanh()]).unwrap();
 /// let u = DMatrix::from_column_slice(2, 1, &[1.0, 0.0]);
 /// let bars = rec.vjp(&[u.clone()]).unwrap();            // one reverse sweep
 /// let dots = rec.jvp(&[DMatrix::zeros(2, 2), DMatrix::from_column_slice(2, 1, &[1.0, 0.0])])
@@ -37,15 +37,24 @@ pub struct Recording {
 
 impl Recording {
     /// Record `f` at the input blocks `at` (copied onto a new tape as variables).
-    pub fn new(at: &[DMatrix<f64>], f: impl FnOnce(&[MatVar]) -> Vec<MatVar>) -> Recording {
+    ///
+    /// # Errors
+    /// [`AdError::NonFinite`] naming the first NaN or infinite entry of `at`.
+    pub fn new(
+        at: &[DMatrix<f64>],
+        f: impl FnOnce(&[MatVar]) -> Vec<MatVar>,
+    ) -> Result<Recording, AdError> {
+        for m in at {
+            check_finite("recording point (input blocks)", m.as_slice())?;
+        }
         let tape = Tape::new();
         let inputs: Vec<MatVar> = at.iter().map(|m| tape.mat_var_copy(m)).collect();
         let outputs = f(&inputs);
-        Recording {
+        Ok(Recording {
             inputs,
             outputs,
             tape,
-        }
+        })
     }
 
     /// The input blocks' shapes.
@@ -67,6 +76,9 @@ impl Recording {
     /// per output block, same shapes; panics otherwise). One reverse sweep.
     pub fn vjp(&self, out_bar: &[DMatrix<f64>]) -> Result<Vec<DMatrix<f64>>, AdError> {
         check_blocks("Recording::vjp", &self.output_shapes(), out_bar);
+        for u in out_bar {
+            check_finite("cotangents out_bar", u.as_slice())?;
+        }
         let mut seeds = Seeds::new();
         for (y, u) in self.outputs.iter().zip(out_bar) {
             seeds = seeds.mat(y, u.clone());
@@ -79,6 +91,9 @@ impl Recording {
     /// input block, same shapes; panics otherwise). One forward sweep.
     pub fn jvp(&self, in_dot: &[DMatrix<f64>]) -> Result<Vec<DMatrix<f64>>, AdError> {
         check_blocks("Recording::jvp", &self.input_shapes(), in_dot);
+        for v in in_dot {
+            check_finite("tangents in_dot", v.as_slice())?;
+        }
         let mut seeds = Seeds::new();
         for (x, v) in self.inputs.iter().zip(in_dot) {
             seeds = seeds.mat(x, v.clone());

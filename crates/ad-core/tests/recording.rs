@@ -14,7 +14,7 @@
 
 mod common;
 
-use ad_core::{DualMat, MatFn, MatOps, Recording, value_and_grad_mat};
+use ad_core::{AdError, DualMat, MatFn, MatOps, Recording, value_and_grad_mat};
 use common::{check_close, dotv, flatten, mat, norm_inf, norm2};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -57,7 +57,7 @@ proptest! {
 
     #[test]
     fn replayed_products_agree_with_rerecording_forward_mode_and_differences((p, v, u) in case()) {
-        let rec = Recording::new(&p, f);
+        let rec = Recording::new(&p, f).unwrap();
         let plain = f(&p);
         check_close("outputs", &flatten(&rec.outputs()), &flatten(&plain), 0.0, 1.0)?;
 
@@ -95,7 +95,7 @@ proptest! {
 
     #[test]
     fn batched_products_are_columns_of_single_ones((p, v, u) in case(), k in 1usize..4) {
-        let rec = Recording::new(&p, f);
+        let rec = Recording::new(&p, f).unwrap();
         // k directions: the given one and scaled/shifted variants, stacked as columns
         let stack = |blocks: &[DMatrix<f64>]| -> Vec<DMatrix<f64>> {
             blocks.iter().map(|b| DMatrix::from_fn(b.len(), k, |i, j| b[i] * (1.0 + j as f64) - 0.1 * j as f64)).collect()
@@ -125,6 +125,35 @@ proptest! {
 #[test]
 #[should_panic(expected = "Recording::jvp: shapes differ: 2x3 vs 3x2")]
 fn wrong_direction_shapes_panic_with_both_shapes() {
-    let rec = Recording::new(&[DMatrix::zeros(2, 3)], |x| vec![x[0].tanh()]);
+    let rec = Recording::new(&[DMatrix::zeros(2, 3)], |x| vec![x[0].tanh()]).unwrap();
     let _ = rec.jvp(&[DMatrix::zeros(3, 2)]);
+}
+
+/// Non-finite points, cotangents and tangents are errors naming the entry, not NaN products.
+#[test]
+fn non_finite_points_and_directions_are_errors() {
+    let mut at = DMatrix::from_element(2, 1, 0.5);
+    at[1] = f64::NAN;
+    match Recording::new(&[at], |x| vec![x[0].tanh()]) {
+        Err(AdError::NonFinite { what, index, value }) => {
+            assert_eq!(what, "recording point (input blocks)");
+            assert_eq!(index, 1);
+            assert!(value.is_nan());
+        }
+        other => panic!("expected NonFinite, got {:?}", other.map(|_| ())),
+    }
+    let rec = Recording::new(&[DMatrix::from_element(2, 1, 0.5)], |x| vec![x[0].tanh()]).unwrap();
+    let bad = DMatrix::from_column_slice(2, 1, &[f64::INFINITY, 0.0]);
+    match rec.vjp(std::slice::from_ref(&bad)) {
+        Err(AdError::NonFinite { what, index, .. }) => {
+            assert_eq!((what, index), ("cotangents out_bar", 0))
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    match rec.jvp(&[bad]) {
+        Err(AdError::NonFinite { what, index, .. }) => {
+            assert_eq!((what, index), ("tangents in_dot", 0))
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
 }
