@@ -42,12 +42,7 @@ pub fn bicgstab<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = bicgstab_with(&mut ws, op, b, x0, precond, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| bicgstab_with(ws, op, b, x0, precond, opts))
 }
 
 /// [`bicgstab`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].

@@ -49,12 +49,7 @@ pub fn cg<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = cg_with(&mut ws, op, b, x0, precond, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| cg_with(ws, op, b, x0, precond, opts))
 }
 
 /// [`cg`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].

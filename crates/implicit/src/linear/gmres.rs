@@ -43,12 +43,7 @@ pub fn gmres<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = gmres_with(&mut ws, op, b, x0, precond, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| gmres_with(ws, op, b, x0, precond, opts))
 }
 
 /// [`gmres`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].

@@ -45,12 +45,7 @@ pub fn minres<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = minres_with(&mut ws, op, b, x0, precond, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| minres_with(ws, op, b, x0, precond, opts))
 }
 
 /// [`minres`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].

@@ -172,10 +172,5 @@ fn dispatch<A: LinearOperator + ?Sized>(
     method: Method,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = solve_with(&mut ws, op, b, x0, precond, method, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| solve_with(ws, op, b, x0, precond, method, opts))
 }

@@ -50,12 +50,7 @@ pub fn normal_cg<A: LinearOperator + ?Sized>(
     precond: Option<&dyn Preconditioner>,
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
-    let mut ws = Workspace::default();
-    let report = normal_cg_with(&mut ws, op, b, x0, precond, opts)?;
-    Ok(Solution {
-        x: ws.into_solution(),
-        report,
-    })
+    Workspace::run_fresh(|ws| normal_cg_with(ws, op, b, x0, precond, opts))
 }
 
 /// [`normal_cg`] in a reusable [`Workspace`]: the solution is left in [`Workspace::solution`].

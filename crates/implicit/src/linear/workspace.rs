@@ -1,7 +1,9 @@
 //! Reusable scratch space for the Krylov solvers.
 
+use crate::linear::error::SolveError;
 use crate::linear::method::Method;
 use crate::linear::options::SolveOptions;
+use crate::linear::report::{Solution, SolveReport};
 
 /// Scratch space for the Krylov solvers, allocated once and reused across solves (faer's
 /// explicit scratch space, in our terms): the iterate, the solver's work vectors and, for
@@ -82,6 +84,19 @@ impl Workspace {
     /// a failed one: its last iterate, also carried by the error).
     pub fn solution(&self) -> &[f64] {
         &self.x
+    }
+
+    /// Run one solve in a fresh workspace and return its solution with the report (what the
+    /// convenience entry points `cg`, `solve`, ... do).
+    pub(crate) fn run_fresh(
+        run: impl FnOnce(&mut Workspace) -> Result<SolveReport, SolveError>,
+    ) -> Result<Solution, SolveError> {
+        let mut ws = Workspace::default();
+        let report = run(&mut ws)?;
+        Ok(Solution {
+            x: ws.into_solution(),
+            report,
+        })
     }
 
     /// Take the solution out, leaving the workspace without an iterate buffer.
