@@ -136,7 +136,7 @@ for group, title in (("general", "Ours, general path (objective written once, ta
     print(f"| workload | row | median | {rounds_hdr} | error vs reference | notes |")
     print("| --- | --- | ---: | " + " | ".join("---:" for _ in range(rounds)) + " | ---: | --- |")
     for r in (r for r in mine if r["group"] == group):
-        per = " | ".join(fmt(m) for m in r["rounds"]) + " | -" * (rounds - len(r["rounds"]))
+        per = " | ".join([fmt(m) for m in r["rounds"]] + ["-"] * (rounds - len(r["rounds"])))
         med = fmt(r["median"]) if r["ok"] else "FAILED"
         print(f"| {r['workload']} | {r['name']} | {med} | {per} | {efmt(r['err'])} | {r['notes']} |")
     print()
