@@ -285,7 +285,9 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
 
     // Approach 2 at the same inner budget: the same T steps in f64, then the IFT at θ_T
     // (matrix-free CG on Hessian-vector products). Refused by default: θ_T is no solution.
-    let relaxed = IftOptions::default().residual_tol(f64::INFINITY);
+    // Accepted here on purpose, with a huge (finite: options are validated) tolerance, to
+    // show the bias of differentiating at an early-stopped iterate.
+    let relaxed = IftOptions::default().residual_tol(1e300);
     let implicit_at = |t: usize, opts: &IftOptions| {
         let x = step.run(lam, t);
         hypergradient_at(&gram, &val, &[lam], InnerSolution::new(x, t), opts)
