@@ -141,6 +141,11 @@ proptest! {
                 prop_assert_eq!(method, Method::Cg);
                 prop_assert_eq!(iteration, 0);
                 prop_assert!(curvature < 0.0);
+                // The first direction is p = r0 = b (x0 = 0, no preconditioner), so the
+                // curvature reported is the Rayleigh quotient bᵀ(−A)b / bᵀb (a few roundings).
+                let b = nalgebra::DVector::from_column_slice(&sys.b);
+                let rayleigh = b.dot(&(&a * &b)) / b.dot(&b);
+                prop_assert!((curvature - rayleigh).abs() <= 1e-12 * rayleigh.abs(), "{} vs {}", curvature, rayleigh);
                 prop_assert!(!report.converged);
                 prop_assert!((report.residual_norm - norm(&sys.b)).abs() <= 1e-12 * norm(&sys.b));
             }
