@@ -3,6 +3,7 @@
 //! Random systems and helpers live here; the tests are grouped by job in the modules below.
 
 mod ad_ops;
+mod dense_paths;
 mod errors;
 mod progress;
 mod solve;
