@@ -143,3 +143,60 @@ fn a_cholesky_factor_preconditions_cg_exactly() {
     );
     assert!(residual(&a, &sol.x, &b) <= 1e-8 * DVector::from_column_slice(&b).norm());
 }
+
+/// The singularity threshold of LU is relative (n ε max|aᵢⱼ|): a well-conditioned matrix
+/// at any scale factors, a singular one at any scale does not.
+#[test]
+fn lu_singularity_is_judged_relative_to_the_matrix_scale() {
+    let n = 5;
+    let base = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            2.0
+        } else {
+            0.3 / (1 + i + j) as f64
+        }
+    });
+    for scale in [1e-12, 1.0, 1e12] {
+        let a = &base * scale;
+        let lu = DenseLu::factor(&a, 0.0).unwrap_or_else(|e| panic!("scale {scale:e}: {e}"));
+        let b = vec![scale; n];
+        let sol = lu.solve(&b, None, &SolveOptions::default()).unwrap();
+        assert!(residual(&a, &sol.x, &b) <= 1e-12 * scale * (n as f64).sqrt());
+        let mut singular = a.clone();
+        let row0 = singular.row(0).into_owned();
+        singular.set_row(1, &row0);
+        match DenseLu::factor(&singular, 0.0) {
+            Err(SolveError::Singular { size, .. }) => assert_eq!(size, n),
+            other => panic!(
+                "scale {scale:e}: expected Singular, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+}
+
+/// The zero matrix is symmetric: CG on it meets zero curvature (the matrix is not positive
+/// definite), it is not reported as nonsymmetric.
+#[test]
+fn the_zero_matrix_is_symmetric_for_cg() {
+    let a = DMatrix::<f64>::zeros(3, 3);
+    match solve(
+        &a,
+        &[1.0, 0.0, 0.0],
+        None,
+        Method::Cg,
+        &SolveOptions::default(),
+    ) {
+        Err(SolveError::NegativeCurvature {
+            curvature,
+            iteration,
+            ..
+        }) => {
+            assert_eq!((curvature, iteration), (0.0, 0))
+        }
+        other => panic!(
+            "expected NegativeCurvature, got {:?}",
+            other.map(|s| s.report)
+        ),
+    }
+}
