@@ -200,3 +200,50 @@ fn the_zero_matrix_is_symmetric_for_cg() {
         ),
     }
 }
+
+/// Refinement runs only while it is needed and never past `max_iters`: a well-conditioned
+/// solve that meets the tolerance at once reports 0 refinement steps, and a capped
+/// refinement stops at its cap.
+#[test]
+fn refinement_respects_its_limits() {
+    let n = 6;
+    let a = DMatrix::from_fn(n, n, |i, j| if i == j { 3.0 } else { 0.1 });
+    let b = vec![1.0; n];
+    let lu = DenseLu::factor(&a, 0.0).unwrap();
+    let sol = lu.solve(&b, None, &SolveOptions::default()).unwrap();
+    assert_eq!(sol.report.iterations, 0);
+    let h = hilbert(10);
+    let hb: Vec<f64> = (0..10).map(|i| 1.0 + i as f64).collect();
+    let hlu = DenseLu::factor(&h, 0.0).unwrap();
+    let capped = SolveOptions::default().rtol(0.0).atol(0.0).max_iters(1);
+    match hlu.solve(&hb, None, &capped) {
+        Err(SolveError::NotConverged { report, .. }) => assert!(report.iterations <= 1),
+        other => panic!("expected NotConverged, got {:?}", other.map(|s| s.report)),
+    }
+}
+
+/// A failed dense solve of a matrix-free operator still reports the products spent
+/// materializing it.
+#[test]
+fn a_failed_dense_solve_keeps_its_product_count() {
+    let n = 8;
+    let h = hilbert(n);
+    let h2 = h.clone();
+    let op = FnOperator::new(n, move |x: &[f64], y: &mut [f64]| {
+        let v = &h2 * DVector::from_column_slice(x);
+        y.copy_from_slice(v.as_slice());
+    });
+    let b = vec![1.0; n];
+    let impossible = SolveOptions::default().rtol(0.0).atol(0.0);
+    for method in [Method::Lu, Method::Cholesky] {
+        match solve(&op, &b, None, method, &impossible) {
+            Err(SolveError::NotConverged { report, .. }) => {
+                assert!(report.matvecs >= n, "{method:?}: {}", report.matvecs)
+            }
+            other => panic!(
+                "{method:?}: expected NotConverged, got {:?}",
+                other.map(|s| s.report)
+            ),
+        }
+    }
+}
