@@ -81,6 +81,11 @@ pub enum ImplicitError {
     #[error("forward solver failed: {0}")]
     ForwardSolver(ad_core::RuleError),
 
+    /// An optimizer of `ad_core::optim` was built with invalid options (the outer loop of
+    /// `hyper::optimize`), or failed.
+    #[error(transparent)]
+    Optim(#[from] ad_core::optim::OptimError),
+
     /// An ad-core driver failed.
     #[error(transparent)]
     Ad(#[from] AdError),

@@ -492,3 +492,45 @@ fn the_general_path_gives_the_reference_in_every_entry() {
         assert!((a - b).abs() <= 1e-8 * scale, "entry {j}: {a} vs {b}");
     }
 }
+
+/// Invalid outer-loop options (a NaN or negative learning rate, invalid IFT options) are
+/// typed errors before the inner solver runs even once.
+#[test]
+fn invalid_outer_options_fail_before_any_inner_solve() {
+    let (inner, val) = w2();
+    let calls = std::cell::Cell::new(0usize);
+    let mut counting = |_: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
+        calls.set(calls.get() + 1);
+        Ok(InnerSolution::new(vec![0.0; 50], 0))
+    };
+    let u0 = data::w2_log_lambda(50);
+    for lr in [f64::NAN, -0.1] {
+        let opts = HyperOptions::default().steps(3).learning_rate(lr);
+        match optimize(&inner, &val, &u0, &mut counting, &opts) {
+            Err(ImplicitError::Optim(ad_core::optim::OptimError::InvalidOption {
+                name,
+                value,
+                ..
+            })) => {
+                assert_eq!(name, "learning_rate");
+                assert!(value.is_nan() == lr.is_nan() && (lr.is_nan() || value == lr));
+            }
+            other => panic!(
+                "lr {lr}: expected Optim(InvalidOption), got {:?}",
+                other.map(|t| t.steps.len())
+            ),
+        }
+    }
+    let opts = HyperOptions::default().ift(IftOptions::default().residual_tol(f64::NAN));
+    match optimize(&inner, &val, &u0, &mut counting, &opts) {
+        Err(ImplicitError::InvalidOption { name, value, .. }) => {
+            assert_eq!(name, "residual_tol");
+            assert!(value.is_nan());
+        }
+        other => panic!(
+            "expected InvalidOption, got {:?}",
+            other.map(|t| t.steps.len())
+        ),
+    }
+    assert_eq!(calls.get(), 0, "no inner solve ran");
+}

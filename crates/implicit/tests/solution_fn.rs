@@ -183,3 +183,48 @@ fn an_inexact_solver_fails_the_evaluation_with_its_residual() {
         other => panic!("expected CustomRule, got {other:?}"),
     }
 }
+
+/// Non-finite parameters never reach the forward solver: the evaluation fails with
+/// `NonFiniteEntry` naming the block and the entry.
+#[test]
+fn non_finite_parameters_are_rejected_before_the_solver_runs() {
+    let w = weighted(3, 5);
+    let calls = std::cell::Cell::new(0usize);
+    let w2 = w.clone();
+    let x_star = SolutionFn::new(
+        Argmin(w),
+        |t: &[DMatrix<f64>]| {
+            calls.set(calls.get() + 1);
+            w2.solve(t)
+        },
+        IftOptions::default(),
+    );
+    let loss = Loss {
+        x_star: &x_star,
+        error: RefCell::new(None),
+    };
+    let theta = [
+        DMatrix::from_element(1, 1, 0.5),
+        DMatrix::from_element(1, 1, f64::NAN),
+    ];
+    let _ = ad_core::MatFn::eval(&loss, &theta);
+    match loss.error.borrow_mut().take() {
+        Some(AdError::CustomRule { source, .. }) => {
+            match source.downcast_ref::<implicit::ImplicitError>() {
+                Some(implicit::ImplicitError::NonFiniteEntry {
+                    block,
+                    row,
+                    col,
+                    value,
+                    ..
+                }) => {
+                    assert_eq!((*block, *row, *col), (1, 0, 0));
+                    assert!(value.is_nan());
+                }
+                other => panic!("expected NonFiniteEntry, got {other:?}"),
+            }
+        }
+        other => panic!("expected CustomRule, got {other:?}"),
+    }
+    assert_eq!(calls.get(), 0);
+}

@@ -26,7 +26,7 @@
 //! # Ok::<(), ImplicitError>(())
 //! ```
 
-use ad_core::optim::{Adam, AdamOptions, AdamState, OptimError, Optimizer};
+use ad_core::optim::{Adam, AdamOptions, AdamState, Optimizer};
 use serde::{Deserialize, Serialize};
 
 use super::hypergrad::{Hypergradient, InnerSolver, ValidationLoss, hypergradient_warm};
@@ -142,7 +142,7 @@ pub struct Trace {
 /// (the `hyperparam` example draws a progress bar with it).
 ///
 /// # Errors
-/// Invalid Adam options ([`ImplicitError::InvalidOption`]), then the first failing
+/// Invalid Adam options ([`ImplicitError::Optim`]), then the first failing
 /// hypergradient (non-finite θ, inner solver failure, unconverged inner solution, failed
 /// backward solve), as is.
 pub fn optimize<O, V, S>(
@@ -177,14 +177,7 @@ where
     V: ValidationLoss,
     S: InnerSolver + ?Sized,
 {
-    let mut adam = Adam::new(options.adam).map_err(|e| match e {
-        OptimError::InvalidOption { name, value, .. } => ImplicitError::InvalidOption {
-            name,
-            value,
-            reason: "invalid outer Adam option (see ad_core::optim::AdamOptions)",
-        },
-        other => ImplicitError::ForwardSolver(Box::new(other)),
-    })?;
+    let mut adam = Adam::new(options.adam)?;
     options.ift.validate()?;
     check_finite("initial hyperparameters theta0", theta0)?;
     let mut theta = theta0.to_vec();

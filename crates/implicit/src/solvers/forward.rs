@@ -2,6 +2,7 @@
 
 use nalgebra::DMatrix;
 
+use crate::checks;
 use crate::error::ImplicitError;
 use crate::problem::Objective;
 use crate::solvers::argmin_rs::{ArgminMethod, minimize};
@@ -48,13 +49,11 @@ pub fn forward_solver<O: Objective>(
                 got: theta.len(),
             });
         }
-        if theta[0].ncols() != 1 {
-            return Err(ImplicitError::Shape {
-                what: "argmin forward_solver parameters (one column block)",
-                expected: (theta[0].len(), 1),
-                got: theta[0].shape(),
-            });
-        }
+        checks::shape(
+            "argmin forward_solver parameters (one column block)",
+            (theta[0].len(), 1),
+            theta[0].shape(),
+        )?;
         minimize(objective, theta[0].as_slice(), &x0, &method)
             .map(|s| s.x)
             .map_err(ImplicitError::from)
