@@ -224,7 +224,7 @@ fn forward_scalars(nodes: &[ScalarNode], tan: &mut [f64], lo: usize, hi: usize) 
 
 /// Which tape matrices may depend on a variable: all but the constants and the results of
 /// matrix ops on constants only. Reverse rules propagate no adjoint into the others.
-fn needs_adjoint(data: &TapeData) -> Vec<bool> {
+pub(crate) fn needs_adjoint(data: &TapeData) -> Vec<bool> {
     let mut needs = vec![true; data.mats.len()];
     for &c in &data.const_mats {
         needs[c as usize] = false;
@@ -251,7 +251,7 @@ type Slots = (Vec<f64>, MatSlots);
 /// A sweep over a tape's records.
 type SweepFn = fn(&TapeData, &Seeds) -> Result<Slots, AdError>;
 
-fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdError> {
+pub(crate) fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSlots), AdError> {
     let mut sadj = vec![0.0; data.scalars.len()];
     let mut madj: MatSlots = vec![None; data.mats.len()];
     let needs = needs_adjoint(data);
@@ -309,6 +309,14 @@ impl Tape {
             shapes,
             pooled,
         })
+    }
+
+    /// Run `f` on this tape's records, taken out for the duration (the tape must be the
+    /// innermost scope; nested tapes may be opened inside `f`).
+    pub(crate) fn with_records<R>(&self, f: impl FnOnce(&TapeData) -> R) -> R {
+        let guard = RestoreOnDrop(Some(take_for_sweep(self.id())));
+        let data = guard.0.as_ref().expect("records present until drop");
+        f(data)
     }
 
     /// Reverse sweep from a scalar output: the gradient of `y` with respect to every

@@ -11,7 +11,7 @@ use crate::custom::record;
 use crate::error::AdError;
 use crate::real::{Real, column, sigmoid_f64, softplus_sigmoid_f64};
 use crate::rule::{self, CustomFn, CustomRule};
-use crate::tape::{NONE, Tape, push_scalar};
+use crate::tape::{LINEAR, NONE, Tape, push_scalar};
 use crate::unary::{Sc, Unary};
 
 /// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
@@ -81,10 +81,17 @@ impl Var {
     /// Record a unary node `value = f(self)` with derivative `d`.
     #[inline]
     pub(crate) fn unary(self, value: f64, d: f64) -> Var {
+        self.unary_curved(value, d, || 0.0)
+    }
+
+    /// Record `y = f(self)` with `f'(self) = d`; `d2` gives `f''(self)`, asked for only on
+    /// second-order tapes.
+    #[inline]
+    pub(crate) fn unary_curved(self, value: f64, d: f64, d2: impl FnOnce() -> f64) -> Var {
         if self.is_constant() {
             return Var::constant(value);
         }
-        let index = push_scalar(self.tape, [self.index, NONE], [d, 0.0]);
+        let index = push_scalar(self.tape, [self.index, NONE], [d, 0.0], || [d2(), 0.0, 0.0]);
         Var::from_parts(value, self.tape, index)
     }
 
@@ -93,16 +100,31 @@ impl Var {
     #[inline]
     fn elementwise(self, f: Unary, y: f64, aux: f64) -> Var {
         let d = f.chain_with(&Sc(self.value), &Sc(y), &Sc(aux), &Sc(1.0)).0;
-        self.unary(y, d)
+        let x = self.value;
+        self.unary_curved(y, d, || f.second_derivative(x, y, d))
     }
 
     /// Record a binary node `value = f(a, b)` with partials `da`, `db`.
     #[inline]
     pub(crate) fn binary(a: Var, b: Var, value: f64, da: f64, db: f64) -> Var {
+        Var::binary_curved(a, b, value, da, db, LINEAR)
+    }
+
+    /// Record a binary node as [`Var::binary`] does; `h` gives its second partials
+    /// `[∂²/∂a², ∂²/∂a∂b, ∂²/∂b²]`, asked for only on second-order tapes.
+    #[inline]
+    pub(crate) fn binary_curved(
+        a: Var,
+        b: Var,
+        value: f64,
+        da: f64,
+        db: f64,
+        h: impl FnOnce() -> [f64; 3],
+    ) -> Var {
         match (a.is_constant(), b.is_constant()) {
             (true, true) => Var::constant(value),
-            (false, true) => a.unary(value, da),
-            (true, false) => b.unary(value, db),
+            (false, true) => a.unary_curved(value, da, || h()[0]),
+            (true, false) => b.unary_curved(value, db, || h()[2]),
             (false, false) => {
                 if a.tape != b.tape {
                     // Let the tape explain which of the two is stale or outer.
@@ -113,7 +135,7 @@ impl Var {
                     };
                     crate::tape::with_tape(stale, |_| ());
                 }
-                let index = push_scalar(a.tape, [a.index, b.index], [da, db]);
+                let index = push_scalar(a.tape, [a.index, b.index], [da, db], h);
                 Var::from_parts(value, a.tape, index)
             }
         }
@@ -148,7 +170,7 @@ impl Var {
 impl Tape {
     /// A new independent variable on this tape.
     pub fn var(&self, value: f64) -> Var {
-        let index = push_scalar(self.id(), [NONE, NONE], [0.0, 0.0]);
+        let index = push_scalar(self.id(), [NONE, NONE], [0.0, 0.0], LINEAR);
         Var::from_parts(value, self.id(), index)
     }
 
@@ -206,7 +228,9 @@ impl Mul for Var {
     type Output = Var;
     #[inline]
     fn mul(self, o: Var) -> Var {
-        Var::binary(self, o, self.value * o.value, o.value, self.value)
+        Var::binary_curved(self, o, self.value * o.value, o.value, self.value, || {
+            [0.0, 1.0, 0.0]
+        })
     }
 }
 impl Div for Var {
@@ -216,7 +240,10 @@ impl Div for Var {
         // The value is a true division, so it is bit-identical to plain f64 evaluation.
         let inv = 1.0 / o.value;
         let q = self.value / o.value;
-        Var::binary(self, o, q, inv, -q * inv)
+        // a/b: ∂²/∂a∂b = -1/b², ∂²/∂b² = 2a/b³ = 2q/b².
+        Var::binary_curved(self, o, q, inv, -q * inv, || {
+            [0.0, -inv * inv, 2.0 * q * inv * inv]
+        })
     }
 }
 impl Neg for Var {
@@ -280,7 +307,7 @@ impl Div<Var> for f64 {
     #[inline]
     fn div(self, x: Var) -> Var {
         let q = self / x.value;
-        x.unary(q, -q / x.value)
+        x.unary_curved(q, -q / x.value, || 2.0 * q / (x.value * x.value))
     }
 }
 
@@ -336,7 +363,8 @@ impl Real for Var {
     }
     #[inline]
     fn ln_1p(self) -> Var {
-        self.unary(self.value.ln_1p(), 1.0 / (1.0 + self.value))
+        let d = 1.0 / (1.0 + self.value);
+        self.unary_curved(self.value.ln_1p(), d, || -d * d)
     }
     #[inline]
     fn sqrt(self) -> Var {
@@ -348,7 +376,10 @@ impl Real for Var {
             return Var::constant(1.0);
         }
         let p = self.value.powi(n - 1);
-        self.unary(self.value.powi(n), f64::from(n) * p)
+        let x = self.value;
+        self.unary_curved(x.powi(n), f64::from(n) * p, || {
+            f64::from(n) * f64::from(n - 1) * x.powi(n - 2)
+        })
     }
     #[inline]
     fn powf(self, y: Var) -> Var {
@@ -359,7 +390,16 @@ impl Real for Var {
         } else {
             0.0
         };
-        Var::binary(self, y, v, dx, dy)
+        let (a, b) = (self.value, y.value);
+        Var::binary_curved(self, y, v, dx, dy, || {
+            // a^b: ∂²/∂a² = b(b-1)a^(b-2), ∂²/∂a∂b = a^(b-1)(1 + b ln a), ∂²/∂b² = a^b ln²a.
+            let ln = if a > 0.0 { a.ln() } else { 0.0 };
+            [
+                b * (b - 1.0) * a.powf(b - 2.0),
+                a.powf(b - 1.0) * (1.0 + b * ln),
+                v * ln * ln,
+            ]
+        })
     }
     #[inline]
     fn sin(self) -> Var {
@@ -400,6 +440,6 @@ impl Real for Var {
     #[inline]
     fn recip(self) -> Var {
         let r = 1.0 / self.value;
-        self.unary(r, -r * r)
+        self.unary_curved(r, -r * r, || 2.0 * r * r * r)
     }
 }

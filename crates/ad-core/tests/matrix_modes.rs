@@ -17,7 +17,8 @@
 mod common;
 
 use ad_core::{
-    MatFn, MatOps, Real, ScalarFn, Unary, grad, hvp, hvp_mat, jvp_mat, value_and_grad_mat,
+    HessianRecording, MatFn, MatOps, Real, ScalarFn, Unary, grad, hvp, hvp_mat, jvp_mat,
+    value_and_grad_mat,
 };
 use common::prims::{Prim, all_prims, any_prim_case, build_case, prim_case};
 use common::{AsScalar, RefMat, check_close, dotv, flatten, norm_inf, shapes, step, unflatten};
@@ -116,6 +117,78 @@ fn check_all<F: MatFn>(
         &hv_scalar,
         MODES_REL,
         hscale,
+    )?;
+
+    // second order recorded once (forward-over-reverse, `HessianRecording`): the gradient
+    // and one HVP agree with the modes above; a batch of three directions [v, w, v + w]
+    // gives the single products column by column (so the batched sweep neither mixes
+    // directions nor drops one) and is linear.
+    let rec = HessianRecording::new(p, |x| f.eval(x)).unwrap();
+    check_close(
+        "HessianRecording value",
+        &[rec.value()],
+        &[fx],
+        MODES_REL,
+        1.0,
+    )?;
+    let g_rec = flatten(&rec.gradient().unwrap());
+    check_close(
+        "HessianRecording gradient vs MatVar",
+        &g_rec,
+        &gf,
+        MODES_REL,
+        gscale,
+    )?;
+    let hv_rec = flatten(&rec.hvp(v).unwrap());
+    check_close(
+        "HessianRecording::hvp vs hvp_mat",
+        &hv_rec,
+        &hv,
+        MODES_REL,
+        hscale,
+    )?;
+    let wf: Vec<f64> = vf.iter().rev().map(|a| 0.5 - a).collect();
+    let w = unflatten(&wf, &shp);
+    let hw = flatten(&hvp_mat(f, p, &w).unwrap());
+    let mut stacked = Vec::new();
+    let mut start = 0;
+    for &(r, c) in &shp {
+        let n = r * c;
+        let sum: Vec<f64> = (start..start + n).map(|i| vf[i] + wf[i]).collect();
+        let cols = [&vf[start..start + n], &wf[start..start + n], &sum[..]].concat();
+        stacked.push(DMatrix::from_column_slice(n, 3, &cols));
+        start += n;
+    }
+    let refs: Vec<Option<&DMatrix<f64>>> = stacked.iter().map(Some).collect();
+    let batch = rec.hvp_batch(&refs).unwrap();
+    let col = |j: usize| -> Vec<f64> {
+        batch
+            .iter()
+            .flat_map(|b| b.column(j).iter().copied().collect::<Vec<_>>())
+            .collect()
+    };
+    let wscale = hscale.max(norm_inf(&hw));
+    check_close(
+        "hvp_batch column 0 vs hvp_mat(v)",
+        &col(0),
+        &hv,
+        MODES_REL,
+        wscale,
+    )?;
+    check_close(
+        "hvp_batch column 1 vs hvp_mat(w)",
+        &col(1),
+        &hw,
+        MODES_REL,
+        wscale,
+    )?;
+    let sum: Vec<f64> = hv.iter().zip(&hw).map(|(a, b)| a + b).collect();
+    check_close(
+        "hvp_batch column 2 vs H v + H w",
+        &col(2),
+        &sum,
+        MODES_REL,
+        wscale,
     )?;
 
     // central differences, if every difference point takes the same branches

@@ -67,6 +67,9 @@ fn check_shapes(
 }
 
 impl OpaqueOp for CustomRecord {
+    fn name(&self) -> String {
+        self.rule.name().to_string()
+    }
     fn backward(
         &self,
         _mats: &[TapeMat],

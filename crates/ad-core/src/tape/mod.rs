@@ -48,6 +48,12 @@ pub(crate) struct TapeData {
     /// custom op outputs): freed, not given to the [`arena`], when the tape drops.
     pub foreign_mats: Vec<u32>,
     pub ops: Vec<OpEntry>,
+    /// Set on tapes that second-order sweeps will run over ([`Tape::new_second_order`]):
+    /// every scalar push then takes the checked path and records its curvature.
+    pub second_order: bool,
+    /// Second partial derivatives `[h00, h01, h11]` of the scalar nodes whose partials are
+    /// not constant, by node index in increasing order (second-order tapes only).
+    pub curvature: Vec<(u32, [f64; 3])>,
 }
 
 impl TapeData {
@@ -69,6 +75,8 @@ impl TapeData {
         self.const_mats.clear();
         self.foreign_mats.clear();
         self.ops.clear();
+        self.second_order = false;
+        self.curvature.clear();
     }
 }
 
@@ -119,7 +127,11 @@ fn park(s: &mut Stack) {
 fn unpark(s: &mut Stack) {
     let _ = TOP.try_with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(t) = s.live.last_mut().filter(|t| !t.busy && c.id == 0) {
+        if let Some(t) = s
+            .live
+            .last_mut()
+            .filter(|t| !t.busy && !t.second_order && c.id == 0)
+        {
             c.nodes = std::mem::take(&mut t.scalars);
             c.id = t.id;
         }
@@ -176,20 +188,44 @@ pub(crate) fn active_id() -> Option<u32> {
     STACK.with(|s| s.borrow().live.last().map(|t| t.id))
 }
 
-/// Record one scalar node on tape `id`; returns its index.
+/// Record one scalar node on tape `id`; returns its index. `curvature` gives the node's
+/// second partials `[h00, h01, h11]`; it runs only on second-order tapes.
 #[inline(always)]
-pub(crate) fn push_scalar(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32 {
-    push_node(id, parents[0], parents[1], partials[0], partials[1])
+pub(crate) fn push_scalar(
+    id: u32,
+    parents: [u32; 2],
+    partials: [f64; 2],
+    curvature: impl FnOnce() -> [f64; 3],
+) -> u32 {
+    push_node(
+        id,
+        parents[0],
+        parents[1],
+        partials[0],
+        partials[1],
+        curvature,
+    )
 }
+
+/// A scalar node with constant partials (no curvature).
+pub(crate) const LINEAR: fn() -> [f64; 3] = || [0.0; 3];
 
 /// The body of [`push_scalar`], which runs once per recorded scalar operation.
 ///
-/// The common case (`id` is the innermost tape, not in a sweep, not full) touches only the
-/// nodes held in [`Top`]; every misuse goes to the cold [`push_scalar_slow`], which panics
-/// with the explanation. `try_with` (inlined, unlike `with`) and operands passed as separate
-/// scalars keep the fast path short (see docs/benchmarks.md, "Scalar tape push").
+/// The common case (`id` is the innermost tape, not in a sweep, not full, not second
+/// order) touches only the nodes held in [`Top`]; everything else goes to the cold
+/// [`push_scalar_slow`], which records curvature or panics with the explanation.
+/// `try_with` (inlined, unlike `with`) and operands passed as separate scalars keep the
+/// fast path short (see docs/benchmarks.md, "Scalar tape push").
 #[inline(never)]
-fn push_node(id: u32, p0: u32, p1: u32, d0: f64, d1: f64) -> u32 {
+fn push_node(
+    id: u32,
+    p0: u32,
+    p1: u32,
+    d0: f64,
+    d1: f64,
+    curvature: impl FnOnce() -> [f64; 3],
+) -> u32 {
     let pushed = TOP.try_with(|c| {
         let mut c = c.borrow_mut();
         let idx = c.nodes.len();
@@ -204,14 +240,20 @@ fn push_node(id: u32, p0: u32, p1: u32, d0: f64, d1: f64) -> u32 {
     });
     match pushed {
         Ok(Some(idx)) => idx,
-        _ => push_scalar_slow(id, [p0, p1], [d0, d1]),
+        _ => push_scalar_slow(id, [p0, p1], [d0, d1], curvature),
     }
 }
 
-/// The checked path of [`push_scalar`]: panics with the misuse explanation.
+/// The checked path of [`push_scalar`]: records curvature on second-order tapes, panics
+/// with the misuse explanation otherwise.
 #[cold]
 #[inline(never)]
-fn push_scalar_slow(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32 {
+fn push_scalar_slow(
+    id: u32,
+    parents: [u32; 2],
+    partials: [f64; 2],
+    curvature: impl FnOnce() -> [f64; 3],
+) -> u32 {
     with_tape(id, |t| {
         let idx = t.scalars.len() as u32;
         assert!(
@@ -219,6 +261,12 @@ fn push_scalar_slow(id: u32, parents: [u32; 2], partials: [f64; 2]) -> u32 {
             "ad-core: tape #{id} is full (2^32 - 1 scalar nodes)"
         );
         t.scalars.push(ScalarNode { parents, partials });
+        if t.second_order && parents[0] != NONE {
+            let h = curvature();
+            if h != [0.0; 3] {
+                t.curvature.push((idx, h));
+            }
+        }
         idx
     })
 }
@@ -298,6 +346,21 @@ impl Tape {
                 _not_send: PhantomData,
             }
         })
+    }
+
+    /// Open a new innermost scope that records what second-order sweeps need: the
+    /// curvature of every scalar node (the matrix ops' rules know theirs). Recording on it
+    /// takes the checked path, a little slower than [`Tape::new`].
+    pub(crate) fn new_second_order() -> Tape {
+        let tape = Tape::new();
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            park(&mut s);
+            if let Some(t) = s.live.last_mut() {
+                t.second_order = true;
+            }
+        });
+        tape
     }
 
     /// This tape's id (shown in misuse messages).

@@ -9,6 +9,8 @@ use crate::unary::Unary;
 /// An op whose sweep rules the tape does not know (custom ops): it propagates adjoints and
 /// tangents itself, given the tape's values and slots.
 pub(crate) trait OpaqueOp {
+    /// A short name for error messages.
+    fn name(&self) -> String;
     /// Accumulate input adjoints from output adjoints.
     fn backward(
         &self,

@@ -1,0 +1,132 @@
+//! Helpers on `k`-tangent matrices: block `j` of an `r x (c k)` matrix is the contiguous
+//! slice of its columns `j c .. (j+1) c`.
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+
+use crate::error::AdError;
+use crate::tape::op::Op;
+
+pub(crate) fn ix(i: u32) -> usize {
+    i as usize
+}
+
+/// Block `j` of a `k`-tangent matrix whose blocks hold `rc` entries.
+pub(crate) fn blk(m: &DMatrix<f64>, j: usize, rc: usize) -> &[f64] {
+    &m.as_slice()[j * rc..(j + 1) * rc]
+}
+
+pub(crate) fn blk_mut(m: &mut DMatrix<f64>, j: usize, rc: usize) -> &mut [f64] {
+    &mut m.as_mut_slice()[j * rc..(j + 1) * rc]
+}
+
+/// `c = alpha op(a) op(b) + beta c` on column-major slices (`op` transposes when asked).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_slices(
+    c: &mut [f64],
+    (cr, cc): (usize, usize),
+    alpha: f64,
+    a: &[f64],
+    (ar, ac): (usize, usize),
+    ta: bool,
+    b: &[f64],
+    (br, bc): (usize, usize),
+    tb: bool,
+    beta: f64,
+) {
+    let mut cv = DMatrixViewMut::from_slice(c, cr, cc);
+    // nalgebra's small-matrix path assumes unit row strides: materialize transposes there;
+    // otherwise read them through strided views (matrixmultiply takes any strides).
+    const SMALL: usize = 5;
+    let large = cr > SMALL && cc > SMALL && ar > SMALL && ac > SMALL && br > SMALL && bc > SMALL;
+    let view = |s: &'_ [f64], r: usize, cl: usize, t: bool| -> DMatrix<f64> {
+        let v = DMatrixView::from_slice(s, r, cl);
+        if t { v.transpose() } else { v.into_owned() }
+    };
+    if large {
+        let av = if ta {
+            DMatrixView::from_slice_with_strides(a, ac, ar, ar, 1)
+        } else {
+            DMatrixView::from_slice_with_strides(a, ar, ac, 1, ar)
+        };
+        let bv = if tb {
+            DMatrixView::from_slice_with_strides(b, bc, br, br, 1)
+        } else {
+            DMatrixView::from_slice_with_strides(b, br, bc, 1, br)
+        };
+        cv.gemm(alpha, &av, &bv, beta);
+    } else if !ta && !tb {
+        cv.gemm(
+            alpha,
+            &DMatrixView::from_slice(a, ar, ac),
+            &DMatrixView::from_slice(b, br, bc),
+            beta,
+        );
+    } else {
+        cv.gemm(alpha, &view(a, ar, ac, ta), &view(b, br, bc, tb), beta);
+    }
+}
+
+pub(crate) fn zeros_k(shape: (usize, usize), k: usize) -> DMatrix<f64> {
+    DMatrix::zeros(shape.0, shape.1 * k)
+}
+
+pub(crate) fn acc_k(
+    slot: &mut Option<DMatrix<f64>>,
+    shape: (usize, usize),
+    k: usize,
+) -> &mut DMatrix<f64> {
+    slot.get_or_insert_with(|| zeros_k(shape, k))
+}
+
+/// `y[j-th block] += f(x-block j)` for every block, with a broadcast operand per entry.
+pub(crate) fn each_block(
+    out: &mut DMatrix<f64>,
+    k: usize,
+    rc: usize,
+    mut f: impl FnMut(usize, &mut [f64]),
+) {
+    for j in 0..k {
+        f(j, blk_mut(out, j, rc));
+    }
+}
+
+pub(crate) fn custom_error(rec: &str) -> AdError {
+    AdError::CustomSecondOrder {
+        name: rec.to_string(),
+        block: 0,
+    }
+}
+
+/// `acc += s * x` over all entries.
+pub(crate) fn add_scaled(acc: &mut DMatrix<f64>, s: f64, x: &DMatrix<f64>) {
+    for (a, &v) in acc.as_mut_slice().iter_mut().zip(x.as_slice()) {
+        *a += s * v;
+    }
+}
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The matrix an op writes, if it writes one.
+pub(crate) fn output_of(op: &Op) -> Option<u32> {
+    match *op {
+        Op::MatMul { out, .. }
+        | Op::Transpose { out, .. }
+        | Op::Add { out, .. }
+        | Op::Sub { out, .. }
+        | Op::MulElem { out, .. }
+        | Op::DivElem { out, .. }
+        | Op::AddRow { out, .. }
+        | Op::AddCol { out, .. }
+        | Op::Scale { out, .. }
+        | Op::ScaleConst { out, .. }
+        | Op::AddConst { out, .. }
+        | Op::Unary { out, .. }
+        | Op::FromScalars { out, .. }
+        | Op::Slice { out, .. }
+        | Op::Concat { out, .. }
+        | Op::Reshape { out, .. } => Some(out),
+        Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => None,
+    }
+}

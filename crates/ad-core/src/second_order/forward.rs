@@ -1,0 +1,340 @@
+//! The batched forward (tangent) sweep: `k` tangents of every tape entry.
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+
+use super::Tangents;
+use super::blocks::*;
+use crate::error::AdError;
+use crate::tape::op::Op;
+use crate::tape::{NONE, TapeData, TapeMat};
+use crate::unary::Unary;
+
+/// `f'` and `f''` at every entry of `x` (with `y = f(x)`).
+fn unary_derivatives(f: Unary, x: &DMatrix<f64>, y: &DMatrix<f64>) -> (Vec<f64>, Vec<f64>) {
+    let d1: Vec<f64> = x
+        .iter()
+        .zip(y.iter())
+        .map(|(&a, &b)| f.derivative(a, b))
+        .collect();
+    let d2 = x
+        .iter()
+        .zip(y.iter())
+        .zip(&d1)
+        .map(|((&a, &b), &d)| f.second_derivative(a, b, d))
+        .collect();
+    (d1, d2)
+}
+
+/// Propagate scalar tangents through nodes `lo..hi`, oldest first.
+pub(crate) fn forward_scalars(data: &TapeData, t: &mut Tangents, lo: usize, hi: usize) {
+    let k = t.k;
+    for i in lo..hi {
+        let n = data.scalars[i];
+        if n.parents[0] == NONE {
+            continue;
+        }
+        for j in 0..k {
+            let mut v = n.partials[0] * t.scalars[ix(n.parents[0]) * k + j];
+            if n.parents[1] != NONE {
+                v += n.partials[1] * t.scalars[ix(n.parents[1]) * k + j];
+            }
+            t.scalars[i * k + j] = v;
+        }
+    }
+}
+
+/// The batched forward (tangent) rule of one op.
+pub(crate) fn forward_op(
+    op: &Op,
+    pos: usize,
+    mats: &[TapeMat],
+    t: &mut Tangents,
+) -> Result<(), AdError> {
+    let k = t.k;
+    let shape = |i: u32| mats[ix(i)].shape();
+    let out_tangent: Option<DMatrix<f64>> = match *op {
+        Op::Custom(ref rec) => return Err(custom_error(&rec.name())),
+        Op::Sum { a, out_s } => {
+            if let Some(ta) = &t.mats[ix(a)] {
+                let rc = ta.len() / k.max(1);
+                for j in 0..k {
+                    t.scalars[ix(out_s) * k + j] = blk(ta, j, rc).iter().sum();
+                }
+            }
+            return Ok(());
+        }
+        Op::Dot { a, b, out_s } => {
+            let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+            let rc = ma.len();
+            for j in 0..k {
+                let mut v = 0.0;
+                if let Some(ta) = &t.mats[ix(a)] {
+                    v += dot(blk(ta, j, rc), mb.as_slice());
+                }
+                if let Some(tb) = &t.mats[ix(b)] {
+                    v += dot(ma.as_slice(), blk(tb, j, rc));
+                }
+                t.scalars[ix(out_s) * k + j] = v;
+            }
+            return Ok(());
+        }
+        Op::Get {
+            a,
+            i,
+            j: col,
+            out_s,
+        } => {
+            if let Some(ta) = &t.mats[ix(a)] {
+                let (r, c) = shape(a);
+                for j in 0..k {
+                    t.scalars[ix(out_s) * k + j] = blk(ta, j, r * c)[col * r + i];
+                }
+            }
+            return Ok(());
+        }
+        Op::MatMul { a, b, .. } => {
+            let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+            let ((r, c), m) = (ma.shape(), mb.ncols());
+            let mut o: Option<DMatrix<f64>> = None;
+            if let Some(tb) = &t.mats[ix(b)] {
+                let mut out = DMatrix::zeros(r, m * k);
+                gemm_slices(
+                    out.as_mut_slice(),
+                    (r, m * k),
+                    1.0,
+                    ma.as_slice(),
+                    (r, c),
+                    false,
+                    tb.as_slice(),
+                    (c, m * k),
+                    false,
+                    0.0,
+                );
+                o = Some(out);
+            }
+            if let Some(ta) = &t.mats[ix(a)] {
+                let out = o.get_or_insert_with(|| DMatrix::zeros(r, m * k));
+                for j in 0..k {
+                    gemm_slices(
+                        blk_mut(out, j, r * m),
+                        (r, m),
+                        1.0,
+                        blk(ta, j, r * c),
+                        (r, c),
+                        false,
+                        mb.as_slice(),
+                        (c, m),
+                        false,
+                        1.0,
+                    );
+                }
+            }
+            o
+        }
+        Op::Transpose { a, .. } => t.mats[ix(a)].as_ref().map(|ta| {
+            let (r, c) = shape(a);
+            let mut out = DMatrix::zeros(c, r * k);
+            for j in 0..k {
+                let src = DMatrixView::from_slice(blk(ta, j, r * c), r, c);
+                let dst = blk_mut(&mut out, j, r * c);
+                for (e, v) in src.transpose().iter().enumerate() {
+                    dst[e] = *v;
+                }
+            }
+            out
+        }),
+        Op::Add { a, b, .. } | Op::Sub { a, b, .. } => {
+            let sign = if matches!(op, Op::Sub { .. }) {
+                -1.0
+            } else {
+                1.0
+            };
+            match (&t.mats[ix(a)], &t.mats[ix(b)]) {
+                (None, None) => None,
+                (Some(ta), None) => Some(ta.clone()),
+                (None, Some(tb)) => Some(tb * sign),
+                (Some(ta), Some(tb)) => Some(ta + tb * sign),
+            }
+        }
+        Op::MulElem { a, b, .. } => {
+            let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+            elementwise_pair(
+                &t.mats[ix(a)],
+                &t.mats[ix(b)],
+                ma.shape(),
+                k,
+                |e, ta, tb| ta * mb.as_slice()[e] + ma.as_slice()[e] * tb,
+            )
+        }
+        Op::DivElem { a, b, out } => {
+            let (mb, q) = (&mats[ix(b)], &mats[ix(out)]);
+            elementwise_pair(
+                &t.mats[ix(a)],
+                &t.mats[ix(b)],
+                mb.shape(),
+                k,
+                |e, ta, tb| (ta - q.as_slice()[e] * tb) / mb.as_slice()[e],
+            )
+        }
+        Op::AddRow { a, row, .. } => {
+            broadcast_add(&t.mats[ix(a)], &t.mats[ix(row)], shape(a), k, |_, c| c)
+        }
+        Op::AddCol { a, col, .. } => {
+            broadcast_add(&t.mats[ix(a)], &t.mats[ix(col)], shape(a), k, |r, _| r)
+        }
+        Op::Scale { a, s, s_value, .. } => {
+            let ma = &mats[ix(a)];
+            let rc = ma.len();
+            let ts: Vec<f64> = t.scalars[ix(s) * k..ix(s) * k + k].to_vec();
+            let any_s = ts.iter().any(|&v| v != 0.0);
+            match (&t.mats[ix(a)], any_s) {
+                (None, false) => None,
+                (ta, _) => {
+                    let mut out = match ta {
+                        Some(ta) => ta * s_value,
+                        None => zeros_k(ma.shape(), k),
+                    };
+                    each_block(&mut out, k, rc, |j, o| {
+                        for (x, &v) in o.iter_mut().zip(ma.as_slice()) {
+                            *x += ts[j] * v;
+                        }
+                    });
+                    Some(out)
+                }
+            }
+        }
+        Op::ScaleConst { a, c, .. } => t.mats[ix(a)].as_ref().map(|ta| ta * c),
+        Op::AddConst { a, .. } | Op::Reshape { a, .. } => t.mats[ix(a)].clone().map(|ta| {
+            let (r, c) = match *op {
+                Op::Reshape { out, .. } => shape(out),
+                _ => shape(a),
+            };
+            ta.reshape_generic(nalgebra::Dyn(r), nalgebra::Dyn(c * k))
+        }),
+        Op::Unary { a, f, out } => {
+            let (d1, d2) = unary_derivatives(f, &mats[ix(a)], &mats[ix(out)]);
+            let o = t.mats[ix(a)].as_ref().map(|ta| {
+                let mut o = ta.clone();
+                let rc = d1.len();
+                each_block(&mut o, k, rc, |_, blk| {
+                    for (x, &d) in blk.iter_mut().zip(&d1) {
+                        *x *= d;
+                    }
+                });
+                o
+            });
+            t.unary[pos] = Some((d1, d2));
+            o
+        }
+        Op::FromScalars { ref inputs, out } => {
+            let any = inputs
+                .iter()
+                .any(|&s| s != NONE && (0..k).any(|j| t.scalars[ix(s) * k + j] != 0.0));
+            any.then(|| {
+                let sh = shape(out);
+                let mut o = zeros_k(sh, k);
+                let rc = sh.0 * sh.1;
+                each_block(&mut o, k, rc, |j, blk| {
+                    for (e, &s) in inputs.iter().enumerate() {
+                        if s != NONE {
+                            blk[e] = t.scalars[ix(s) * k + j];
+                        }
+                    }
+                });
+                o
+            })
+        }
+        Op::Slice { a, r0, c0, out } => t.mats[ix(a)].as_ref().map(|ta| {
+            let ((r, c), (sr, sc)) = (shape(a), shape(out));
+            let mut o = zeros_k((sr, sc), k);
+            each_block(&mut o, k, sr * sc, |j, dst| {
+                let src = DMatrixView::from_slice(blk(ta, j, r * c), r, c);
+                let part = src.view((r0, c0), (sr, sc));
+                for (d, s) in dst.iter_mut().zip(part.iter()) {
+                    *d = *s;
+                }
+            });
+            o
+        }),
+        Op::Concat {
+            ref parts,
+            horizontal,
+            out,
+        } => {
+            if parts.iter().all(|&p| t.mats[ix(p)].is_none()) {
+                None
+            } else {
+                let (r, c) = shape(out);
+                let mut o = zeros_k((r, c), k);
+                for j in 0..k {
+                    let mut dst = DMatrixViewMut::from_slice(blk_mut(&mut o, j, r * c), r, c);
+                    let mut offset = 0;
+                    for &p in parts {
+                        let (pr, pc) = shape(p);
+                        if let Some(tp) = &t.mats[ix(p)] {
+                            let src = DMatrixView::from_slice(blk(tp, j, pr * pc), pr, pc);
+                            let (i0, j0) = if horizontal { (0, offset) } else { (offset, 0) };
+                            dst.view_mut((i0, j0), (pr, pc)).copy_from(&src);
+                        }
+                        offset += if horizontal { pc } else { pr };
+                    }
+                }
+                Some(o)
+            }
+        }
+    };
+    if let Some(out) = output_of(op) {
+        t.mats[ix(out)] = out_tangent;
+    }
+    Ok(())
+}
+
+/// `out_j[e] = f(e, ta_j[e], tb_j[e])` over every block, a missing tangent reading zero.
+fn elementwise_pair(
+    ta: &Option<DMatrix<f64>>,
+    tb: &Option<DMatrix<f64>>,
+    shape: (usize, usize),
+    k: usize,
+    f: impl Fn(usize, f64, f64) -> f64,
+) -> Option<DMatrix<f64>> {
+    if ta.is_none() && tb.is_none() {
+        return None;
+    }
+    let rc = shape.0 * shape.1;
+    let mut o = zeros_k(shape, k);
+    for j in 0..k {
+        let dst = blk_mut(&mut o, j, rc);
+        for e in 0..rc {
+            let x = ta.as_ref().map_or(0.0, |m| m.as_slice()[j * rc + e]);
+            let y = tb.as_ref().map_or(0.0, |m| m.as_slice()[j * rc + e]);
+            dst[e] = f(e, x, y);
+        }
+    }
+    Some(o)
+}
+
+/// Tangent of `a + broadcast(v)`: `pick(row, col)` is the index into `v` of entry (row, col).
+fn broadcast_add(
+    ta: &Option<DMatrix<f64>>,
+    tv: &Option<DMatrix<f64>>,
+    (r, c): (usize, usize),
+    k: usize,
+    pick: impl Fn(usize, usize) -> usize,
+) -> Option<DMatrix<f64>> {
+    if ta.is_none() && tv.is_none() {
+        return None;
+    }
+    let mut o = ta.clone().unwrap_or_else(|| zeros_k((r, c), k));
+    if let Some(tv) = tv {
+        let vl = tv.len() / k.max(1);
+        each_block(&mut o, k, r * c, |j, dst| {
+            let v = blk(tv, j, vl);
+            for col in 0..c {
+                for row in 0..r {
+                    dst[col * r + row] += v[pick(row, col)];
+                }
+            }
+        });
+    }
+    Some(o)
+}

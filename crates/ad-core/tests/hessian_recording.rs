@@ -1,0 +1,177 @@
+//! `HessianRecording`: second-order products recorded once.
+//!
+//! Guarantees (the matrix primitives and random programs are covered in matrix_modes.rs):
+//! - scalar arithmetic between matrix reductions (products and quotients of variables,
+//!   `powi`, `powf`, `ln_1p`, `recip`, `c / x`, every elementwise function on scalars) has
+//!   its curvature recorded: Hessian-vector products match reverse-over-forward (`hvp_mat`),
+//!   which matrix_modes.rs checks against central differences;
+//! - the dense Hessian from one batched sweep is symmetric and equals `hvp_mat` on the
+//!   unit vectors;
+//! - a custom op on the tape is `AdError::CustomSecondOrder` naming it; a non-finite
+//!   direction or point is `AdError::NonFinite` with its position and value.
+
+mod common;
+
+use ad_core::{
+    AdError, CustomFn, FnRule, HessianRecording, MatFn, MatOps, Real, RuleError, hvp_mat,
+};
+use common::check_close;
+use nalgebra::DMatrix;
+use proptest::prelude::*;
+
+/// Same derivative summed in a different order: see matrix_modes.rs (MODES_REL).
+const MODES_REL: f64 = 1e-12;
+
+/// Scalar arithmetic of every kind between matrix reductions of two blocks (2x2, 2x1).
+struct ScalarMix;
+
+impl MatFn for ScalarMix {
+    fn eval<M: MatOps>(&self, p: &[M]) -> M::Scalar {
+        let s1 = p[0].sum();
+        let s2 = p[1].get(1, 0);
+        let s3 = p[0].sq_norm();
+        let one = M::Scalar::from_f64(1.0);
+        let t = s1 * s2 + s1 / (s3 + 1.0) + (s2 * s2 + 1.0).sqrt();
+        let u = s2.powi(3) * 0.1 + (s3 + 1.5).powf(s2 * 0.3) + s3.ln_1p() + (s3 + 2.0).recip();
+        let v = M::Scalar::from_f64(3.0) / (s3 + 2.0)
+            + s1.sin() * s2.cos()
+            + (s1 * 0.5).tanh()
+            + (-s3 * 0.1).exp();
+        let w = s1.softplus() + s2.sigmoid() + (s3 + one).ln() + s1.square() * 0.01;
+        let m = p[0].scale(s2).matmul(&p[1]).tanh().sum();
+        t + u + v + w + m + (s1 - s2) * (s2 - one)
+    }
+}
+
+fn blocks(x: &[f64]) -> Vec<DMatrix<f64>> {
+    vec![
+        DMatrix::from_column_slice(2, 2, &x[..4]),
+        DMatrix::from_column_slice(2, 1, &x[4..6]),
+    ]
+}
+
+fn flat(ms: &[DMatrix<f64>]) -> Vec<f64> {
+    ms.iter().flat_map(|m| m.iter().copied()).collect()
+}
+
+proptest! {
+    #![proptest_config(common::config(48))]
+
+    #[test]
+    fn scalar_curvature_matches_reverse_over_forward(
+        x in prop::collection::vec(-1.5f64..1.5, 6),
+        v in prop::collection::vec(-1.0f64..1.0, 6),
+    ) {
+        let p = blocks(&x);
+        let rec = HessianRecording::new(&p, |b| ScalarMix.eval(b)).unwrap();
+        let hv = flat(&rec.hvp(&blocks(&v)).unwrap());
+        let reference = flat(&hvp_mat(&ScalarMix, &p, &blocks(&v)).unwrap());
+        let scale = reference.iter().fold(1.0f64, |m, a| m.max(a.abs()));
+        check_close("HessianRecording vs hvp_mat", &hv, &reference, MODES_REL, scale)?;
+    }
+
+    #[test]
+    fn dense_hessian_is_symmetric_and_matches_unit_products(
+        x in prop::collection::vec(-1.5f64..1.5, 6),
+    ) {
+        let p = blocks(&x);
+        let rec = HessianRecording::new(&p, |b| ScalarMix.eval(b)).unwrap();
+        let cols0 = rec.hessian_columns(0).unwrap();
+        let cols1 = rec.hessian_columns(1).unwrap();
+        // H = [[H00, H01], [H10, H11]] with H[b', b] = cols_b[b']
+        let mut h = DMatrix::zeros(6, 6);
+        h.view_mut((0, 0), (4, 4)).copy_from(&cols0[0]);
+        h.view_mut((4, 0), (2, 4)).copy_from(&cols0[1]);
+        h.view_mut((0, 4), (4, 2)).copy_from(&cols1[0]);
+        h.view_mut((4, 4), (2, 2)).copy_from(&cols1[1]);
+        let scale = h.amax().max(1.0);
+        prop_assert!((&h - h.transpose()).amax() <= MODES_REL * scale, "not symmetric: {h}");
+        for i in 0..6 {
+            let mut e = vec![0.0; 6];
+            e[i] = 1.0;
+            let col = flat(&hvp_mat(&ScalarMix, &p, &blocks(&e)).unwrap());
+            check_close("Hessian column vs hvp_mat(e_i)", h.column(i).as_slice(), &col, MODES_REL, scale)?;
+        }
+    }
+}
+
+/// y = 2 x, with both rules; no second-order rule.
+struct Double;
+impl CustomFn for Double {
+    type Rule = FnRule;
+    fn name(&self) -> &str {
+        "double"
+    }
+    fn linearize(&self, inputs: &[DMatrix<f64>]) -> Result<(Vec<DMatrix<f64>>, FnRule), RuleError> {
+        let rule = FnRule::new(
+            "double",
+            |u: &[DMatrix<f64>]| Ok(vec![&u[0] * 2.0]),
+            |v: &[DMatrix<f64>]| Ok(vec![&v[0] * 2.0]),
+        );
+        Ok((vec![&inputs[0] * 2.0], rule))
+    }
+}
+
+#[test]
+fn custom_op_is_a_second_order_error_naming_it() {
+    let p = vec![DMatrix::from_column_slice(2, 1, &[0.3, -0.2])];
+    let rec = HessianRecording::new(&p, |b| {
+        let y = MatOps::custom(&Double, &[b[0]]).unwrap().remove(0);
+        y.sq_norm()
+    })
+    .unwrap();
+    // first order still works: d/dx |2x|^2 = 8x
+    let g = rec.gradient().unwrap();
+    assert!((&g[0] - &p[0] * 8.0).amax() < 1e-15);
+    match rec.hvp(&p) {
+        Err(AdError::CustomSecondOrder { name, .. }) => assert_eq!(name, "double"),
+        other => panic!("expected CustomSecondOrder, got {other:?}"),
+    }
+}
+
+#[test]
+fn non_finite_point_and_direction_are_rejected_with_position() {
+    let bad = vec![DMatrix::from_column_slice(2, 1, &[0.3, f64::NAN])];
+    match HessianRecording::new(&bad, |b| b[0].sq_norm()) {
+        Err(AdError::NonFinite { index, value, .. }) => {
+            assert_eq!(index, 1);
+            assert!(value.is_nan());
+        }
+        Err(e) => panic!("expected NonFinite, got {e:?}"),
+        Ok(_) => panic!("expected NonFinite, got a recording"),
+    }
+    let p = vec![DMatrix::from_column_slice(2, 1, &[0.3, 0.1])];
+    let rec = HessianRecording::new(&p, |b| b[0].sq_norm()).unwrap();
+    let dir = DMatrix::from_column_slice(2, 1, &[f64::INFINITY, 0.0]);
+    match rec.hvp(&[dir]) {
+        Err(AdError::NonFinite { index, value, .. }) => {
+            assert_eq!(index, 0);
+            assert_eq!(value, f64::INFINITY);
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+}
+
+#[test]
+fn constant_over_variable_has_its_curvature() {
+    // L = 3 / s with s = sum(x): H = 6 / s^3 * 1 1ᵀ (the `f64 / Var` operator)
+    let p = vec![DMatrix::from_column_slice(2, 1, &[0.7, 0.4])];
+    let rec = HessianRecording::new(&p, |b| 3.0 / b[0].sum()).unwrap();
+    let h = rec.hessian_columns(0).unwrap().remove(0);
+    let s: f64 = 1.1;
+    let expected = DMatrix::from_element(2, 2, 6.0 / s.powi(3));
+    assert!((h - &expected).amax() <= 1e-14 * expected.amax());
+}
+
+#[test]
+fn a_recording_replays_without_re_recording() {
+    // Products at one recording are identical (bitwise) however often they are asked for,
+    // and the tape does not grow.
+    let p = vec![DMatrix::from_column_slice(3, 1, &[0.3, -0.1, 0.7])];
+    let rec = HessianRecording::new(&p, |b| b[0].tanh().sq_norm()).unwrap();
+    let v = DMatrix::from_column_slice(3, 1, &[1.0, 2.0, -1.0]);
+    let first = rec.hvp(std::slice::from_ref(&v)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(rec.hvp(std::slice::from_ref(&v)).unwrap(), first);
+    }
+}
