@@ -46,10 +46,42 @@ impl<L: Linearization> LinearOperator for JacobianBlock<'_, L> {
 }
 
 impl<L: Linearization> Implicit<L> {
+    /// Whether `Method::Auto` assembles A densely here (small, and assembled in one sweep).
+    fn assembles(&self) -> bool {
+        self.options.method == Method::Auto
+            && self.lin.assembles()
+            && self.lin.dims().0 <= self.options.dense_up_to
+    }
+
+    /// A assembled in one batched sweep and factored: Cholesky when A is symmetric (an
+    /// error if it is not positive definite), LU otherwise. Bᵀ, from the same sweep, is kept
+    /// for the products that follow.
+    fn assembled_factor(&self) -> Result<Factor, ImplicitError> {
+        self.count();
+        let (a, bt) = self.lin.assemble()?;
+        let ridge = self.options.linear.ridge;
+        let factor = if self.lin.symmetric() {
+            // A Hessian that is not positive definite means x* is not a strict minimizer
+            // (a saddle, or a flat direction): an error, as CG's negative curvature is,
+            // never a silent derivative of a stationary point. `Method::Lu` or `Minres`
+            // differentiate stationary points on request.
+            Factor::Cholesky(DenseCholesky::factor(&a, ridge)?)
+        } else {
+            Factor::Lu(DenseLu::factor(&a, ridge)?)
+        };
+        *self.assembled.borrow_mut() = Some(Rc::new((a, bt)));
+        Ok(factor)
+    }
+
     /// The dense factorization, made on first use.
     fn dense_factor(&self, method: Method) -> Result<Rc<Factor>, ImplicitError> {
         if let Some(f) = self.factor.borrow().as_ref() {
             return Ok(f.clone());
+        }
+        if self.assembles() {
+            let f = Rc::new(self.assembled_factor()?);
+            *self.factor.borrow_mut() = Some(f.clone());
+            return Ok(f);
         }
         let op = JacobianBlock {
             imp: self,
@@ -66,6 +98,7 @@ impl<L: Linearization> Implicit<L> {
 
     fn method(&self) -> Method {
         match self.options.method {
+            Method::Auto if self.assembles() => Method::Cholesky,
             Method::Auto if self.lin.symmetric() => Method::Cg,
             Method::Auto => Method::Gmres,
             m => m,
@@ -87,13 +120,15 @@ impl<L: Linearization> Implicit<L> {
             // The solve that makes the factorization reports the n products it cost.
             let fresh = self.factor.borrow().is_none();
             let factor = self.dense_factor(method)?;
+            // An assembled A cost one sweep (counted by `assembled_factor`), not n products.
+            let assembled = self.assembled.borrow().is_some();
             let (result, made) = match (&*factor, transpose) {
                 (Factor::Lu(lu), false) => (lu.solve(rhs, None, opts), lu.matvecs()),
                 (Factor::Lu(lu), true) => (lu.solve_transpose(rhs, None, opts), lu.matvecs()),
                 // Cholesky factors a symmetric A, so Aᵀ = A.
                 (Factor::Cholesky(ch), _) => (ch.solve(rhs, None, opts), ch.matvecs()),
             };
-            let made = if fresh { made } else { 0 };
+            let made = if fresh && !assembled { made } else { 0 };
             match result {
                 Ok(mut sol) => {
                     sol.report.matvecs += made;

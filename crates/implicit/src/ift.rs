@@ -55,6 +55,12 @@ pub struct IftOptions {
     /// solver returning x* of the wrong shape is [`ImplicitError::Shape`], not a panic
     /// inside the problem's matrix products. `None`: any shape.
     pub solution_shape: Option<(usize, usize)>,
+    /// With [`Method::Auto`]: systems of at most this many unknowns whose linearization
+    /// [`assembles`](crate::Linearization::assembles) A in one batched sweep (argmin
+    /// problems) are assembled and factored densely (Cholesky, LU if A is indefinite),
+    /// the factor reused by every later product; larger ones stay matrix-free (CG / GMRES).
+    /// 0 turns the dense path off. Default 256 (docs/benchmarks.md, "Dense or matrix-free").
+    pub dense_up_to: usize,
 }
 
 impl Default for IftOptions {
@@ -66,6 +72,7 @@ impl Default for IftOptions {
             estimate_error: true,
             backward: Backward::Exact,
             solution_shape: None,
+            dense_up_to: 256,
         }
     }
 }
@@ -94,6 +101,11 @@ impl IftOptions {
     /// Set the backward pass.
     pub fn backward(mut self, backward: Backward) -> Self {
         self.backward = backward;
+        self
+    }
+    /// Set the largest system assembled densely under [`Method::Auto`] (0: never).
+    pub fn dense_up_to(mut self, n: usize) -> Self {
+        self.dense_up_to = n;
         self
     }
     /// Declare the shape of x*.
@@ -167,7 +179,13 @@ pub struct Implicit<L> {
     /// Whether `factor` came from the caller ([`Implicit::with_factor`]): its solves are then
     /// checked against the true operator.
     pub(crate) factor_given: bool,
+    /// A and Bᵀ assembled densely (see [`IftOptions::dense_up_to`]): products with them
+    /// are matrix-vector products, not sweeps.
+    pub(crate) assembled: RefCell<Option<Rc<Assembled>>>,
 }
+
+/// A (n x n) and Bᵀ (p x n), assembled densely.
+pub(crate) type Assembled = (DMatrix<f64>, DMatrix<f64>);
 
 /// A dense factorization of A kept for reuse.
 #[derive(Clone, Debug)]
@@ -205,6 +223,7 @@ impl<L: Linearization> Implicit<L> {
             products: Cell::new(0),
             factor: RefCell::new(None),
             factor_given: false,
+            assembled: RefCell::new(None),
         })
     }
 
@@ -251,16 +270,22 @@ impl<L: Linearization> Implicit<L> {
         self.products.get()
     }
 
-    fn count(&self) {
+    pub(crate) fn count(&self) {
         self.products.set(self.products.get() + 1);
     }
 
-    /// `op(A) v`, counted.
+    /// `op(A) v`, counted (a product with an assembled A is a matrix-vector product).
     pub(crate) fn a_product(
         &self,
         transpose: bool,
         v: &[f64],
     ) -> Result<Vec<f64>, ad_core::AdError> {
+        if let Some(ab) = self.assembled.borrow().as_ref() {
+            let a = &ab.0;
+            let v = nalgebra::DVectorView::from_slice(v, v.len());
+            let r = if transpose { a.tr_mul(&v) } else { a * v };
+            return Ok(r.as_slice().to_vec());
+        }
         self.count();
         if transpose {
             self.lin.at_mul(v)
@@ -271,12 +296,20 @@ impl<L: Linearization> Implicit<L> {
 
     /// `B w`, counted.
     pub(crate) fn b_product(&self, w: &[f64]) -> Result<Vec<f64>, ad_core::AdError> {
+        if let Some(ab) = self.assembled.borrow().as_ref() {
+            let w = nalgebra::DVectorView::from_slice(w, w.len());
+            return Ok(ab.1.tr_mul(&w).as_slice().to_vec());
+        }
         self.count();
         self.lin.b_mul(w)
     }
 
     /// `Bᵀ u`, counted.
     pub(crate) fn bt_product(&self, u: &[f64]) -> Result<Vec<f64>, ad_core::AdError> {
+        if let Some(ab) = self.assembled.borrow().as_ref() {
+            let u = nalgebra::DVectorView::from_slice(u, u.len());
+            return Ok((&ab.1 * u).as_slice().to_vec());
+        }
         self.count();
         self.lin.bt_mul(u)
     }
@@ -286,6 +319,9 @@ impl<L: Linearization> Implicit<L> {
         &self,
         u: &[f64],
     ) -> Result<(Vec<f64>, Vec<f64>), ad_core::AdError> {
+        if self.assembled.borrow().is_some() {
+            return Ok((self.a_product(true, u)?, self.bt_product(u)?));
+        }
         self.count();
         self.lin.transpose_products(u)
     }
@@ -517,7 +553,7 @@ impl<'a, O: Objective + ?Sized> Implicit<ArgminHessian<'a, O>> {
         options: IftOptions,
     ) -> Result<Self, ImplicitError> {
         Implicit::from_linearization(
-            ArgminHessian::products_only(objective, x_star, theta),
+            ArgminHessian::products_only(objective, x_star, theta)?,
             options,
         )
     }

@@ -9,7 +9,9 @@
 //! the parameter blocks are flattened column-major and concatenated in order to p entries.
 //! [`Shapes`] converts between the flat vectors and the matrices.
 
-use ad_core::{AdError, DualMat, MatOps, MatVar, Seeds, Tape};
+use std::marker::PhantomData;
+
+use ad_core::{AdError, HessianRecording, MatOps, MatVar, Seeds, Tape};
 use nalgebra::DMatrix;
 
 use crate::error::ImplicitError;
@@ -115,6 +117,27 @@ pub trait Linearization {
     /// `(Aᵀ u, Bᵀ u)`; override when one pass gives both (the default makes two).
     fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
         Ok((self.at_mul(u)?, self.bt_mul(u)?))
+    }
+    /// Whether [`Linearization::assemble`] is cheap: the dense A and Bᵀ in one batched
+    /// sweep (recorded argmin problems). Then `Implicit` factors A for small systems
+    /// (see [`IftOptions::dense_up_to`](crate::IftOptions::dense_up_to)). Default: false.
+    fn assembles(&self) -> bool {
+        false
+    }
+    /// A (n x n) and Bᵀ (p x n) as dense matrices. The default builds them column by
+    /// column, n products with A and n with Bᵀ.
+    fn assemble(&self) -> Result<(DMatrix<f64>, DMatrix<f64>), AdError> {
+        let (n, p) = self.dims();
+        let mut a = DMatrix::zeros(n, n);
+        let mut bt = DMatrix::zeros(p, n);
+        let mut e = vec![0.0; n];
+        for i in 0..n {
+            e[i] = 1.0;
+            a.column_mut(i).copy_from_slice(&self.a_mul(&e)?);
+            bt.column_mut(i).copy_from_slice(&self.bt_mul(&e)?);
+            e[i] = 0.0;
+        }
+        Ok((a, bt))
     }
 }
 
@@ -223,50 +246,48 @@ impl Linearization for RecordedRoot {
 }
 
 /// The linearization of F = ∇ₓL for an argmin problem: A = ∇ₓₓ²L (symmetric) and
-/// B = ∇ₓθ²L, each product one reverse-over-forward pass (`DualMat<MatVar>`), exact.
+/// B = ∇ₓθ²L, exact, recorded once.
 ///
-/// Unlike [`RecordedRoot`], each product records L again (with the product's direction as
-/// the tangent): ad-core's tape replays first-order sweeps only. So Aᵀu and Bᵀu come
-/// from one pass ([`Linearization::transpose_products`]), and the objective runs once for
-/// ∇ₓL plus once per product.
+/// L is recorded once at (x*, θ) on a second-order tape ([`HessianRecording`]); every
+/// product replays it (one forward-over-reverse sweep; Aᵀu and Bᵀu come from the same
+/// sweep), and [`Linearization::assemble`] builds the dense A and Bᵀ in one batched sweep
+/// of matrix operations. The objective runs once, however many products are asked for.
 pub struct ArgminHessian<'a, O: ?Sized> {
-    objective: &'a O,
-    x: DMatrix<f64>,
-    theta: Vec<DMatrix<f64>>,
+    recording: HessianRecording,
     shapes: Shapes,
     gradient: Vec<f64>,
+    _objective: PhantomData<&'a O>,
 }
 
 impl<'a, O: Objective + ?Sized> ArgminHessian<'a, O> {
-    /// Linearize at (x*, θ); computes ∇ₓL there (the optimality residual).
+    /// Linearize at (x*, θ): records L and computes ∇ₓL there (the optimality residual).
     pub fn new(
         objective: &'a O,
         x: &DMatrix<f64>,
         theta: &[DMatrix<f64>],
     ) -> Result<Self, AdError> {
-        let mut lin = Self::products_only(objective, x, theta);
-        let tape = Tape::new();
-        let xv = tape.mat_var(x.clone());
-        let tv: Vec<MatVar> = theta.iter().map(|t| tape.mat_var(t.clone())).collect();
-        let loss = objective.value(&xv, &tv);
-        lin.gradient = tape.gradient(loss)?.wrt_mat(&xv).as_slice().to_vec();
+        let mut lin = Self::products_only(objective, x, theta)?;
+        let g = lin.recording.gradient()?;
+        lin.gradient = g[0].as_slice().to_vec();
         Ok(lin)
     }
 
-    /// Linearize at (x, θ) without computing ∇ₓL (for replaying products only; the
-    /// residual then reads as empty).
+    /// Linearize at (x, θ) without computing ∇ₓL (the residual then reads as empty).
     pub(crate) fn products_only(
         objective: &'a O,
         x: &DMatrix<f64>,
         theta: &[DMatrix<f64>],
-    ) -> Self {
-        ArgminHessian {
-            objective,
-            x: x.clone(),
-            theta: theta.to_vec(),
+    ) -> Result<Self, AdError> {
+        let mut at = Vec::with_capacity(theta.len() + 1);
+        at.push(x.clone());
+        at.extend(theta.iter().cloned());
+        let recording = HessianRecording::new(&at, |b| objective.value(&b[0], &b[1..]))?;
+        Ok(ArgminHessian {
+            recording,
             shapes: Shapes::of(x, theta),
             gradient: Vec::new(),
-        }
+            _objective: PhantomData,
+        })
     }
 
     /// ∇ₓL at the linearization point (flattened).
@@ -274,39 +295,40 @@ impl<'a, O: Objective + ?Sized> ArgminHessian<'a, O> {
         &self.gradient
     }
 
+    /// L at the linearization point.
+    pub fn value(&self) -> f64 {
+        self.recording.value()
+    }
+
     /// Gradients with respect to (x, θ) of the directional derivative of L along (dx, dθ)
     /// (flat vectors): `(H_xx dx + H_xθ dθ, H_θx dx + H_θθ dθ)`. An empty slice for `dx`
-    /// or `dtheta` means a zero direction (skipped by ad-core's zero tracking).
+    /// or `dtheta` means a zero direction. One sweep of the recording.
     pub fn second_order(
         &self,
         dx: &[f64],
         dtheta: &[f64],
     ) -> Result<(Vec<f64>, Vec<f64>), AdError> {
-        let tape = Tape::new();
-        let xv = tape.mat_var(self.x.clone());
-        let tv: Vec<MatVar> = self.theta.iter().map(|t| tape.mat_var(t.clone())).collect();
-        let xd = if dx.is_empty() {
-            DualMat::new(xv, xv.zeros_like(xv.nrows(), xv.ncols()))
+        let xd = (!dx.is_empty()).then(|| DMatrix::from_column_slice(dx.len(), 1, dx));
+        let td: Vec<Option<DMatrix<f64>>> = if dtheta.is_empty() {
+            vec![None; self.shapes.theta.len()]
         } else {
-            DualMat::new(xv, tape.constant_mat(self.shapes.x_matrix(dx)))
-        };
-        let td: Vec<DualMat<MatVar>> = if dtheta.is_empty() {
-            tv.iter()
-                .map(|t| DualMat::new(*t, t.zeros_like(t.nrows(), t.ncols())))
-                .collect()
-        } else {
-            tv.iter()
-                .zip(self.shapes.theta_blocks(dtheta))
-                .map(|(t, d)| DualMat::new(*t, tape.constant_mat(d)))
+            self.shapes
+                .theta_blocks(dtheta)
+                .into_iter()
+                .map(|b| Some(DMatrix::from_column_slice(b.len(), 1, b.as_slice())))
                 .collect()
         };
-        let y = self.objective.value(&xd, &td);
-        let g = tape.gradient(y.eps)?;
-        let gt = tv
-            .iter()
-            .flat_map(|t| g.wrt_mat(t).as_slice().to_vec())
-            .collect();
-        Ok((g.wrt_mat(&xv).as_slice().to_vec(), gt))
+        let (n, p) = (self.shapes.n(), self.shapes.p());
+        if xd.is_none() && td.iter().all(Option::is_none) {
+            return Ok((vec![0.0; n], vec![0.0; p]));
+        }
+        let mut dirs = Vec::with_capacity(td.len() + 1);
+        dirs.push(xd.as_ref());
+        dirs.extend(td.iter().map(Option::as_ref));
+        let hv = self.recording.hvp_batch(&dirs)?;
+        let hx = hv[0].as_slice().to_vec();
+        let ht = hv[1..].iter().flat_map(|m| m.iter().copied()).collect();
+        Ok((hx, ht))
     }
 }
 
@@ -337,5 +359,21 @@ impl<O: Objective + ?Sized> Linearization for ArgminHessian<'_, O> {
     }
     fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
         self.second_order(u, &[])
+    }
+    fn assembles(&self) -> bool {
+        true
+    }
+    fn assemble(&self) -> Result<(DMatrix<f64>, DMatrix<f64>), AdError> {
+        // One batched sweep with the directions I on x: H[x, x] = A and H[θ_b, x] = Bᵀ.
+        let cols = self.recording.hessian_columns(0)?;
+        let (n, p) = (self.shapes.n(), self.shapes.p());
+        let mut bt = DMatrix::zeros(p, n);
+        let mut row = 0;
+        for block in &cols[1..] {
+            bt.rows_mut(row, block.nrows()).copy_from(block);
+            row += block.nrows();
+        }
+        let mut cols = cols;
+        Ok((cols.swap_remove(0), bt))
     }
 }

@@ -157,7 +157,7 @@ impl Unrolled {
         let mut theta_bar = vec![0.0; theta.len()];
         let theta_block = [column(theta)];
         for x_t in self.iterates[..self.iterates.len() - 1].iter().rev() {
-            let lin = ArgminHessian::products_only(objective, &column(x_t), &theta_block);
+            let lin = ArgminHessian::products_only(objective, &column(x_t), &theta_block)?;
             let (hxx, hthx) = lin.second_order(&xb, &[])?;
             for (tb, h) in theta_bar.iter_mut().zip(&hthx) {
                 *tb -= step_size * h;

@@ -152,8 +152,14 @@ proptest! {
         let theta: Vec<f64> = (0..p).map(|i| 0.5 + 0.1 * i as f64).collect();
         let x = s.solution(&theta);
         let x_bar = unit(n, k);
-        for method in [Method::Auto, Method::Cg] {
-            let imp = Implicit::argmin_vec(&s, &x, &theta, IftOptions::default().method(method)).unwrap();
+        // Auto with the dense path on (the default, n <= 256): the assembled Hessian's
+        // Cholesky factorization fails at a non-positive pivot.
+        let auto = Implicit::argmin_vec(&s, &x, &theta, IftOptions::default()).unwrap();
+        let err = error_of(auto.vjp_flat(&x_bar));
+        prop_assert!(matches!(err, ImplicitError::Linear(SolveError::NotPositiveDefinite { value, size, .. }) if value <= 0.0 && size == n), "{:?}", err);
+        // Matrix-free (Auto with the dense path off, or CG asked for): negative curvature.
+        for opts in [IftOptions::default().dense_up_to(0), IftOptions::default().method(Method::Cg)] {
+            let imp = Implicit::argmin_vec(&s, &x, &theta, opts).unwrap();
             match error_of(imp.vjp_flat(&x_bar)) {
                 ImplicitError::Linear(SolveError::NegativeCurvature { method, iteration, curvature, report, .. }) => {
                     prop_assert_eq!(method, Method::Cg);
@@ -198,7 +204,10 @@ proptest! {
     ) {
         let r = Ridge::random(n, p, seed);
         let theta = r.theta();
-        let starved = IftOptions::default().linear(SolveOptions::default().rtol(1e-10).max_iters(1));
+        // CG (the dense path off: n <= 10 would be factored) starved of iterations.
+        let starved = IftOptions::default()
+            .dense_up_to(0)
+            .linear(SolveOptions::default().rtol(1e-10).max_iters(1));
         let tape = Tape::new();
         let tv = tape.vector_var(&theta);
         let solver = |t: &[DMatrix<f64>]| Ok::<_, String>(r.solve(t[0].as_slice()));
@@ -259,27 +268,47 @@ proptest! {
     }
 }
 
-/// A saddle inside a tape with the default (CG) options: the gradient call fails with the
-/// `NegativeCurvature` error, carrying the curvature — not a gradient of a "minimum" that
+/// A saddle inside a tape: the gradient call fails — with the default options (the small
+/// Hessian assembled and factored) as `NotPositiveDefinite` with the pivot, matrix-free
+/// (CG) as `NegativeCurvature` with the curvature — never a gradient of a "minimum" that
 /// is not one.
 #[test]
 fn saddle_inside_a_tape_is_an_error() {
     let s = Saddle::random(4, 2, 7, 1);
     let theta = [0.5, 0.6];
-    let tape = Tape::new();
-    let tv = tape.vector_var(&theta);
-    let x_star = s.solution(&theta);
-    let solver = |_: &[DMatrix<f64>]| x_star.clone();
-    let (x, _) = implicit_node(Argmin(s.clone()), &[tv], solver, IftOptions::default()).unwrap();
-    let err = tape.gradient(x.get(1, 0)).expect_err("an error");
-    let AdError::CustomRule { source, .. } = err else {
-        panic!("expected CustomRule, got {err:?}")
-    };
-    match source.downcast_ref::<ImplicitError>() {
-        Some(ImplicitError::Linear(SolveError::NegativeCurvature { curvature, .. })) => {
-            assert!((curvature - s.d[1]).abs() <= 1e-12 * s.d[1].abs())
+    for dense in [true, false] {
+        let tape = Tape::new();
+        let tv = tape.vector_var(&theta);
+        let x_star = s.solution(&theta);
+        let solver = |_: &[DMatrix<f64>]| x_star.clone();
+        let opts = IftOptions::default().dense_up_to(if dense { 256 } else { 0 });
+        let (x, _) = implicit_node(Argmin(s.clone()), &[tv], solver, opts).unwrap();
+        let err = tape.gradient(x.get(1, 0)).expect_err("an error");
+        let AdError::CustomRule { source, .. } = err else {
+            panic!("expected CustomRule, got {err:?}")
+        };
+        match source.downcast_ref::<ImplicitError>() {
+            Some(ImplicitError::Linear(SolveError::NegativeCurvature { curvature, .. }))
+                if !dense =>
+            {
+                assert!((curvature - s.d[1]).abs() <= 1e-12 * s.d[1].abs())
+            }
+            // The first negative diagonal entry d_1 of the (diagonal) Hessian is pivot 1.
+            Some(ImplicitError::Linear(SolveError::NotPositiveDefinite {
+                pivot,
+                value,
+                size,
+                ..
+            })) if dense => {
+                assert_eq!((*pivot, *size), (1, 4));
+                assert!(
+                    (value - s.d[1]).abs() <= 1e-12 * s.d[1].abs(),
+                    "{value} vs {}",
+                    s.d[1]
+                );
+            }
+            other => panic!("dense {dense}: unexpected {other:?}"),
         }
-        other => panic!("expected NegativeCurvature, got {other:?}"),
     }
 }
 
