@@ -9,6 +9,7 @@
 //! cargo run --release --example peers_w1_w2 -- --profile      # where the general rows' time goes
 //! cargo run --release --example peers_w1_w2 -- --large-ridge  # d = 2000, n = 4000 ridge
 //! perf record -g target/release/examples/peers_w1_w2 --loop w2   # one general row, 10 s
+//! valgrind --tool=callgrind target/release/examples/peers_w1_w2 --loop w2 --calls 20   # instructions
 //! ```
 //!
 //! Two kinds of rows, in this order:
@@ -37,9 +38,11 @@ use diffprog::implicit::linear::SolveOptions;
 use diffprog::implicit::solvers::argmin_rs::{
     LbfgsOptions, NewtonCgOptions, minimize_lbfgs, minimize_newton_cg,
 };
+use diffprog::implicit::solvers::newton::{NewtonOptions as LibNewtonOptions, minimize_newton};
 use diffprog::implicit::{
     ArgminHessian, Factor, IftOptions, Implicit, ImplicitError, Linearization, Objective,
 };
+use diffprog::nalgebra::DMatrix;
 use workloads::general::{Counted, TapeOnly, minimize_quadratic_cg};
 use workloads::reference::{Entry, Reference};
 use workloads::{
@@ -69,6 +72,8 @@ const GTOL: f64 = 1e-10;
 /// The general inner solvers.
 #[derive(Clone, Copy)]
 enum Inner {
+    /// The library's Newton: a dense Hessian per step from one batched sweep.
+    Newton,
     /// CG on tape HVPs (quadratic objectives only).
     QuadraticCg,
     NewtonCg,
@@ -78,6 +83,7 @@ enum Inner {
 impl Inner {
     fn label(self) -> &'static str {
         match self {
+            Inner::Newton => "library Newton fwd (dense Hessian per step, gtol 1e-10)",
             Inner::QuadraticCg => "CG on tape HVPs fwd (rtol 1e-12)",
             Inner::NewtonCg => "argmin Newton-CG fwd (gtol 1e-10)",
             // argmin's line search stalls at 2-4e-10 on W1/W2 (a curvature pair s^T y <= 0).
@@ -99,6 +105,17 @@ fn general<O: Objective, V: ValidationLoss>(
     let mut solver = |t: &[f64], _: Option<&[f64]>| -> Result<InnerSolution, ImplicitError> {
         let zero = vec![0.0; d];
         match inner {
+            Inner::Newton => {
+                let t = [DMatrix::from_column_slice(t.len(), 1, t)];
+                let opts = LibNewtonOptions::default().grad_tol(GTOL);
+                let s = minimize_newton(objective, &t, &DMatrix::zeros(d, 1), &opts)?;
+                fwd_products.set((0, s.report.recordings as u64));
+                Ok(InnerSolution {
+                    x: s.x.as_slice().to_vec(),
+                    iterations: s.report.iterations,
+                    factor: s.factor,
+                })
+            }
             Inner::QuadraticCg => {
                 let s = minimize_quadratic_cg(objective, d, t, &cg12())?;
                 fwd_products.set((s.report.matvecs as u64, 1));
@@ -180,28 +197,24 @@ fn w1_rows(table: &mut Table) -> Result<(), ImplicitError> {
     let theta = [data::W1_LAMBDA];
     let d = data::D;
     let counts = Cell::new((0, 0));
-    for inner in [Inner::QuadraticCg, Inner::NewtonCg, Inner::Lbfgs] {
+    for inner in [
+        Inner::Newton,
+        Inner::QuadraticCg,
+        Inner::NewtonCg,
+        Inner::Lbfgs,
+    ] {
         let name = format!("general: data form, {}, Implicit bwd", inner.label());
         let run = || general(&ridge, &tape_val, &theta, d, inner, &counts);
         table.add("W1", "general", &name, run, answer);
     }
-    let run = || {
-        general(
-            &ridge.gram(),
-            &tape_val,
-            &theta,
-            d,
-            Inner::QuadraticCg,
-            &counts,
-        )
-    };
-    table.add(
-        "W1",
-        "general",
-        "general: Gram form (XᵀX/n formed per call), CG on tape HVPs fwd, Implicit bwd",
-        run,
-        answer,
-    );
+    for inner in [Inner::Newton, Inner::QuadraticCg] {
+        let run = || general(&ridge.gram(), &tape_val, &theta, d, inner, &counts);
+        let name = format!(
+            "general: Gram form (XᵀX/n formed per call), {}, Implicit bwd",
+            inner.label()
+        );
+        table.add("W1", "general", &name, run, answer);
+    }
 
     let hw = "hand-written";
     table.add(
@@ -261,7 +274,7 @@ fn w2_rows(table: &mut Table) -> Result<(), ImplicitError> {
     let tape_val = TapeOnly(val.clone());
     let u = data::w2_log_lambda(data::D);
     let counts = Cell::new((0, 0));
-    for solver in [Inner::NewtonCg, Inner::Lbfgs] {
+    for solver in [Inner::Newton, Inner::NewtonCg, Inner::Lbfgs] {
         let name = format!("general: {}, Implicit bwd", solver.label());
         let run = || general(&inner, &tape_val, &u, data::D, solver, &counts);
         table.add("W2", "general", &name, run, answer);
@@ -436,12 +449,12 @@ fn large_ridge() -> Result<bool, ImplicitError> {
 
 /// One general row in a loop for `seconds` (for `perf record`): `w1` the data form with CG
 /// on tape HVPs, `w2` argmin's Newton-CG.
-fn perf_loop(which: &str, seconds: f64) -> Result<(), ImplicitError> {
+fn perf_loop(which: &str, seconds: f64, max_calls: usize) -> Result<(), ImplicitError> {
     let counts = Cell::new((0, 0));
     let start = Instant::now();
     let mut calls = 0usize;
     let mut run = |f: &mut dyn FnMut() -> Result<Hypergradient, ImplicitError>| {
-        while start.elapsed().as_secs_f64() < seconds {
+        while start.elapsed().as_secs_f64() < seconds && calls < max_calls {
             black_box(f()?);
             calls += 1;
         }
@@ -452,13 +465,13 @@ fn perf_loop(which: &str, seconds: f64) -> Result<(), ImplicitError> {
         let ridge = Ridge::new(&s.train, Penalty::Shared)?;
         let val = TapeOnly(SquaredError::new(&s.val)?);
         let theta = [data::W1_LAMBDA];
-        run(&mut || general(&ridge, &val, &theta, data::D, Inner::QuadraticCg, &counts))?;
+        run(&mut || general(&ridge, &val, &theta, data::D, Inner::Newton, &counts))?;
     } else {
         let s = data::w2();
         let inner = LogReg::new(&s.train)?;
         let val = TapeOnly(LogLoss::new(&s.val)?);
         let u = data::w2_log_lambda(data::D);
-        run(&mut || general(&inner, &val, &u, data::D, Inner::NewtonCg, &counts))?;
+        run(&mut || general(&inner, &val, &u, data::D, Inner::Newton, &counts))?;
     }
     println!(
         "{which}: {calls} calls in {seconds} s, {} per call",
@@ -513,7 +526,8 @@ fn main() {
     }
     if let Some(which) = arg::<String>(&args, "--loop") {
         let seconds = arg(&args, "--seconds").unwrap_or(10.0);
-        if let Err(e) = perf_loop(&which, seconds) {
+        let calls = arg(&args, "--calls").unwrap_or(usize::MAX);
+        if let Err(e) = perf_loop(&which, seconds, calls) {
             fail("loop", &e);
         }
         return;

@@ -180,10 +180,24 @@ impl Unary {
     /// assert!((d2 - (-2.0 * y * (1.0 - y * y))).abs() < 1e-15);
     /// ```
     pub fn second_derivative(self, x: f64, y: f64, d: f64) -> f64 {
+        let aux = self.derivative_uses().map_or(x, |h| h.apply(x));
+        self.second_derivative_with(x, y, d, aux)
+    }
+
+    /// [`Unary::second_derivative`] given also `aux = h(x)` for `h` =
+    /// [`Unary::derivative_uses`] (not read when that is `None`): no transcendental
+    /// function is evaluated for tanh, exp, sigmoid, softplus, square, sqrt, ln.
+    #[inline]
+    pub(crate) fn second_derivative_with(self, x: f64, y: f64, d: f64, aux: f64) -> f64 {
         use crate::Dual;
-        let r = self.chain(
+        let aux = match self.derivative_uses() {
+            Some(h) => Dual::new(aux, h.derivative(x, aux)),
+            None => Dual::new(x, 1.0),
+        };
+        let r = self.chain_with(
             &Sc(Dual::new(x, 1.0)),
             &Sc(Dual::new(y, d)),
+            &Sc(aux),
             &Sc(Dual::new(1.0, 0.0)),
         );
         r.0.eps

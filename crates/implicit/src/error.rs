@@ -11,6 +11,7 @@ use ad_core::AdError;
 
 use crate::linear::{OperatorError, SolveError, SolveReport};
 use crate::solvers::argmin_rs::ArgminError;
+use crate::solvers::newton::NewtonError;
 
 /// Everything that can go wrong in this crate.
 ///
@@ -28,6 +29,11 @@ pub enum ImplicitError {
     /// gradient tolerance; the boxed error carries the numbers.
     #[error(transparent)]
     Argmin(#[from] Box<ArgminError>),
+
+    /// The library's Newton method ([`crate::solvers::newton`]) failed or stopped short of
+    /// its gradient tolerance; the error carries the numbers and the trace.
+    #[error(transparent)]
+    Newton(#[from] NewtonError),
 
     /// An input or an intermediate result contained NaN or an infinity.
     #[error("non-finite {what}: entry {index} is {value}")]

@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use crate::backward::{Direction, IftReport, relative};
 use crate::error::{ImplicitError, check_finite};
-use crate::ift::{Factor, Implicit};
+use crate::ift::Implicit;
+use crate::linear::Factor;
 use crate::linear::kernels::norm;
 use crate::linear::{
     DenseCholesky, DenseLu, LinearOperator, Method, OperatorError, SolveError, SolveOptions,

@@ -29,8 +29,9 @@ pub use crate::backward::IftReport;
 use crate::backward::{Backward, Direction};
 use crate::checks;
 use crate::error::{ImplicitError, check_finite};
+use crate::linear::Factor;
 use crate::linear::kernels::norm;
-use crate::linear::{DenseCholesky, DenseLu, Method, SolveOptions};
+use crate::linear::{Method, SolveOptions};
 use crate::linearize::{ArgminHessian, Linearization, RecordedRoot, Shapes};
 use crate::problem::{FixedPointMap, Objective, RootCondition};
 
@@ -186,15 +187,6 @@ pub struct Implicit<L> {
 
 /// A (n x n) and Bᵀ (p x n), assembled densely.
 pub(crate) type Assembled = (DMatrix<f64>, DMatrix<f64>);
-
-/// A dense factorization of A kept for reuse.
-#[derive(Clone, Debug)]
-pub enum Factor {
-    /// LU (any nonsingular A); serves A and Aᵀ.
-    Lu(DenseLu),
-    /// Cholesky (symmetric positive definite A).
-    Cholesky(DenseCholesky),
-}
 
 impl<L: Linearization> Implicit<L> {
     /// Wrap a linearization. Fails if the options are invalid

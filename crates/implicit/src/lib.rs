@@ -67,7 +67,8 @@ pub mod unrolled;
 pub use adapters::{FixedPointResidual, ScalarObjective, ScalarRootCondition, Scalars};
 pub use backward::{Backward, Direction, IftReport};
 pub use error::ImplicitError;
-pub use ift::{Factor, IftOptions, Implicit};
+pub use ift::{IftOptions, Implicit};
+pub use linear::Factor;
 pub use linear::SolveError;
 pub use linearize::{ArgminHessian, Linearization, RecordedRoot, Shapes};
 pub use node::{

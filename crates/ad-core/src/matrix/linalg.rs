@@ -89,6 +89,13 @@ pub(crate) fn gemm(
     tb: bool,
     beta: f64,
 ) {
+    // Matrix-vector products (a data matrix times a column: the commonest product of an
+    // objective) through slice kernels that vectorize; nalgebra's small-matrix path runs
+    // them as scalar loops.
+    if b.ncols() == 1 && !tb && c.ncols() == 1 {
+        gemv(c.as_mut_slice(), alpha, a, ta, b.as_slice(), beta);
+        return;
+    }
     // nalgebra 0.34 uses matrixmultiply only when all of these exceed 5.
     const SMALL: usize = 5;
     let a_shape = if ta {
@@ -113,6 +120,59 @@ pub(crate) fn gemm(
         (false, true) => c.gemm(alpha, a, &t_view(b), beta),
         (true, true) => c.gemm(alpha, &t_view(a), &t_view(b), beta),
     }
+}
+
+/// `y = alpha op(a) x + beta y` for a column-major `a` (`op` transposes when asked);
+/// `beta = 0` never reads `y`'s old contents.
+fn gemv(y: &mut [f64], alpha: f64, a: &DMatrix<f64>, ta: bool, x: &[f64], beta: f64) {
+    let (r, c) = a.shape();
+    if r == 0 || c == 0 {
+        // An empty product: y = beta y.
+        y.iter_mut()
+            .for_each(|v| *v = if beta == 0.0 { 0.0 } else { beta * *v });
+        return;
+    }
+    let cols = a.as_slice().chunks_exact(r);
+    if ta {
+        // y_j = alpha <a_j, x> + beta y_j: one dot product per column, four partial sums
+        // so the loop is not bound by the latency of one accumulator.
+        debug_assert!(y.len() == c && x.len() == r);
+        for (yj, col) in y.iter_mut().zip(cols) {
+            let d = dot4(col, x);
+            *yj = if beta == 0.0 {
+                alpha * d
+            } else {
+                alpha * d + beta * *yj
+            };
+        }
+    } else {
+        debug_assert!(y.len() == r && x.len() == c);
+        if beta == 0.0 {
+            y.iter_mut().for_each(|v| *v = 0.0);
+        } else if beta != 1.0 {
+            y.iter_mut().for_each(|v| *v *= beta);
+        }
+        for (col, &xj) in cols.zip(x) {
+            let s = alpha * xj;
+            if s != 0.0 {
+                y.iter_mut().zip(col).for_each(|(v, &aij)| *v += s * aij);
+            }
+        }
+    }
+}
+
+/// `<a, b>` with four independent partial sums.
+fn dot4(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
 }
 
 /// `a * b` with a shape check that names both shapes.

@@ -54,13 +54,15 @@ pub(crate) fn gemm_slices(
             DMatrixView::from_slice_with_strides(b, br, bc, 1, br)
         };
         cv.gemm(alpha, &av, &bv, beta);
-    } else if !ta && !tb {
-        cv.gemm(
-            alpha,
-            &DMatrixView::from_slice(a, ar, ac),
-            &DMatrixView::from_slice(b, br, bc),
-            beta,
-        );
+    } else if !tb {
+        let bv = DMatrixView::from_slice(b, br, bc);
+        let av = DMatrixView::from_slice(a, ar, ac);
+        if ta {
+            // aᵀ b without materializing aᵀ (a may be a large data matrix).
+            cv.gemm_tr(alpha, &av, &bv, beta);
+        } else {
+            cv.gemm(alpha, &av, &bv, beta);
+        }
     } else {
         cv.gemm(alpha, &view(a, ar, ac, ta), &view(b, br, bc, tb), beta);
     }
@@ -128,5 +130,51 @@ pub(crate) fn output_of(op: &Op) -> Option<u32> {
         | Op::Concat { out, .. }
         | Op::Reshape { out, .. } => Some(out),
         Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => None,
+    }
+}
+
+/// `out_j += t_j ⊙ w` for every block `j` (`w` one entry per block entry): the one loop the
+/// elementwise rules need, written so that it vectorizes.
+pub(crate) fn fma_blocks(out: &mut DMatrix<f64>, t: &DMatrix<f64>, w: &[f64]) {
+    let rc = w.len();
+    if rc == 0 {
+        return;
+    }
+    for (oj, tj) in out
+        .as_mut_slice()
+        .chunks_exact_mut(rc)
+        .zip(t.as_slice().chunks_exact(rc))
+    {
+        for ((o, &x), &c) in oj.iter_mut().zip(tj).zip(w) {
+            *o += x * c;
+        }
+    }
+}
+
+/// `slot += t_j ⊙ w` per block; an empty slot is written directly (no zeroing first).
+pub(crate) fn fma_into(slot: &mut Option<DMatrix<f64>>, t: &DMatrix<f64>, w: &[f64]) {
+    match slot {
+        Some(acc) => fma_blocks(acc, t, w),
+        None => *slot = Some(mul_blocks(t, w)),
+    }
+}
+
+/// `t_j ⊙ w` for every block (one pass, no copy of `t` first).
+pub(crate) fn mul_blocks(t: &DMatrix<f64>, w: &[f64]) -> DMatrix<f64> {
+    if w.is_empty() {
+        return t.clone();
+    }
+    let mut data = Vec::with_capacity(t.len());
+    for tj in t.as_slice().chunks_exact(w.len()) {
+        data.extend(tj.iter().zip(w).map(|(&x, &c)| x * c));
+    }
+    DMatrix::from_vec(t.nrows(), t.ncols(), data)
+}
+
+/// `slot += s x`; an empty slot is written directly.
+pub(crate) fn add_scaled_into(slot: &mut Option<DMatrix<f64>>, s: f64, x: &DMatrix<f64>) {
+    match slot {
+        Some(acc) => add_scaled(acc, s, x),
+        None => *slot = Some(if s == 1.0 { x.clone() } else { x * s }),
     }
 }

@@ -5,22 +5,32 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 use super::Tangents;
 use super::blocks::*;
 use crate::error::AdError;
+use crate::matrix::linalg;
 use crate::tape::op::Op;
 use crate::tape::{NONE, TapeData, TapeMat};
 use crate::unary::Unary;
 
-/// `f'` and `f''` at every entry of `x` (with `y = f(x)`).
-fn unary_derivatives(f: Unary, x: &DMatrix<f64>, y: &DMatrix<f64>) -> (Vec<f64>, Vec<f64>) {
-    let d1: Vec<f64> = x
-        .iter()
-        .zip(y.iter())
-        .map(|(&a, &b)| f.derivative(a, b))
-        .collect();
-    let d2 = x
-        .iter()
-        .zip(y.iter())
-        .zip(&d1)
-        .map(|((&a, &b), &d)| f.second_derivative(a, b, d))
+/// `f'` at every entry of `x` (with `y = f(x)`), through the vectorized kernels, and `f''`
+/// when asked for (only ops whose input has tangents need it).
+fn unary_derivatives(
+    f: Unary,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    second: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let ones = DMatrix::from_element(x.nrows(), x.ncols(), 1.0);
+    let mut d1 = DMatrix::zeros(x.nrows(), x.ncols());
+    linalg::unary_backward(f, x, y, &ones, &mut d1);
+    let d1 = d1.as_slice().to_vec();
+    if !second {
+        return (d1, Vec::new());
+    }
+    let aux = f
+        .derivative_uses()
+        .map(|h| linalg::unary_value(h, x, linalg::Alloc::System));
+    let aux = aux.as_ref().map_or(x.as_slice(), |a| a.as_slice());
+    let d2 = (0..d1.len())
+        .map(|e| f.second_derivative_with(x.as_slice()[e], y.as_slice()[e], d1[e], aux[e]))
         .collect();
     (d1, d2)
 }
@@ -96,7 +106,11 @@ pub(crate) fn forward_op(
             let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
             let ((r, c), m) = (ma.shape(), mb.ncols());
             let mut o: Option<DMatrix<f64>> = None;
-            if let Some(tb) = &t.mats[ix(b)] {
+            if t.identity.contains(&b) && m == 1 && c == k {
+                // Ḃ = I (the seed of a column's Hessian): A Ḃ = A, copied (the same
+                // numbers the product gives, without its n c² work).
+                o = Some(DMatrix::from_column_slice(r, k, ma.as_slice()));
+            } else if let Some(tb) = &t.mats[ix(b)] {
                 let mut out = DMatrix::zeros(r, m * k);
                 gemm_slices(
                     out.as_mut_slice(),
@@ -157,24 +171,34 @@ pub(crate) fn forward_op(
             }
         }
         Op::MulElem { a, b, .. } => {
+            // Ċ_j = Ȧ_j ⊙ B + A ⊙ Ḃ_j
             let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
-            elementwise_pair(
-                &t.mats[ix(a)],
-                &t.mats[ix(b)],
-                ma.shape(),
-                k,
-                |e, ta, tb| ta * mb.as_slice()[e] + ma.as_slice()[e] * tb,
-            )
+            let (ta, tb) = (&t.mats[ix(a)], &t.mats[ix(b)]);
+            let mut o = None;
+            if let Some(ta) = ta {
+                fma_into(&mut o, ta, mb.as_slice());
+            }
+            if let Some(tb) = tb {
+                fma_into(&mut o, tb, ma.as_slice());
+            }
+            o
         }
         Op::DivElem { a, b, out } => {
-            let (mb, q) = (&mats[ix(b)], &mats[ix(out)]);
-            elementwise_pair(
-                &t.mats[ix(a)],
-                &t.mats[ix(b)],
-                mb.shape(),
-                k,
-                |e, ta, tb| (ta - q.as_slice()[e] * tb) / mb.as_slice()[e],
-            )
+            // C = A / B: Ċ_j = Ȧ_j / B − (C / B) ⊙ Ḃ_j
+            let (mb, q) = (mats[ix(b)].as_slice(), mats[ix(out)].as_slice());
+            let (ta, tb) = (&t.mats[ix(a)], &t.mats[ix(b)]);
+            (ta.is_some() || tb.is_some()).then(|| {
+                let mut o = zeros_k(mats[ix(b)].shape(), k);
+                if let Some(ta) = ta {
+                    let w: Vec<f64> = mb.iter().map(|b| 1.0 / b).collect();
+                    fma_blocks(&mut o, ta, &w);
+                }
+                if let Some(tb) = tb {
+                    let w: Vec<f64> = mb.iter().zip(q).map(|(b, q)| -q / b).collect();
+                    fma_blocks(&mut o, tb, &w);
+                }
+                o
+            })
         }
         Op::AddRow { a, row, .. } => {
             broadcast_add(&t.mats[ix(a)], &t.mats[ix(row)], shape(a), k, |_, c| c)
@@ -212,17 +236,9 @@ pub(crate) fn forward_op(
             ta.reshape_generic(nalgebra::Dyn(r), nalgebra::Dyn(c * k))
         }),
         Op::Unary { a, f, out } => {
-            let (d1, d2) = unary_derivatives(f, &mats[ix(a)], &mats[ix(out)]);
-            let o = t.mats[ix(a)].as_ref().map(|ta| {
-                let mut o = ta.clone();
-                let rc = d1.len();
-                each_block(&mut o, k, rc, |_, blk| {
-                    for (x, &d) in blk.iter_mut().zip(&d1) {
-                        *x *= d;
-                    }
-                });
-                o
-            });
+            let has_tangent = t.mats[ix(a)].is_some();
+            let (d1, d2) = unary_derivatives(f, &mats[ix(a)], &mats[ix(out)], has_tangent);
+            let o = t.mats[ix(a)].as_ref().map(|ta| mul_blocks(ta, &d1));
             t.unary[pos] = Some((d1, d2));
             o
         }
@@ -287,30 +303,6 @@ pub(crate) fn forward_op(
         t.mats[ix(out)] = out_tangent;
     }
     Ok(())
-}
-
-/// `out_j[e] = f(e, ta_j[e], tb_j[e])` over every block, a missing tangent reading zero.
-fn elementwise_pair(
-    ta: &Option<DMatrix<f64>>,
-    tb: &Option<DMatrix<f64>>,
-    shape: (usize, usize),
-    k: usize,
-    f: impl Fn(usize, f64, f64) -> f64,
-) -> Option<DMatrix<f64>> {
-    if ta.is_none() && tb.is_none() {
-        return None;
-    }
-    let rc = shape.0 * shape.1;
-    let mut o = zeros_k(shape, k);
-    for j in 0..k {
-        let dst = blk_mut(&mut o, j, rc);
-        for e in 0..rc {
-            let x = ta.as_ref().map_or(0.0, |m| m.as_slice()[j * rc + e]);
-            let y = tb.as_ref().map_or(0.0, |m| m.as_slice()[j * rc + e]);
-            dst[e] = f(e, x, y);
-        }
-    }
-    Some(o)
 }
 
 /// Tangent of `a + broadcast(v)`: `pick(row, col)` is the index into `v` of entry (row, col).

@@ -38,6 +38,8 @@ pub(crate) struct Tangents {
     pub scalars: Vec<f64>,
     /// `(f', f'')` of each elementwise op's input, by op position.
     pub unary: Vec<Option<(Vec<f64>, Vec<f64>)>>,
+    /// Entries whose tangents are the identity seed (a column `x` with `V = I`).
+    pub identity: Vec<u32>,
 }
 
 /// The result of a second-order sweep: adjoints (the gradient) and adjoint tangents
@@ -62,8 +64,12 @@ pub(crate) fn hessian_products(
         mats: vec![None; data.mats.len()],
         scalars: vec![0.0; ns * k],
         unary: (0..data.ops.len()).map(|_| None).collect(),
+        identity: Vec::new(),
     };
     for (i, d) in seeds {
+        if d.ncols() == d.nrows() && d.ncols() == k && is_identity(d) {
+            fwd.identity.push(*i);
+        }
         fwd.mats[ix(*i)] = Some(d.clone());
     }
     for &c in &data.const_mats {
@@ -101,4 +107,13 @@ pub(crate) fn hessian_products(
     rev.scalars(data, 0, hi, &mut curv);
     let mat_hv = rev.at;
     Ok(SecondOrder { madj, mat_hv })
+}
+
+/// Whether a square matrix is exactly the identity.
+fn is_identity(d: &DMatrix<f64>) -> bool {
+    let n = d.nrows();
+    d.as_slice()
+        .iter()
+        .enumerate()
+        .all(|(e, &v)| v == if e % n == e / n { 1.0 } else { 0.0 })
 }

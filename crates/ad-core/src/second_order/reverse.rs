@@ -85,26 +85,27 @@ impl Reverse<'_> {
                 return Ok(());
             }
             Op::Dot { a, b, out_s } => {
+                // Ǎ_j += š_j B + s̄ Ḃ_j (and the same with a and b exchanged)
                 let hs = self.scalar_hv(out_s);
                 let s_bar = self.sadj[ix(out_s)];
                 for (x, y) in [(a, b), (b, a)] {
                     if !want(x) {
                         continue;
                     }
-                    let my = &self.mats[ix(y)];
+                    let my = self.mats[ix(y)].as_slice();
                     let ty = &self.fwd.mats[ix(y)];
                     let sh = self.shape(x);
-                    let rc = sh.0 * sh.1;
                     let acc = acc_k(&mut self.at[ix(x)], sh, k);
-                    each_block(acc, k, rc, |j, blk_| {
-                        for e in 0..rc {
-                            let mut v = hs[j] * my.as_slice()[e];
-                            if let Some(ty) = ty {
-                                v += s_bar * ty.as_slice()[j * rc + e];
+                    if !my.is_empty() {
+                        for (dst, &h) in acc.as_mut_slice().chunks_exact_mut(my.len()).zip(&hs) {
+                            if h != 0.0 {
+                                dst.iter_mut().zip(my).for_each(|(d, &m)| *d += h * m);
                             }
-                            blk_[e] += v;
                         }
-                    });
+                    }
+                    if let Some(ty) = ty {
+                        add_scaled(acc, s_bar, ty);
+                    }
                 }
                 return Ok(());
             }
@@ -169,63 +170,58 @@ impl Reverse<'_> {
                     };
                     for (x, s) in [(a, 1.0), (b, sign)] {
                         if want(x) {
-                            let sh = self.shape(x);
-                            add_scaled(acc_k(&mut self.at[ix(x)], sh, k), s, ho);
+                            add_scaled_into(&mut self.at[ix(x)], s, ho);
                         }
                     }
                 }
             }
             Op::MulElem { a, b, .. } => {
+                // Ǎ_j += Ȟ_j ⊙ B + Ō ⊙ Ḃ_j (and the same with a and b exchanged)
                 for (x, y) in [(a, b), (b, a)] {
                     if !want(x) {
                         continue;
                     }
-                    let my = &self.mats[ix(y)];
-                    let ty = &self.fwd.mats[ix(y)];
-                    let sh = self.shape(x);
-                    let rc = sh.0 * sh.1;
-                    let acc = acc_k(&mut self.at[ix(x)], sh, k);
-                    each_block(acc, k, rc, |j, dst| {
-                        for e in 0..rc {
-                            let mut v = 0.0;
-                            if let Some(ho) = &ho {
-                                v += ho.as_slice()[j * rc + e] * my.as_slice()[e];
-                            }
-                            if let (Some(ob), Some(ty)) = (o_bar, ty) {
-                                v += ob.as_slice()[e] * ty.as_slice()[j * rc + e];
-                            }
-                            dst[e] += v;
-                        }
-                    });
+                    let (my, ty) = (&self.mats[ix(y)], &self.fwd.mats[ix(y)]);
+                    let slot = &mut self.at[ix(x)];
+                    if let Some(ho) = &ho {
+                        fma_into(slot, ho, my.as_slice());
+                    }
+                    if let (Some(ob), Some(ty)) = (o_bar, ty) {
+                        fma_into(slot, ty, ob.as_slice());
+                    }
                 }
             }
             Op::DivElem { a, b, out } => {
-                let (mb, q) = (&self.mats[ix(b)], &self.mats[ix(out)]);
+                // C = A / B: Ǎ_j += Ȟ_j / B − (Ō / B²) ⊙ Ḃ_j;
+                // B̌_j += −(C / B) ⊙ Ȟ_j − (Ō / B) ⊙ Ċ_j + (Ō C / B²) ⊙ Ḃ_j.
+                let (mb, q) = (self.mats[ix(b)].as_slice(), self.mats[ix(out)].as_slice());
                 let (tb, tq) = (&self.fwd.mats[ix(b)], &self.fwd.mats[ix(out)]);
                 let sh = self.shape(a);
-                let rc = sh.0 * sh.1;
-                let at_ = |m: &Option<DMatrix<f64>>, j: usize, e: usize| {
-                    m.as_ref().map_or(0.0, |m| m.as_slice()[j * rc + e])
+                let zero = vec![0.0; mb.len()];
+                let ob = o_bar.map_or(&zero[..], |m| m.as_slice());
+                let weights = |f: &dyn Fn(f64, f64, f64) -> f64| -> Vec<f64> {
+                    (0..mb.len()).map(|e| f(mb[e], q[e], ob[e])).collect()
                 };
-                let ob = |e: usize| o_bar.map_or(0.0, |m| m.as_slice()[e]);
                 if want(a) {
                     let acc = acc_k(&mut self.at[ix(a)], sh, k);
-                    each_block(acc, k, rc, |j, dst| {
-                        for e in 0..rc {
-                            let bv = mb.as_slice()[e];
-                            dst[e] += at_(&ho, j, e) / bv - ob(e) * at_(tb, j, e) / (bv * bv);
-                        }
-                    });
+                    if let Some(ho) = &ho {
+                        fma_blocks(acc, ho, &weights(&|bv, _, _| 1.0 / bv));
+                    }
+                    if let Some(tb) = tb {
+                        fma_blocks(acc, tb, &weights(&|bv, _, o| -o / (bv * bv)));
+                    }
                 }
                 if want(b) {
                     let acc = acc_k(&mut self.at[ix(b)], sh, k);
-                    each_block(acc, k, rc, |j, dst| {
-                        for e in 0..rc {
-                            let (bv, qv) = (mb.as_slice()[e], q.as_slice()[e]);
-                            dst[e] += -(at_(&ho, j, e) * qv + ob(e) * at_(tq, j, e)) / bv
-                                + ob(e) * qv * at_(tb, j, e) / (bv * bv);
-                        }
-                    });
+                    if let Some(ho) = &ho {
+                        fma_blocks(acc, ho, &weights(&|bv, qv, _| -qv / bv));
+                    }
+                    if let Some(tq) = tq {
+                        fma_blocks(acc, tq, &weights(&|bv, _, o| -o / bv));
+                    }
+                    if let Some(tb) = tb {
+                        fma_blocks(acc, tb, &weights(&|bv, qv, o| o * qv / (bv * bv)));
+                    }
                 }
             }
             Op::AddRow { a, row: v, .. } | Op::AddCol { a, col: v, .. } => {
@@ -281,8 +277,7 @@ impl Reverse<'_> {
             }
             Op::ScaleConst { a, c, .. } => {
                 if let Some(ho) = &ho {
-                    let sh = self.shape(a);
-                    add_scaled(acc_k(&mut self.at[ix(a)], sh, k), c, ho);
+                    add_scaled_into(&mut self.at[ix(a)], c, ho);
                 }
             }
             Op::AddConst { a, .. } | Op::Reshape { a, .. } => {
@@ -295,23 +290,17 @@ impl Reverse<'_> {
                 }
             }
             Op::Unary { a, .. } => {
+                // Ǎ_j += f'(A) ⊙ Ȟ_j + (f''(A) ⊙ Ō) ⊙ Ȧ_j
                 let (d1, d2) = self.fwd.unary[pos].as_ref().expect("forward sweep ran");
                 let ta = &self.fwd.mats[ix(a)];
-                let sh = self.shape(a);
-                let rc = sh.0 * sh.1;
-                let acc = acc_k(&mut self.at[ix(a)], sh, k);
-                each_block(acc, k, rc, |j, dst| {
-                    for e in 0..rc {
-                        let mut v = 0.0;
-                        if let Some(ho) = &ho {
-                            v += d1[e] * ho.as_slice()[j * rc + e];
-                        }
-                        if let (Some(ob), Some(ta)) = (o_bar, ta) {
-                            v += d2[e] * ta.as_slice()[j * rc + e] * ob.as_slice()[e];
-                        }
-                        dst[e] += v;
-                    }
-                });
+                let slot = &mut self.at[ix(a)];
+                if let Some(ho) = &ho {
+                    fma_into(slot, ho, d1);
+                }
+                if let (Some(ob), Some(ta)) = (o_bar, ta) {
+                    let w: Vec<f64> = d2.iter().zip(ob.as_slice()).map(|(d, o)| d * o).collect();
+                    fma_into(slot, ta, &w);
+                }
             }
             Op::Slice { a, r0, c0, out } => {
                 if let Some(ho) = &ho {

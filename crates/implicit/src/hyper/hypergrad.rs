@@ -13,7 +13,8 @@ use ad_core::{MatOps, Tape};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ImplicitError, check_finite};
-use crate::ift::{Factor, IftOptions, IftReport, Implicit};
+use crate::ift::{IftOptions, IftReport, Implicit};
+use crate::linear::Factor;
 use crate::linearize::{ArgminHessian, Linearization};
 use crate::problem::Objective;
 

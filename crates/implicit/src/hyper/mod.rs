@@ -3,7 +3,8 @@
 //!
 //! - [`hypergradient`]: dV(x*(θ), θ)/dθ for any inner [`Objective`](crate::Objective), any
 //!   [`ValidationLoss`] and any [`InnerSolver`] (a closure; warm starts and reuse of the
-//!   solver's Hessian factorization supported);
+//!   solver's Hessian factorization supported); [`newton_inner`] is the library's Newton
+//!   method as one (dense Hessians, its factor reused by the backward pass);
 //! - [`optimize`]: Adam over θ with warm-started inner solves and a serializable [`Trace`];
 //!   [`optimize_lbfgs`]: argmin's L-BFGS over θ with the same hypergradients;
 //!
@@ -50,6 +51,7 @@
 
 mod hypergrad;
 mod lbfgs;
+mod newton_inner;
 mod optimize;
 
 pub use hypergrad::{
@@ -57,4 +59,5 @@ pub use hypergrad::{
     hypergradient_linearized, hypergradient_warm, validation_value_and_grad,
 };
 pub use lbfgs::{LbfgsOutcome, optimize_lbfgs};
+pub use newton_inner::newton_inner;
 pub use optimize::{HyperOptions, Trace, TraceStep, optimize, optimize_observed};

@@ -453,3 +453,13 @@ fn add_matvecs(res: Result<Solution, SolveError>, matvecs: usize) -> Result<Solu
         Err(e) => Err(e),
     }
 }
+
+/// A dense factorization of a system matrix kept for reuse (by `Implicit`'s later solves,
+/// or handed over by a forward solver).
+#[derive(Clone, Debug)]
+pub enum Factor {
+    /// LU (any nonsingular A); serves A and Aᵀ.
+    Lu(DenseLu),
+    /// Cholesky (symmetric positive definite A).
+    Cholesky(DenseCholesky),
+}

@@ -66,7 +66,7 @@ mod workspace;
 pub use ad_ops::{HessianOperator, JacobianOperator, MatHessianOperator};
 pub use bicgstab::bicgstab;
 pub use cg::cg;
-pub use dense::{DenseCholesky, DenseLu, cholesky, lu};
+pub use dense::{DenseCholesky, DenseLu, Factor, cholesky, lu};
 pub use error::SolveError;
 pub use gmres::gmres;
 pub use method::Method;

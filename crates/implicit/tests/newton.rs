@@ -1,0 +1,246 @@
+//! The library's Newton method (`solvers::newton`): what it guarantees.
+//!
+//! - It converges to ‖∇ₓL‖ ≤ grad_tol on smooth strongly convex problems, plain and with
+//!   chord steps, to the same minimizer (within what the tolerance allows), taking no more
+//!   Hessians with chord steps than without.
+//! - Where the Hessian is not positive definite it shifts it (reported) and still descends.
+//! - It fails loudly: invalid options, non-finite inputs and stalls are typed errors with
+//!   the numbers (the stall carries the gradient-norm trace).
+//! - Its factor, handed to the backward pass, gives the exact hypergradient.
+
+use ad_core::{MatOps, Real};
+use implicit::hyper::{ValidationLoss, hypergradient, newton_inner};
+use implicit::linear::Method;
+use implicit::solvers::newton::{NewtonError, NewtonOptions, minimize_newton};
+use implicit::{IftOptions, ImplicitError, Objective};
+use nalgebra::DMatrix;
+use proptest::prelude::*;
+
+/// L(x, θ) = ½‖x − θ‖² + ¼‖x‖⁴ + ½ Σ wᵢ xᵢ² with weights w ≥ 0: strongly convex.
+struct Quartic {
+    w: DMatrix<f64>,
+}
+
+impl Objective for Quartic {
+    fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+        x.sub(&t[0]).sq_norm() * 0.5
+            + x.sq_norm().square() * 0.25
+            + x.square().dot(&x.constant_like(self.w.clone())) * 0.5
+    }
+}
+
+fn col(v: &[f64]) -> DMatrix<f64> {
+    DMatrix::from_column_slice(v.len(), 1, v)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Plain Newton and chord steps reach the same minimizer: both stop at ‖∇L‖ ≤ 1e-10
+    /// and L is 1-strongly convex, so each is within 1e-10 of x*, and of each other within
+    /// 2e-10.
+    #[test]
+    fn plain_and_chord_newton_agree(
+        theta in prop::collection::vec(-3.0f64..3.0, 1..8),
+        w in prop::collection::vec(0.0f64..2.0, 8),
+    ) {
+        let n = theta.len();
+        let obj = Quartic { w: col(&w[..n]) };
+        let t = [col(&theta)];
+        let x0 = DMatrix::zeros(n, 1);
+        let plain = minimize_newton(&obj, &t, &x0, &NewtonOptions::default().reuse_ratio(0.0)).unwrap();
+        let chord = minimize_newton(&obj, &t, &x0, &NewtonOptions::default()).unwrap();
+        for s in [&plain, &chord] {
+            prop_assert!(s.report.grad_norm <= 1e-10, "{:?}", s.report);
+            prop_assert_eq!(s.report.grad_norm_trace.len(), s.report.iterations + 1);
+            prop_assert_eq!(s.report.shifted, 0);
+        }
+        prop_assert_eq!(plain.report.hessians, plain.report.iterations);
+        prop_assert!(chord.report.hessians <= plain.report.hessians);
+        prop_assert!((&plain.x - &chord.x).amax() <= 2e-10);
+    }
+}
+
+/// L = ¼x⁴ − ½x² + θx starts at x0 = 0.1, where L'' = 3x² − 1 < 0: the Hessian is shifted
+/// (reported), the step still descends, and Newton finds the minimizer.
+#[test]
+fn indefinite_hessian_is_shifted_and_newton_still_descends() {
+    struct DoubleWell;
+    impl Objective for DoubleWell {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            let x = x.get(0, 0);
+            x.powi(4) * 0.25 - x.square() * 0.5 + x * t[0].get(0, 0)
+        }
+    }
+    let s = minimize_newton(
+        &DoubleWell,
+        &[col(&[0.3])],
+        &col(&[0.1]),
+        &NewtonOptions::default(),
+    )
+    .unwrap();
+    assert!(s.report.shifted >= 1, "{:?}", s.report);
+    let x = s.x[0];
+    assert!(
+        (x.powi(3) - x + 0.3).abs() <= 1e-10 && 3.0 * x * x - 1.0 > 0.0,
+        "x = {x}"
+    );
+}
+
+#[test]
+fn invalid_options_are_named() {
+    let obj = Quartic { w: col(&[0.0]) };
+    let t = [col(&[1.0])];
+    let x0 = col(&[0.0]);
+    let cases = [
+        (
+            NewtonOptions::default().grad_tol(f64::NAN),
+            "newton.grad_tol",
+        ),
+        (NewtonOptions::default().grad_tol(0.0), "newton.grad_tol"),
+        (NewtonOptions::default().max_iters(0), "newton.max_iters"),
+        (NewtonOptions::default().armijo(1.0), "newton.armijo"),
+        (
+            NewtonOptions::default().reuse_ratio(1.0),
+            "newton.reuse_ratio",
+        ),
+        (
+            NewtonOptions::default().reuse_ratio(-0.1),
+            "newton.reuse_ratio",
+        ),
+        (
+            NewtonOptions::default().max_backtracks(0),
+            "newton.max_backtracks",
+        ),
+    ];
+    for (opts, expected) in cases {
+        match minimize_newton(&obj, &t, &x0, &opts) {
+            Err(NewtonError::InvalidOption { name, .. }) => assert_eq!(name, expected),
+            other => panic!("{expected}: got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn non_finite_inputs_are_named_with_position() {
+    let obj = Quartic {
+        w: col(&[0.0, 0.0]),
+    };
+    match minimize_newton(
+        &obj,
+        &[col(&[1.0, f64::NAN])],
+        &col(&[0.0, 0.0]),
+        &NewtonOptions::default(),
+    ) {
+        Err(NewtonError::NonFinite {
+            what,
+            iteration,
+            index,
+            value,
+        }) => {
+            assert_eq!((what, iteration, index), ("parameters theta", 0, 1));
+            assert!(value.is_nan());
+        }
+        other => panic!("got {other:?}"),
+    }
+    match minimize_newton(
+        &obj,
+        &[col(&[1.0, 0.0])],
+        &col(&[f64::INFINITY, 0.0]),
+        &NewtonOptions::default(),
+    ) {
+        Err(NewtonError::NonFinite {
+            what, index, value, ..
+        }) => {
+            assert_eq!(
+                (what, index, value),
+                ("starting point x0", 0, f64::INFINITY)
+            );
+        }
+        other => panic!("got {other:?}"),
+    }
+}
+
+/// One iteration allowed on a problem that needs several: a `Stalled` error with the trace
+/// (two gradient norms: the start and the one iterate), never a result.
+#[test]
+fn the_iteration_limit_is_a_stall_with_the_trace() {
+    let obj = Quartic {
+        w: col(&[0.0, 0.0]),
+    };
+    let err = minimize_newton(
+        &obj,
+        &[col(&[3.0, -2.0])],
+        &col(&[0.0, 0.0]),
+        &NewtonOptions::default().max_iters(1),
+    )
+    .unwrap_err();
+    match &err {
+        NewtonError::Stalled { reason, report } => {
+            assert_eq!(*reason, "iteration limit reached");
+            assert_eq!(report.iterations, 1);
+            assert_eq!(report.grad_norm_trace.len(), 2);
+            assert!(report.grad_norm > 1e-10 && report.grad_norm == report.grad_norm_trace[1]);
+        }
+        other => panic!("got {other:?}"),
+    }
+    // Joined into ImplicitError with its numbers.
+    let joined: ImplicitError = err.into();
+    assert!(
+        joined.to_string().contains("iteration limit reached"),
+        "{joined}"
+    );
+}
+
+/// Ridge: x*(λ) = (A + λI)⁻¹ b; V = ½‖x‖². The hypergradient through `newton_inner` (its
+/// factor reused and refined) equals the closed form −x*ᵀ(A + λI)⁻¹ x* to 1e-12 relative.
+#[test]
+fn newton_inner_gives_the_exact_hypergradient() {
+    struct Ridge;
+    impl Objective for Ridge {
+        fn value<M: MatOps>(&self, x: &M, l: &[M]) -> M::Scalar {
+            let a = x.constant_like(DMatrix::from_row_slice(
+                3,
+                3,
+                &[3.0, 1.0, 0.0, 1.0, 2.0, 0.5, 0.0, 0.5, 1.0],
+            ));
+            let b = x.constant_like(col(&[1.0, -2.0, 0.5]));
+            x.dot(&a.matmul(x)) * 0.5 - x.dot(&b) + l[0].get(0, 0) * x.sq_norm() * 0.5
+        }
+    }
+    struct Val;
+    impl ValidationLoss for Val {
+        fn loss<M: MatOps>(&self, x: &M, _l: &M) -> M::Scalar {
+            x.sq_norm() * 0.5
+        }
+    }
+    let lam = 0.3;
+    let h = DMatrix::from_row_slice(
+        3,
+        3,
+        &[
+            3.0 + lam,
+            1.0,
+            0.0,
+            1.0,
+            2.0 + lam,
+            0.5,
+            0.0,
+            0.5,
+            1.0 + lam,
+        ],
+    );
+    let chol = h.clone().cholesky().unwrap();
+    let x = chol.solve(&col(&[1.0, -2.0, 0.5]));
+    let exact = -x.dot(&chol.solve(&x));
+    let mut solver = newton_inner(&Ridge, 3, NewtonOptions::default());
+    let hg = hypergradient(&Ridge, &Val, &[lam], &mut solver, &IftOptions::default()).unwrap();
+    assert!(
+        (hg.grad[0] - exact).abs() <= 1e-12 * exact.abs(),
+        "{} vs {exact}",
+        hg.grad[0]
+    );
+    let linear = hg.report.linear.unwrap();
+    assert_eq!(linear.method, Method::Cholesky);
+    assert!(linear.converged);
+}
