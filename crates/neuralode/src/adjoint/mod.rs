@@ -1,0 +1,6 @@
+//! Backward passes: the discrete adjoint (direct, checkpointed) and the continuous adjoint
+//! (backsolve, interpolating).
+
+pub(crate) mod continuous;
+pub(crate) mod discrete;
+pub(crate) mod tangent;
