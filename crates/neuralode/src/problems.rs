@@ -12,7 +12,8 @@ use crate::dynamics::MlpDynamics;
 pub struct W4 {
     /// The field.
     pub f: MlpDynamics,
-    /// W1, b1, W2, b2 in the `Mlp` layout (152 numbers).
+    /// W1, b1, W2, b2 in the `Mlp` layout (252 numbers; the peers' README says 152, a
+    /// miscount: 100 + 50 + 100 + 2).
     pub theta: Vec<f64>,
     /// Initial state.
     pub h0: Vec<f64>,
