@@ -46,6 +46,7 @@ mod stats;
 mod stepper;
 mod tableau;
 mod trajectory;
+mod unrolled;
 
 pub use dynamics::{Dynamics, MlpDynamics, TapeDynamics, VectorField, VjpMode};
 pub use error::NodeError;
@@ -53,3 +54,4 @@ pub use grad::{ForwardPass, Gradients, Solution, forward, solve, value_and_grad}
 pub use op::{OdeRule, OdeSolve, odeint};
 pub use options::{GradOptions, Method, SolverOptions};
 pub use stats::SolveStats;
+pub use unrolled::solve_unrolled;

@@ -173,3 +173,15 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
         out.copy_from_slice(y.eps.as_slice());
     }
 }
+
+impl<F: VectorField + ?Sized> VectorField for &F {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn param_shapes(&self) -> Vec<(usize, usize)> {
+        (**self).param_shapes()
+    }
+    fn eval<M: MatOps>(&self, t: f64, h: &M, theta: &[M]) -> M {
+        (**self).eval(t, h, theta)
+    }
+}
