@@ -41,7 +41,10 @@ fn read_reference(path: &PathBuf) -> Result<Reference, String> {
     let num = |k: &str| r[k].as_f64().ok_or(format!("reference lacks {k}"));
     let pair = |k: &str| -> Result<[f64; 2], String> {
         let a = r[k].as_array().ok_or(format!("reference lacks {k}"))?;
-        Ok([a[0].as_f64().unwrap_or(f64::NAN), a[1].as_f64().unwrap_or(f64::NAN)])
+        Ok([
+            a[0].as_f64().unwrap_or(f64::NAN),
+            a[1].as_f64().unwrap_or(f64::NAN),
+        ])
     };
     Ok(Reference {
         loss: num("loss_tight_1e-12")?,
@@ -54,7 +57,11 @@ fn read_reference(path: &PathBuf) -> Result<Reference, String> {
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { 0.5 * (xs[n / 2 - 1] + xs[n / 2]) }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
 }
 
 /// 3 warm-up calls, then the median of `repeat` timed calls (seconds).
@@ -74,7 +81,11 @@ fn bench(repeat: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn fmt_time(s: f64) -> String {
-    if s >= 1e-3 { format!("{:.3} ms", s * 1e3) } else { format!("{:.1} us", s * 1e6) }
+    if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.1} us", s * 1e6)
+    }
 }
 
 fn grad<D: Dynamics>(w: &W4, f: &D, method: Method, tol: f64) -> (f64, Vec<f64>, usize, usize) {
@@ -83,7 +94,12 @@ fn grad<D: Dynamics>(w: &W4, f: &D, method: Method, tol: f64) -> (f64, Vec<f64>,
         .method(method);
     let (l, g) = value_and_grad(f, &w.theta, &w.h0, 0.0, &w.ts, &opts, |s| w.loss(s))
         .expect("the W4 gradient");
-    (l, g.theta, g.stats.nfe_forward, g.stats.vjp_backward + g.stats.nfe_backward)
+    (
+        l,
+        g.theta,
+        g.stats.nfe_forward,
+        g.stats.vjp_backward + g.stats.nfe_backward,
+    )
 }
 
 fn main() {
@@ -105,7 +121,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--repeat" => repeat = args.next().and_then(|s| s.parse().ok()).expect("--repeat N"),
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--repeat N")
+            }
             "--json" => json = args.next().map(PathBuf::from),
             "--reference" => reference = args.next().map(PathBuf::from).expect("--reference PATH"),
             other => panic!("unknown argument {other}"),
@@ -119,7 +140,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    println!("W4 neural ODE gradient (2-50-2 tanh MLP, Dopri5, rtol = atol = 1e-8, 50 observations)");
+    println!(
+        "W4 neural ODE gradient (2-50-2 tanh MLP, Dopri5, rtol = atol = 1e-8, 50 observations)"
+    );
     println!("kernel path: {}", diffprog::ad::kernels::paths::describe());
     let (_, g_tight, _, _) = grad(&w, &w.f, Method::Direct, 1e-12);
     let tape = TapeDynamics::new(w.f.clone());
@@ -143,10 +166,21 @@ fn main() {
         }
     }) / 100.0;
     println!();
-    println!("one evaluation of f: {}; one VJP of f (value + both adjoints):", fmt_time(t_eval));
+    println!(
+        "one evaluation of f: {}; one VJP of f (value + both adjoints):",
+        fmt_time(t_eval)
+    );
     println!("  fused tape-free MlpDynamics   {:>10}", fmt_time(t_fused));
-    println!("  fresh ad-core tape per call   {:>10}  ({:.1}x fused)", fmt_time(t_tape), t_tape / t_fused);
-    println!("  ad-core Recording per point   {:>10}  ({:.1}x fused)", fmt_time(t_rec), t_rec / t_fused);
+    println!(
+        "  fresh ad-core tape per call   {:>10}  ({:.1}x fused)",
+        fmt_time(t_tape),
+        t_tape / t_fused
+    );
+    println!(
+        "  ad-core Recording per point   {:>10}  ({:.1}x fused)",
+        fmt_time(t_rec),
+        t_rec / t_fused
+    );
 
     let fwd_opts = SolverOptions::default().rtol(1e-8).atol(1e-8);
     let sol = solve(&w.f, &w.theta, &w.h0, 0.0, &w.ts, &fwd_opts).expect("forward");
@@ -168,11 +202,27 @@ fn main() {
     );
     let rows: Vec<(&str, Method, &dyn Dynamics)> = vec![
         ("direct (fused VJP)", Method::Direct, &w.f),
-        ("checkpointed every 8 (fused VJP)", Method::Checkpointed { every: 8 }, &w.f),
-        ("interpolating adjoint (fused VJP)", Method::Interpolating, &w.f),
-        ("backsolve adjoint (fused VJP)", Method::Backsolve { reset_state: true }, &w.f),
+        (
+            "checkpointed every 8 (fused VJP)",
+            Method::Checkpointed { every: 8 },
+            &w.f,
+        ),
+        (
+            "interpolating adjoint (fused VJP)",
+            Method::Interpolating,
+            &w.f,
+        ),
+        (
+            "backsolve adjoint (fused VJP)",
+            Method::Backsolve { reset_state: true },
+            &w.f,
+        ),
         ("direct (fresh tape per VJP)", Method::Direct, &tape),
-        ("interpolating adjoint (fresh tape per VJP)", Method::Interpolating, &tape),
+        (
+            "interpolating adjoint (fresh tape per VJP)",
+            Method::Interpolating,
+            &tape,
+        ),
     ];
     let mut failed = false;
     let mut results = Vec::new();
@@ -188,7 +238,12 @@ fn main() {
         .into_iter()
         .fold(0.0, f64::max)
             / r.grad_norm;
-        let err_own = g.iter().zip(&g_tight).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt()
+        let err_own = g
+            .iter()
+            .zip(&g_tight)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
             / g_tight.iter().map(|v| v * v).sum::<f64>().sqrt();
         let ok = err_ref < 1e-6 && err_own < 1e-6 && (l - r.loss).abs() / r.loss < 1e-7;
         let t = if ok {

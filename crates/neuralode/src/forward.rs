@@ -138,10 +138,10 @@ pub(crate) fn run<D: Dynamics + ?Sized>(
     let mut out = vec![0.0; d];
     let mut n = 0;
     while !st.done {
-        if let Keep::Checkpoints(every) = keep {
-            if n % every == 0 {
-                checkpoints.push((n, st.clone()));
-            }
+        if let Keep::Checkpoints(every) = keep
+            && n % every == 0
+        {
+            checkpoints.push((n, st.clone()));
         }
         let r = st.step(&mut sys, |s| {
             observe(s, n, ts, &mut next, &mut states, &mut locs, &mut out);

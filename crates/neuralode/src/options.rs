@@ -115,10 +115,10 @@ impl SolverOptions {
             return bad("max_steps", 0.0, "must be at least 1");
         }
         for (name, v) in [("first_step", self.first_step), ("max_step", self.max_step)] {
-            if let Some(h) = v {
-                if !(h.is_finite() && h > 0.0) {
-                    return bad(name, h, "must be finite and > 0");
-                }
+            if let Some(h) = v
+                && !(h.is_finite() && h > 0.0)
+            {
+                return bad(name, h, "must be finite and > 0");
             }
         }
         if !(self.safety > 0.0 && self.safety <= 1.0) {

@@ -17,7 +17,7 @@
 //! let tape = Tape::new();
 //! let a = tape.mat_var(DMatrix::from_row_slice(2, 2, &[-0.5, 1.0, -1.0, -0.5]));
 //! let h0 = tape.mat_var(DMatrix::from_column_slice(2, 1, &[1.0, 0.0]));
-//! let states = solve_unrolled(&Linear, &h0, &[a.clone()], 0.0, &[0.5, 1.0], &SolverOptions::default())?;
+//! let states = solve_unrolled(&Linear, &h0, &[a], 0.0, &[0.5, 1.0], &SolverOptions::default())?;
 //! let g = tape.gradient(states.sum())?;                 // through every stage on the tape
 //! assert_eq!(g.wrt_mat(&a).shape(), (2, 2));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -170,7 +170,7 @@ fn step_budget_reports_time_and_stats() {
             t,
             stats,
         }) => {
-            assert!(t <= 10.0 && t >= 9.8, "t = {t}");
+            assert!((9.8..=10.0).contains(&t), "t = {t}");
             assert!(stats.accepted_forward > 0 && stats.vjp_backward > 0);
         }
         other => panic!("{other:?}"),

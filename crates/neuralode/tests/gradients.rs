@@ -141,7 +141,7 @@ proptest! {
         let th = tape.mat_var(DMatrix::from_column_slice(case.theta.len(), 1, &case.theta));
         let h0 = tape.mat_var(DMatrix::from_column_slice(3, 1, &case.h0));
         let opts = SolverOptions::default().rtol(tol).atol(tol);
-        let states = solve_unrolled(&f, &h0, &[th.clone()], case.t0, &case.ts, &opts).unwrap();
+        let states = solve_unrolled(&f, &h0, &[th], case.t0, &case.ts, &opts).unwrap();
         let cm = h0.constant_like(DMatrix::from_row_slice(case.ts.len(), 3, &case.c));
         let l = cm.dot(&states) + states.sq_norm() * 0.5;
         let g = tape.gradient(l).unwrap();

@@ -57,7 +57,7 @@ proptest! {
             let op = OdeSolve::new(field(), opts);
             let (_, rule) = op.linearize(&inputs).unwrap();
             let jv = rule.jvp(&v).unwrap();
-            let ju = rule.vjp(&[u.clone()]).unwrap();
+            let ju = rule.vjp(std::slice::from_ref(&u)).unwrap();
             let (lhs, rhs) = (u.dot(&jv[0]), inner(&ju, &v));
             // The JVP is the tangent of the solver's steps and the direct/checkpointed VJPs
             // their exact transpose: rounding only. The continuous adjoints approximate
