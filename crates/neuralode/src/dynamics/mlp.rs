@@ -20,7 +20,8 @@ use super::{Dynamics, VectorField};
 /// let theta = vec![0.1; 82];
 /// let mut out = [0.0; 2];
 /// f.eval(0.0, &[1.0, -1.0], &theta, &mut out);
-/// assert!((out[0] - (1.6 * 0.0f64.tanh() + 0.1)).abs() < 1e-12);
+/// // every hidden unit: tanh(0.1·1 + 0.1·(−1) + 0.1); output: 16 · 0.1 · that + 0.1
+/// assert!((out[0] - (1.6 * 0.1f64.tanh() + 0.1)).abs() < 1e-12);
 /// ```
 #[derive(Debug)]
 pub struct MlpDynamics {
