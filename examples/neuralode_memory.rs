@@ -21,7 +21,12 @@ static HEAP: PeakAlloc = PeakAlloc;
 
 fn measure(w: &W4, ts: &[f64], method: Method, n: usize) -> (usize, f64, usize) {
     let opts = GradOptions::default()
-        .solver(SolverOptions::default().rtol(1e-3).atol(1e-3).max_step(10.0 / n as f64))
+        .solver(
+            SolverOptions::default()
+                .rtol(1e-3)
+                .atol(1e-3)
+                .max_step(10.0 / n as f64),
+        )
         .method(method);
     let targets = w.targets.rows(0, ts.len()).into_owned();
     HEAP.reset_peak_usage();
@@ -42,7 +47,10 @@ fn main() {
     let ts: Vec<f64> = (1..=10).map(|k| k as f64).collect();
     let methods = [
         ("direct", Method::Direct),
-        ("checkpointed every 100", Method::Checkpointed { every: 100 }),
+        (
+            "checkpointed every 100",
+            Method::Checkpointed { every: 100 },
+        ),
         ("interpolating", Method::Interpolating),
         ("backsolve", Method::Backsolve { reset_state: true }),
     ];
@@ -57,7 +65,10 @@ fn main() {
         let mut last_t = 0.0;
         for &n in &ns {
             let (p, t, steps) = measure(&w, &ts, m, n);
-            assert!(steps >= n && steps <= n + 20, "{name}: {steps} steps for N = {n}");
+            assert!(
+                steps >= n && steps <= n + 20,
+                "{name}: {steps} steps for N = {n}"
+            );
             peaks.push(p);
             last_t = t;
         }
@@ -69,7 +80,10 @@ fn main() {
             peaks[2],
             last_t * 1e3
         );
-        summary.push(format!("{}_peak_ratio={ratio:.3}", name.split(' ').next().unwrap()));
+        summary.push(format!(
+            "{}_peak_ratio={ratio:.3}",
+            name.split(' ').next().unwrap()
+        ));
     }
     println!();
     println!("summary: {}", summary.join(" "));
