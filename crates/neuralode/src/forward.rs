@@ -141,7 +141,7 @@ pub(crate) fn run<D: Dynamics + ?Sized>(
         if let Keep::Checkpoints(every) = keep
             && n % every == 0
         {
-            checkpoints.push((n, st.clone()));
+            checkpoints.push((n, st.snapshot()));
         }
         let r = st.step(&mut sys, |s| {
             observe(s, n, ts, &mut next, &mut states, &mut locs, &mut out);

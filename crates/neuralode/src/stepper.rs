@@ -229,6 +229,7 @@ impl Stepper {
         if self.done {
             return Ok(true);
         }
+        self.ensure_buffers();
         let dir = (self.t_end - self.t).signum();
         loop {
             if self.attempts >= self.max_steps {
@@ -336,5 +337,34 @@ impl Stepper {
             }
         }
         Ok(())
+    }
+
+    /// A copy holding only what resuming needs (state, FSAL stage, controller, counters):
+    /// the scratch buffers are dropped and reallocated by the first `step` after it.
+    pub fn snapshot(&self) -> Stepper {
+        let mut k = Vec::with_capacity(7);
+        k.push(self.k[0].clone());
+        Stepper {
+            t: self.t,
+            t_end: self.t_end,
+            h: self.h,
+            y: self.y.clone(),
+            k,
+            ytmp: Vec::new(),
+            y_new: Vec::new(),
+            y_stiff: Vec::new(),
+            control: self.control.clone(),
+            ..*self
+        }
+    }
+
+    fn ensure_buffers(&mut self) {
+        let n = self.y.len();
+        if self.k.len() < 7 {
+            self.k.resize(7, vec![0.0; n]);
+            self.ytmp = vec![0.0; n];
+            self.y_new = vec![0.0; n];
+            self.y_stiff = vec![0.0; n];
+        }
     }
 }
