@@ -264,6 +264,29 @@ fn main() {
             "nfe_forward": nf, "evals_backward": nb, "ok": ok,
         }));
     }
+    // the seminorm: the parameter integral left out of the adjoint solve's error norm
+    println!();
+    println!("| adjoint (fused VJP) | backward evaluations, seminorm | without | saved |");
+    println!("|---|---:|---:|---:|");
+    for (name, method) in [
+        ("interpolating", Method::Interpolating),
+        ("backsolve", Method::Backsolve { reset_state: true }),
+    ] {
+        let evals = |semi: bool| {
+            let opts = GradOptions::default()
+                .solver(SolverOptions::default().rtol(1e-8).atol(1e-8))
+                .method(method)
+                .seminorm(semi);
+            let (_, g) = value_and_grad(&w.f, &w.theta, &w.h0, 0.0, &w.ts, &opts, |s| w.loss(s))
+                .expect("the W4 gradient");
+            g.stats.vjp_backward
+        };
+        let (on, off) = (evals(true), evals(false));
+        println!(
+            "| {name} | {on} | {off} | {:.0}% |",
+            100.0 * (1.0 - on as f64 / off as f64)
+        );
+    }
     let best = results
         .iter()
         .filter(|r| r["ok"].as_bool() == Some(true))
