@@ -52,6 +52,10 @@ fn main() {
             Method::Checkpointed { every: 100 },
         ),
         ("interpolating", Method::Interpolating),
+        (
+            "interpolating-checkpointed every 100",
+            Method::InterpolatingCheckpointed { every: 100 },
+        ),
         ("backsolve", Method::Backsolve { reset_state: true }),
     ];
     let ns = [100, 1000, 10_000];

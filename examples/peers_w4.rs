@@ -213,6 +213,11 @@ fn main() {
             &w.f,
         ),
         (
+            "interpolating adjoint, checkpointed every 8 (fused VJP)",
+            Method::InterpolatingCheckpointed { every: 8 },
+            &w.f,
+        ),
+        (
             "backsolve adjoint (fused VJP)",
             Method::Backsolve { reset_state: true },
             &w.f,

@@ -94,7 +94,9 @@ pub fn forward<D: Dynamics + ?Sized>(
     validate_problem(f, theta, h0, t0, ts)?;
     let keep = match opts.method {
         Method::Direct | Method::Interpolating => Keep::AllSteps,
-        Method::Checkpointed { every } => Keep::Checkpoints(every),
+        Method::Checkpointed { every } | Method::InterpolatingCheckpointed { every } => {
+            Keep::Checkpoints(every)
+        }
         Method::Backsolve { .. } => Keep::Nothing,
     };
     let data = run(f, theta, h0, t0, ts, &opts.solver, keep)?;
@@ -167,7 +169,7 @@ impl ForwardPass {
                 &self.opts,
                 &mut stats,
             )?,
-            Method::Interpolating => continuous(
+            Method::Interpolating | Method::InterpolatingCheckpointed { .. } => continuous(
                 f,
                 &self.theta,
                 self.t0,

@@ -162,6 +162,14 @@ pub enum Method {
     /// The continuous adjoint with h taken from the forward solve's dense output; only
     /// [a, ∫aᵀ∂f/∂θ] is integrated backward. Stable; stores the forward steps.
     Interpolating,
+    /// The interpolating adjoint over a checkpointed forward solve: the solver state is
+    /// kept every `every` accepted steps, and the dense output of a segment is recomputed
+    /// when the backward solve reaches it (one more forward solve; at most two segments
+    /// in memory). Same gradient as [`Method::Interpolating`].
+    InterpolatingCheckpointed {
+        /// Accepted steps per segment (>= 1).
+        every: usize,
+    },
 }
 
 impl Method {
@@ -172,6 +180,7 @@ impl Method {
             Method::Checkpointed { .. } => "checkpointed",
             Method::Backsolve { .. } => "backsolve",
             Method::Interpolating => "interpolating",
+            Method::InterpolatingCheckpointed { .. } => "interpolating-checkpointed",
         }
     }
 }
@@ -233,7 +242,9 @@ impl GradOptions {
         if let Some(o) = &self.adjoint_solver {
             o.validate()?;
         }
-        if let Method::Checkpointed { every: 0 } = self.method {
+        if let Method::Checkpointed { every: 0 } | Method::InterpolatingCheckpointed { every: 0 } =
+            self.method
+        {
             return Err(NodeError::InvalidOption {
                 name: "Checkpointed::every",
                 value: 0.0,

@@ -342,8 +342,7 @@ impl Stepper {
     /// A copy holding only what resuming needs (state, FSAL stage, controller, counters):
     /// the scratch buffers are dropped and reallocated by the first `step` after it.
     pub fn snapshot(&self) -> Stepper {
-        let mut k = Vec::with_capacity(7);
-        k.push(self.k[0].clone());
+        let k = vec![self.k[0].clone()];
         Stepper {
             t: self.t,
             t_end: self.t_end,

@@ -100,11 +100,13 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
     num / den.max(1e-8)
 }
 
-const METHODS: [Method; 5] = [
+const METHODS: [Method; 7] = [
     Method::Direct,
     Method::Checkpointed { every: 1 },
     Method::Checkpointed { every: 3 },
     Method::Interpolating,
+    Method::InterpolatingCheckpointed { every: 1 },
+    Method::InterpolatingCheckpointed { every: 2 },
     Method::Backsolve { reset_state: true },
 ];
 

@@ -27,6 +27,7 @@ fn w4_gradient_matches_the_peers_reference() {
         Method::Direct,
         Method::Checkpointed { every: 7 },
         Method::Interpolating,
+        Method::InterpolatingCheckpointed { every: 5 },
         Method::Backsolve { reset_state: true },
     ] {
         let (l, g) = run(method, 1e-8);

@@ -14,6 +14,7 @@ use crate::forward::{ForwardData, step_error};
 use crate::options::GradOptions;
 use crate::stats::SolveStats;
 use crate::stepper::Stepper;
+use crate::trajectory::Steps;
 
 /// Solve the adjoint backward; returns (h0̄, θ̄).
 #[allow(clippy::too_many_arguments)]
@@ -43,7 +44,15 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
     for j in 0..d {
         y[off + j] = ybar_obs[(kk - 1, j)];
     }
-    let steps = fwd.steps.as_ref();
+    let mut dense = match &fwd.steps {
+        Some(steps) => Dense::Stored(steps),
+        None => Dense::Replay(Replay {
+            checkpoints: &fwd.checkpoints,
+            n_steps: fwd.n_steps,
+            loaded: Vec::with_capacity(2),
+            nfe: 0,
+        }),
+    };
     let (mut hbuf, mut neg, mut fbuf) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
     let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| {
         for j in 0..d {
@@ -54,8 +63,7 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
             let (da, dq) = rest.split_at_mut(d);
             f.vjp(t, &y[..d], theta, &neg, dh, da, dq);
         } else {
-            let steps = steps.expect("the interpolating adjoint keeps the forward steps");
-            steps.eval_at(t, &mut hbuf);
+            dense.eval_at(f, theta, t, &mut hbuf);
             let (da, dq) = dy.split_at_mut(d);
             f.vjp(t, &hbuf, theta, &neg, &mut fbuf, da, dq);
         }
@@ -94,5 +102,60 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
             }
         }
     }
+    drop(sys);
+    if let Dense::Replay(r) = &dense {
+        stats.nfe_backward += r.nfe;
+    }
     Ok((y[off..off + d].to_vec(), y[off + d..].to_vec()))
+}
+
+/// Where the interpolating adjoint reads h(t): the stored steps, or segments recomputed
+/// from checkpoints on demand.
+enum Dense<'a> {
+    Stored(&'a Steps),
+    Replay(Replay<'a>),
+}
+
+/// Segments recomputed from checkpoints, the two most recent kept.
+struct Replay<'a> {
+    checkpoints: &'a [(usize, Stepper)],
+    n_steps: usize,
+    loaded: Vec<(usize, Steps)>,
+    nfe: usize,
+}
+
+impl Dense<'_> {
+    fn eval_at<D: Dynamics + ?Sized>(&mut self, f: &D, theta: &[f64], t: f64, out: &mut [f64]) {
+        match self {
+            Dense::Stored(steps) => steps.eval_at(t, out),
+            Dense::Replay(r) => {
+                let c = r
+                    .checkpoints
+                    .partition_point(|(_, s)| s.t <= t)
+                    .saturating_sub(1);
+                let i = match r.loaded.iter().position(|(k, _)| *k == c) {
+                    Some(i) => i,
+                    None => {
+                        let end = r.checkpoints.get(c + 1).map_or(r.n_steps, |(n, _)| *n);
+                        let (start, st0) = &r.checkpoints[c];
+                        let mut st = st0.clone();
+                        let nfe0 = st.nfe;
+                        let mut steps = Steps::new(out.len());
+                        let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| f.eval(t, y, theta, dy);
+                        for _ in *start..end {
+                            st.step(&mut sys, |s| steps.push(s))
+                                .expect("replaying steps the forward solve accepted");
+                        }
+                        r.nfe += st.nfe - nfe0;
+                        if r.loaded.len() == 2 {
+                            r.loaded.remove(0);
+                        }
+                        r.loaded.push((c, steps));
+                        r.loaded.len() - 1
+                    }
+                };
+                r.loaded[i].1.eval_at(t, out);
+            }
+        }
+    }
 }
