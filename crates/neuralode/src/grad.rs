@@ -156,7 +156,6 @@ impl ForwardPass {
                 &self.data,
                 states_bar,
                 &mut stats,
-                &self.opts.solver,
             )?,
             Method::Backsolve { reset_state } => continuous(
                 f,

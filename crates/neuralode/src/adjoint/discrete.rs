@@ -8,7 +8,6 @@ use nalgebra::DMatrix;
 use crate::dynamics::Dynamics;
 use crate::error::NodeError;
 use crate::forward::{ForwardData, step_error};
-use crate::options::SolverOptions;
 use crate::stats::SolveStats;
 use crate::tableau::{A, dense_weights};
 use crate::trajectory::{ObsLoc, Steps};
@@ -162,7 +161,6 @@ impl Sweep {
 }
 
 /// The discrete adjoint over stored or recomputed steps. Returns (h0̄, θ̄).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn discrete<D: Dynamics + ?Sized>(
     f: &D,
     theta: &[f64],
@@ -171,7 +169,6 @@ pub(crate) fn discrete<D: Dynamics + ?Sized>(
     fwd: &ForwardData,
     ybar_obs: &DMatrix<f64>,
     stats: &mut SolveStats,
-    _opts: &SolverOptions,
 ) -> Result<(Vec<f64>, Vec<f64>), NodeError> {
     let mut sw = Sweep::new(h0.len(), theta.len(), fwd.locs.len());
     if let Some(steps) = &fwd.steps {
