@@ -102,7 +102,6 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
             }
         }
     }
-    drop(sys);
     if let Dense::Replay(r) = &dense {
         stats.nfe_backward += r.nfe;
     }
