@@ -21,7 +21,8 @@
 //!
 //! * Methods ([`Method`]): `Direct` (discretize-then-optimize, the exact derivative of the
 //!   solver's steps), `Checkpointed` (the same numbers, segments recomputed),
-//!   `Interpolating` (continuous adjoint on the forward dense output) and `Backsolve`
+//!   `Interpolating` (continuous adjoint on the forward dense output),
+//!   `InterpolatingCheckpointed` (the same, segments recomputed) and `Backsolve`
 //!   (continuous adjoint with the state solved backward).
 //! * Dynamics ([`Dynamics`]): [`MlpDynamics`] (an `ad_core::nn::Mlp` with a fused,
 //!   tape-free VJP) or any [`VectorField`] written once against `MatOps`, differentiated

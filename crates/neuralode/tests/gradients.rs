@@ -100,7 +100,7 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
     num / den.max(1e-8)
 }
 
-const METHODS: [Method; 7] = [
+const METHODS: [Method; 8] = [
     Method::Direct,
     Method::Checkpointed { every: 1 },
     Method::Checkpointed { every: 3 },
@@ -108,6 +108,7 @@ const METHODS: [Method; 7] = [
     Method::InterpolatingCheckpointed { every: 1 },
     Method::InterpolatingCheckpointed { every: 2 },
     Method::Backsolve { reset_state: true },
+    Method::Backsolve { reset_state: false },
 ];
 
 fn mlp(d: usize, hidden: usize) -> MlpDynamics {
@@ -119,7 +120,7 @@ fn mlp(d: usize, hidden: usize) -> MlpDynamics {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// Random 3-6-3 tanh dynamics: all methods agree; the direct sweep equals the tape.
     #[test]
@@ -211,7 +212,7 @@ impl VectorField for Linear {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// Linear ODE with a random stable A: gradients w.r.t. h0, t0 and the times agree
     /// with the closed form through the matrix exponential, w.r.t. A with central
