@@ -51,6 +51,7 @@ fn main() {
             "checkpointed every 100",
             Method::Checkpointed { every: 100 },
         ),
+        ("recursive-checkpointed", Method::RecursiveCheckpointed),
         ("interpolating", Method::Interpolating),
         (
             "interpolating-checkpointed every 100",

@@ -208,6 +208,11 @@ fn main() {
             &w.f,
         ),
         (
+            "recursive checkpointed (fused VJP)",
+            Method::RecursiveCheckpointed,
+            &w.f,
+        ),
+        (
             "interpolating adjoint (fused VJP)",
             Method::Interpolating,
             &w.f,

@@ -97,6 +97,8 @@ pub fn forward<D: Dynamics + ?Sized>(
         Method::Checkpointed { every } | Method::InterpolatingCheckpointed { every } => {
             Keep::Checkpoints(every)
         }
+        // only the initial state
+        Method::RecursiveCheckpointed => Keep::Checkpoints(usize::MAX),
         Method::Backsolve { .. } => Keep::Nothing,
     };
     let data = run(f, theta, h0, t0, ts, &opts.solver, keep)?;
@@ -148,15 +150,18 @@ impl ForwardPass {
         check_finite("cotangent of the states", states_bar.as_slice())?;
         let mut stats = self.data.stats;
         let (h0_bar, theta_bar) = match self.opts.method {
-            Method::Direct | Method::Checkpointed { .. } => discrete(
-                f,
-                &self.theta,
-                &self.h0,
-                self.t0,
-                &self.data,
-                states_bar,
-                &mut stats,
-            )?,
+            Method::Direct | Method::Checkpointed { .. } | Method::RecursiveCheckpointed => {
+                discrete(
+                    f,
+                    &self.theta,
+                    &self.h0,
+                    self.t0,
+                    &self.data,
+                    states_bar,
+                    &mut stats,
+                    self.opts.method == Method::RecursiveCheckpointed,
+                )?
+            }
             Method::Backsolve { reset_state } => continuous(
                 f,
                 &self.theta,

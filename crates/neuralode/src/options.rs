@@ -151,6 +151,11 @@ pub enum Method {
         /// Accepted steps per segment (>= 1).
         every: usize,
     },
+    /// The same derivative as [`Method::Direct`] in memory logarithmic in the number of
+    /// steps: only the initial solver state is kept, and the backward pass serves the
+    /// steps last to first by recursive bisection (O(log N) states held at once,
+    /// O(N log N) steps recomputed).
+    RecursiveCheckpointed,
     /// The continuous adjoint with the state solved backward alongside the adjoint
     /// ([h, a, ∫aᵀ∂f/∂θ]); memory independent of the number of steps, but the reverse
     /// solve of h can be unstable. `reset_state` puts h back to its forward value at each
@@ -178,6 +183,7 @@ impl Method {
         match self {
             Method::Direct => "direct",
             Method::Checkpointed { .. } => "checkpointed",
+            Method::RecursiveCheckpointed => "recursive-checkpointed",
             Method::Backsolve { .. } => "backsolve",
             Method::Interpolating => "interpolating",
             Method::InterpolatingCheckpointed { .. } => "interpolating-checkpointed",

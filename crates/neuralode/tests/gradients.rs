@@ -100,8 +100,9 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
     num / den.max(1e-8)
 }
 
-const METHODS: [Method; 8] = [
+const METHODS: [Method; 9] = [
     Method::Direct,
+    Method::RecursiveCheckpointed,
     Method::Checkpointed { every: 1 },
     Method::Checkpointed { every: 3 },
     Method::Interpolating,
@@ -132,11 +133,14 @@ proptest! {
         for m in METHODS {
             let (_, g) = grad(&f, &case, m, tol);
             let e = rel(&flat(&g), &reference);
-            // Checkpointed recomputes exactly the direct sweep: rounding only. The
+            // (Recursive)Checkpointed recomputes exactly the direct sweep: rounding only. The
             // continuous adjoints differ from the discrete one by the solver error,
             // O(tol) = 1e-10 per unit of the (order-one) sensitivities; 1e-6 is far
             // above that and far below any bug.
-            let bound = if matches!(m, Method::Checkpointed { .. }) { 1e-13 } else { 1e-6 };
+            let bound = match m {
+                Method::Checkpointed { .. } | Method::RecursiveCheckpointed => 1e-13,
+                _ => 1e-6,
+            };
             prop_assert!(e < bound, "{:?}: rel err {:e}", m, e);
         }
         // the whole solver on the ad-core tape gives the same discrete derivative

@@ -49,7 +49,7 @@ proptest! {
         let u = DMatrix::from_column_slice(k, D, &u[..k * D]);
         let v = [col(&v[P..P + D]), col(&v[..P]), DMatrix::from_element(1, 1, v[P + D]),
                  col(&v[P + D + 1..P + D + 1 + k])];
-        for method in [Method::Direct, Method::Checkpointed { every: 2 }, Method::Interpolating,
+        for method in [Method::Direct, Method::Checkpointed { every: 2 }, Method::RecursiveCheckpointed, Method::Interpolating,
                        Method::InterpolatingCheckpointed { every: 2 }, Method::Backsolve { reset_state: true }] {
             let opts = GradOptions::default()
                 .solver(SolverOptions::default().rtol(1e-10).atol(1e-10))
@@ -63,7 +63,7 @@ proptest! {
             // their exact transpose: rounding only. The continuous adjoints approximate
             // that transpose to the solver's tolerance (1e-10).
             let bound = match method {
-                Method::Direct | Method::Checkpointed { .. } => 1e-12,
+                Method::Direct | Method::Checkpointed { .. } | Method::RecursiveCheckpointed => 1e-12,
                 _ => 1e-7,
             };
             prop_assert!((lhs - rhs).abs() <= bound * (1.0 + lhs.abs()), "{:?}: {} vs {}", method, lhs, rhs);

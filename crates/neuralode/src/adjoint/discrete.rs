@@ -9,6 +9,7 @@ use crate::dynamics::Dynamics;
 use crate::error::NodeError;
 use crate::forward::{ForwardData, step_error};
 use crate::stats::SolveStats;
+use crate::stepper::Stepper;
 use crate::tableau::{A, dense_weights};
 use crate::trajectory::{ObsLoc, Steps};
 
@@ -169,9 +170,24 @@ pub(crate) fn discrete<D: Dynamics + ?Sized>(
     fwd: &ForwardData,
     ybar_obs: &DMatrix<f64>,
     stats: &mut SolveStats,
+    recursive: bool,
 ) -> Result<(Vec<f64>, Vec<f64>), NodeError> {
     let mut sw = Sweep::new(h0.len(), theta.len(), fwd.locs.len());
-    if let Some(steps) = &fwd.steps {
+    if recursive {
+        let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| f.eval(t, y, theta, dy);
+        let start = fwd.checkpoints[0].1.snapshot();
+        // the stack never exceeds log2(steps) + 1 entries: sized once, so memory does not
+        // grow with the number of steps
+        let mut stack = Vec::with_capacity(usize::BITS as usize);
+        stack.push((0, fwd.n_steps, start));
+        let mut segs = ReverseSegments { stack, nfe: 0 };
+        while let Some((a, steps)) = segs.next(&mut sys, h0.len()) {
+            let steps = steps.map_err(|e| step_error(e, "recomputed forward", *stats))?;
+            stats.accepted_backward += steps.len();
+            sw.segment(f, theta, &steps, a, &fwd.locs, ybar_obs);
+        }
+        stats.nfe_backward += segs.nfe;
+    } else if let Some(steps) = &fwd.steps {
         sw.segment(f, theta, steps, 0, &fwd.locs, ybar_obs);
         stats.accepted_backward += steps.len();
     } else {
@@ -193,4 +209,51 @@ pub(crate) fn discrete<D: Dynamics + ?Sized>(
     let h0_bar = sw.finish(f, theta, t0, h0, ybar_obs);
     stats.vjp_backward += sw.vjps;
     Ok((h0_bar, sw.theta_bar))
+}
+
+/// The forward steps `0..n` served last to first, one at a time, by recursive bisection
+/// from the initial state: O(log n) solver states held, O(n log n) steps recomputed.
+struct ReverseSegments {
+    /// Pending ranges `[a, b)` of step indices, each with the solver state before step a.
+    stack: Vec<(usize, usize, Stepper)>,
+    nfe: usize,
+}
+
+impl ReverseSegments {
+    /// The last pending step, recomputed (with its start index).
+    #[allow(clippy::type_complexity)]
+    fn next<F: FnMut(f64, &[f64], &mut [f64])>(
+        &mut self,
+        sys: &mut F,
+        d: usize,
+    ) -> Option<(usize, Result<Steps, crate::stepper::StepFail>)> {
+        let (mut a, b, mut st) = self.stack.pop()?;
+        let run = |st: &mut Stepper, k: usize, sys: &mut F, mut keep: Option<&mut Steps>| {
+            for _ in 0..k {
+                st.step(sys, |s| {
+                    if let Some(steps) = keep.as_deref_mut() {
+                        steps.push(s)
+                    }
+                })?;
+            }
+            Ok(())
+        };
+        while b - a > 1 {
+            let mid = a + (b - a) / 2;
+            let mut ahead = st.snapshot();
+            let nfe0 = ahead.nfe;
+            if let Err(e) = run(&mut ahead, mid - a, sys, None) {
+                return Some((a, Err(e)));
+            }
+            self.nfe += ahead.nfe - nfe0;
+            self.stack.push((a, mid, st));
+            a = mid;
+            st = ahead.snapshot();
+        }
+        let mut steps = Steps::new(d);
+        let nfe0 = st.nfe;
+        let r = run(&mut st, b - a, sys, Some(&mut steps));
+        self.nfe += st.nfe - nfe0;
+        Some((a, r.map(|()| steps)))
+    }
 }
