@@ -162,6 +162,7 @@ impl Sweep {
 }
 
 /// The discrete adjoint over stored or recomputed steps. Returns (h0̄, θ̄).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn discrete<D: Dynamics + ?Sized>(
     f: &D,
     theta: &[f64],
