@@ -324,6 +324,7 @@ fn main() {
         ),
         ("interpolating", Method::Interpolating),
         ("backsolve", Method::Backsolve { reset_state: true }),
+        ("recursive checkpointed", Method::RecursiveCheckpointed),
     ];
     let mut long_rows = Vec::new();
     let mut short_rows = Vec::new();

@@ -21,6 +21,7 @@
 //!
 //! * Methods ([`Method`]): `Direct` (discretize-then-optimize, the exact derivative of the
 //!   solver's steps), `Checkpointed` (the same numbers, segments recomputed),
+//!   `RecursiveCheckpointed` (the same numbers in O(log N) memory),
 //!   `Interpolating` (continuous adjoint on the forward dense output),
 //!   `InterpolatingCheckpointed` (the same, segments recomputed) and `Backsolve`
 //!   (continuous adjoint with the state solved backward).
