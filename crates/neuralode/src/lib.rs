@@ -29,7 +29,7 @@
 //!   tape-free VJP) or any [`VectorField`] written once against `MatOps`, differentiated
 //!   by ad-core ([`TapeDynamics`]).
 //! * On the tape: [`odeint`] makes the solve one custom op of ad-core.
-//! * [`reference`] runs `ode_solvers`' Dopri5, Dop853 and Rk4 on the same problems.
+//! * [`reference`](mod@reference) runs `ode_solvers`' Dopri5, Dop853 and Rk4 on the same problems.
 //!
 //! See `docs/neuralode.md` for the guide and the measured limits of `ode_solvers` 0.6.2.
 
