@@ -244,3 +244,14 @@ fn stiffness_is_detected() {
     let r = solve(&f, &[1e4], &[0.0], 0.0, &[1.0], &o.stiffness_check(0)).unwrap();
     assert!(r.stats.accepted_forward > 1000);
 }
+
+#[test]
+fn tape_fields_answer_nan_at_non_finite_points_instead_of_panicking() {
+    use neuralode::{Dynamics, VjpMode};
+    for mode in [VjpMode::FreshTape, VjpMode::Recording] {
+        let f = TapeDynamics::new(BlowUp).with_mode(mode);
+        let (mut fo, mut hb, mut tb) = ([0.0], [0.0], [0.0]);
+        f.vjp(0.0, &[f64::INFINITY], &[1.0], &[1.0], &mut fo, &mut hb, &mut tb);
+        assert!(fo[0].is_nan() && hb[0].is_nan() && tb[0].is_nan(), "{mode:?}");
+    }
+}

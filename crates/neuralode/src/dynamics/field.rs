@@ -130,6 +130,14 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
         h_bar: &mut [f64],
         theta_bar: &mut [f64],
     ) {
+        // a diverging solve can probe non-finite stages: answer NaN (the step is then
+        // rejected, and the solver reports the failure) instead of asking the tape
+        if h.iter().chain(a).chain(theta).any(|v| !v.is_finite()) {
+            for out in [&mut *f_out, &mut *h_bar, &mut *theta_bar] {
+                out.iter_mut().for_each(|v| *v = f64::NAN);
+            }
+            return;
+        }
         let blocks = self.blocks(theta);
         match self.mode {
             VjpMode::FreshTape => {
@@ -139,6 +147,7 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
                 let y = self.field.eval(t, &hv, &th);
                 f_out.copy_from_slice(y.value().as_slice());
                 let s = y.dot(&hv.constant_like(column(a)));
+                // plain matrix ops at finite points: the sweep has nothing that can fail
                 let g = tape
                     .gradient(s)
                     .expect("neuralode: the sweep of a field's VJP failed");
