@@ -57,6 +57,7 @@ fn main() {
             "interpolating-checkpointed every 100",
             Method::InterpolatingCheckpointed { every: 100 },
         ),
+        ("interpolating-recursive", Method::InterpolatingRecursive),
         ("backsolve", Method::Backsolve { reset_state: true }),
     ];
     let ns = [100, 1000, 10_000];

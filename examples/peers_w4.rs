@@ -218,6 +218,11 @@ fn main() {
             &w.f,
         ),
         (
+            "interpolating adjoint, recursive (fused VJP)",
+            Method::InterpolatingRecursive,
+            &w.f,
+        ),
+        (
             "interpolating adjoint, checkpointed every 8 (fused VJP)",
             Method::InterpolatingCheckpointed { every: 8 },
             &w.f,

@@ -98,7 +98,9 @@ pub fn forward<D: Dynamics + ?Sized>(
             Keep::Checkpoints(every)
         }
         // only the initial state
-        Method::RecursiveCheckpointed => Keep::Checkpoints(usize::MAX),
+        Method::RecursiveCheckpointed | Method::InterpolatingRecursive => {
+            Keep::Checkpoints(usize::MAX)
+        }
         Method::Backsolve { .. } => Keep::Nothing,
     };
     let data = run(f, theta, h0, t0, ts, &opts.solver, keep)?;
@@ -173,7 +175,9 @@ impl ForwardPass {
                 &self.opts,
                 &mut stats,
             )?,
-            Method::Interpolating | Method::InterpolatingCheckpointed { .. } => continuous(
+            Method::Interpolating
+            | Method::InterpolatingCheckpointed { .. }
+            | Method::InterpolatingRecursive => continuous(
                 f,
                 &self.theta,
                 self.t0,

@@ -23,7 +23,8 @@
 //!   solver's steps), `Checkpointed` (the same numbers, segments recomputed),
 //!   `RecursiveCheckpointed` (the same numbers in O(log N) memory),
 //!   `Interpolating` (continuous adjoint on the forward dense output),
-//!   `InterpolatingCheckpointed` (the same, segments recomputed) and `Backsolve`
+//!   `InterpolatingCheckpointed` / `InterpolatingRecursive` (the same numbers, segments
+//!   recomputed; the latter in O(log N) memory) and `Backsolve`
 //!   (continuous adjoint with the state solved backward).
 //! * Dynamics ([`Dynamics`]): [`MlpDynamics`] (an `ad_core::nn::Mlp` with a fused,
 //!   tape-free VJP) or any [`VectorField`] written once against `MatOps`, differentiated

@@ -175,6 +175,11 @@ pub enum Method {
         /// Accepted steps per segment (>= 1).
         every: usize,
     },
+    /// The interpolating adjoint in memory logarithmic in the number of steps: only the
+    /// initial solver state is kept, and the forward steps are recomputed last to first by
+    /// recursive bisection as the backward solve reaches them. Same gradient as
+    /// [`Method::Interpolating`].
+    InterpolatingRecursive,
 }
 
 impl Method {
@@ -187,6 +192,7 @@ impl Method {
             Method::Backsolve { .. } => "backsolve",
             Method::Interpolating => "interpolating",
             Method::InterpolatingCheckpointed { .. } => "interpolating-checkpointed",
+            Method::InterpolatingRecursive => "interpolating-recursive",
         }
     }
 }

@@ -251,7 +251,18 @@ fn tape_fields_answer_nan_at_non_finite_points_instead_of_panicking() {
     for mode in [VjpMode::FreshTape, VjpMode::Recording] {
         let f = TapeDynamics::new(BlowUp).with_mode(mode);
         let (mut fo, mut hb, mut tb) = ([0.0], [0.0], [0.0]);
-        f.vjp(0.0, &[f64::INFINITY], &[1.0], &[1.0], &mut fo, &mut hb, &mut tb);
-        assert!(fo[0].is_nan() && hb[0].is_nan() && tb[0].is_nan(), "{mode:?}");
+        f.vjp(
+            0.0,
+            &[f64::INFINITY],
+            &[1.0],
+            &[1.0],
+            &mut fo,
+            &mut hb,
+            &mut tb,
+        );
+        assert!(
+            fo[0].is_nan() && hb[0].is_nan() && tb[0].is_nan(),
+            "{mode:?}"
+        );
     }
 }

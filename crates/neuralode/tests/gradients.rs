@@ -100,7 +100,7 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
     num / den.max(1e-8)
 }
 
-const METHODS: [Method; 9] = [
+const METHODS: [Method; 10] = [
     Method::Direct,
     Method::RecursiveCheckpointed,
     Method::Checkpointed { every: 1 },
@@ -108,6 +108,7 @@ const METHODS: [Method; 9] = [
     Method::Interpolating,
     Method::InterpolatingCheckpointed { every: 1 },
     Method::InterpolatingCheckpointed { every: 2 },
+    Method::InterpolatingRecursive,
     Method::Backsolve { reset_state: true },
     Method::Backsolve { reset_state: false },
 ];

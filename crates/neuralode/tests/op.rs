@@ -50,7 +50,7 @@ proptest! {
         let v = [col(&v[P..P + D]), col(&v[..P]), DMatrix::from_element(1, 1, v[P + D]),
                  col(&v[P + D + 1..P + D + 1 + k])];
         for method in [Method::Direct, Method::Checkpointed { every: 2 }, Method::RecursiveCheckpointed, Method::Interpolating,
-                       Method::InterpolatingCheckpointed { every: 2 }, Method::Backsolve { reset_state: true }] {
+                       Method::InterpolatingCheckpointed { every: 2 }, Method::InterpolatingRecursive, Method::Backsolve { reset_state: true }] {
             let opts = GradOptions::default()
                 .solver(SolverOptions::default().rtol(1e-10).atol(1e-10))
                 .method(method);

@@ -28,6 +28,7 @@ fn w4_gradient_matches_the_peers_reference() {
         Method::Checkpointed { every: 7 },
         Method::Interpolating,
         Method::InterpolatingCheckpointed { every: 5 },
+        Method::InterpolatingRecursive,
         Method::Backsolve { reset_state: true },
     ] {
         let (l, g) = run(method, 1e-8);

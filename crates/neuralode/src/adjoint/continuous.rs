@@ -8,13 +8,15 @@
 
 use nalgebra::DMatrix;
 
+use crate::adjoint::dense::Dense;
 use crate::dynamics::Dynamics;
 use crate::error::NodeError;
 use crate::forward::{ForwardData, step_error};
 use crate::options::GradOptions;
+use crate::options::Method;
 use crate::stats::SolveStats;
 use crate::stepper::Stepper;
-use crate::trajectory::Steps;
+use std::cell::RefCell;
 
 /// Solve the adjoint backward; returns (h0̄, θ̄).
 #[allow(clippy::too_many_arguments)]
@@ -44,15 +46,10 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
     for j in 0..d {
         y[off + j] = ybar_obs[(kk - 1, j)];
     }
-    let mut dense = match &fwd.steps {
-        Some(steps) => Dense::Stored(steps),
-        None => Dense::Replay(Replay {
-            checkpoints: &fwd.checkpoints,
-            n_steps: fwd.n_steps,
-            loaded: Vec::with_capacity(2),
-            nfe: 0,
-        }),
-    };
+    let dense = RefCell::new(Dense::new(
+        fwd,
+        matches!(opts.method, Method::InterpolatingRecursive),
+    ));
     let (mut hbuf, mut neg, mut fbuf) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
     let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| {
         for j in 0..d {
@@ -63,7 +60,7 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
             let (da, dq) = rest.split_at_mut(d);
             f.vjp(t, &y[..d], theta, &neg, dh, da, dq);
         } else {
-            dense.eval_at(f, theta, t, &mut hbuf);
+            dense.borrow_mut().eval_at(f, theta, t, &mut hbuf);
             let (da, dq) = dy.split_at_mut(d);
             f.vjp(t, &hbuf, theta, &neg, &mut fbuf, da, dq);
         }
@@ -75,7 +72,7 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
         if ts[k] > t_prev {
             let mut st = Stepper::new(&mut sys, ts[k], t_prev, &y, norm_len, bopts, h_next);
             let res = loop {
-                match st.step(&mut sys, |_| {}) {
+                match st.step(&mut sys, |s| dense.borrow_mut().release_after(s.t_new)) {
                     Ok(true) => break Ok(()),
                     Ok(false) => {}
                     Err(e) => break Err(e),
@@ -102,59 +99,6 @@ pub(crate) fn continuous<D: Dynamics + ?Sized>(
             }
         }
     }
-    if let Dense::Replay(r) = &dense {
-        stats.nfe_backward += r.nfe;
-    }
+    stats.nfe_backward += dense.borrow().nfe();
     Ok((y[off..off + d].to_vec(), y[off + d..].to_vec()))
-}
-
-/// Where the interpolating adjoint reads h(t): the stored steps, or segments recomputed
-/// from checkpoints on demand.
-enum Dense<'a> {
-    Stored(&'a Steps),
-    Replay(Replay<'a>),
-}
-
-/// Segments recomputed from checkpoints, the two most recent kept.
-struct Replay<'a> {
-    checkpoints: &'a [(usize, Stepper)],
-    n_steps: usize,
-    loaded: Vec<(usize, Steps)>,
-    nfe: usize,
-}
-
-impl Dense<'_> {
-    fn eval_at<D: Dynamics + ?Sized>(&mut self, f: &D, theta: &[f64], t: f64, out: &mut [f64]) {
-        match self {
-            Dense::Stored(steps) => steps.eval_at(t, out),
-            Dense::Replay(r) => {
-                let c = r
-                    .checkpoints
-                    .partition_point(|(_, s)| s.t <= t)
-                    .saturating_sub(1);
-                let i = match r.loaded.iter().position(|(k, _)| *k == c) {
-                    Some(i) => i,
-                    None => {
-                        let end = r.checkpoints.get(c + 1).map_or(r.n_steps, |(n, _)| *n);
-                        let (start, st0) = &r.checkpoints[c];
-                        let mut st = st0.clone();
-                        let nfe0 = st.nfe;
-                        let mut steps = Steps::new(out.len());
-                        let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| f.eval(t, y, theta, dy);
-                        for _ in *start..end {
-                            st.step(&mut sys, |s| steps.push(s))
-                                .expect("replaying steps the forward solve accepted");
-                        }
-                        r.nfe += st.nfe - nfe0;
-                        if r.loaded.len() == 2 {
-                            r.loaded.remove(0);
-                        }
-                        r.loaded.push((c, steps));
-                        r.loaded.len() - 1
-                    }
-                };
-                r.loaded[i].1.eval_at(t, out);
-            }
-        }
-    }
 }

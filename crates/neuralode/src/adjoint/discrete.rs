@@ -176,12 +176,7 @@ pub(crate) fn discrete<D: Dynamics + ?Sized>(
     let mut sw = Sweep::new(h0.len(), theta.len(), fwd.locs.len());
     if recursive {
         let mut sys = |t: f64, y: &[f64], dy: &mut [f64]| f.eval(t, y, theta, dy);
-        let start = fwd.checkpoints[0].1.snapshot();
-        // the stack never exceeds log2(steps) + 1 entries: sized once, so memory does not
-        // grow with the number of steps
-        let mut stack = Vec::with_capacity(usize::BITS as usize);
-        stack.push((0, fwd.n_steps, start));
-        let mut segs = ReverseSegments { stack, nfe: 0 };
+        let mut segs = ReverseSegments::new(fwd.checkpoints[0].1.snapshot(), fwd.n_steps);
         while let Some((a, steps)) = segs.next(&mut sys, h0.len()) {
             let steps = steps.map_err(|e| step_error(e, "recomputed forward", *stats))?;
             stats.accepted_backward += steps.len();
@@ -214,16 +209,28 @@ pub(crate) fn discrete<D: Dynamics + ?Sized>(
 
 /// The forward steps `0..n` served last to first, one at a time, by recursive bisection
 /// from the initial state: O(log n) solver states held, O(n log n) steps recomputed.
-struct ReverseSegments {
+pub(crate) struct ReverseSegments {
     /// Pending ranges `[a, b)` of step indices, each with the solver state before step a.
     stack: Vec<(usize, usize, Stepper)>,
-    nfe: usize,
+    /// f-evaluations spent recomputing.
+    pub nfe: usize,
 }
 
 impl ReverseSegments {
+    /// Steps `0..n_steps` from the solver state before step 0.
+    pub fn new(start: Stepper, n_steps: usize) -> ReverseSegments {
+        // the stack never exceeds log2(steps) + 1 entries: sized once, so memory does not
+        // grow with the number of steps
+        let mut stack = Vec::with_capacity(usize::BITS as usize);
+        if n_steps > 0 {
+            stack.push((0, n_steps, start));
+        }
+        ReverseSegments { stack, nfe: 0 }
+    }
+
     /// The last pending step, recomputed (with its start index).
     #[allow(clippy::type_complexity)]
-    fn next<F: FnMut(f64, &[f64], &mut [f64])>(
+    pub fn next<F: FnMut(f64, &[f64], &mut [f64])>(
         &mut self,
         sys: &mut F,
         d: usize,

@@ -2,5 +2,6 @@
 //! (backsolve, interpolating).
 
 pub(crate) mod continuous;
+pub(crate) mod dense;
 pub(crate) mod discrete;
 pub(crate) mod tangent;
