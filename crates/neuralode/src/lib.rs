@@ -58,3 +58,12 @@ pub use op::{OdeRule, OdeSolve, odeint};
 pub use options::{GradOptions, Method, SolverOptions};
 pub use stats::SolveStats;
 pub use unrolled::solve_unrolled;
+
+/// The names most programs need, without the generic ones (`solve`, `forward`,
+/// `value_and_grad`, which stay behind `neuralode::`): `use neuralode::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Dynamics, GradOptions, Gradients, Method, MlpDynamics, NodeError, OdeSolve, SolverOptions,
+        TapeDynamics, VectorField, odeint, solve_unrolled,
+    };
+}
