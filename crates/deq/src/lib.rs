@@ -1,5 +1,15 @@
 //! # deq — deep equilibrium layers
 //!
-//! **Status: not yet implemented.** This crate will hold fixed-point solvers (Picard,
-//! Anderson, Broyden) and equilibrium layers whose backward pass uses the implicit
-//! function theorem (or Jacobian-free / phantom gradients). Nothing here works yet.
+//! TODO crate docs.
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod layer;
+pub mod linearization;
+pub mod map;
+pub mod solvers;
+
+pub use error::DeqError;
+pub use layer::{DeqLayer, DeqOptions, DeqOutput};
+pub use map::{EquilibriumMap, MonotoneLayer, Scaling, TanhLayer};

@@ -1,0 +1,175 @@
+//! The layer's fixed-point condition F(z, [θ, x]) = f(z, x; θ) − z as an implicit
+//! problem: [`DeqProblem`] is what [`implicit::implicit_node`] records, and
+//! [`DeqLinearization`] gives implicit's backward passes (exact, phantom, Jacobian-free —
+//! implicit's own, not a copy) their products.
+//!
+//! x is the last parameter block, so gradients reach it like any other block.
+//!
+//! The map is recorded once, on one tape, twice: with θ and x as constants (for the
+//! products with A = ∂F/∂z and Aᵀ, which a Krylov solve repeats: a reverse sweep then
+//! skips the parameters' adjoints, one gemm per product instead of four for
+//! [`TanhLayer`](crate::map::TanhLayer)) and with θ and x as variables (for B and Bᵀ,
+//! needed once per pass).
+
+use std::sync::Arc;
+
+use ad_core::{AdError, MatOps, MatVar, Seeds, Tape};
+use implicit::{IftOptions, IftReport, Implicit, ImplicitError, ImplicitProblem, Linearization, Shapes};
+use nalgebra::DMatrix;
+
+use crate::map::EquilibriumMap;
+
+/// The fixed point of an [`EquilibriumMap`] as an implicit problem over the blocks
+/// `[θ..., x]`.
+pub struct DeqProblem<F: ?Sized> {
+    /// The map.
+    pub map: Arc<F>,
+}
+
+impl<F: ?Sized> Clone for DeqProblem<F> {
+    fn clone(&self) -> Self {
+        DeqProblem {
+            map: Arc::clone(&self.map),
+        }
+    }
+}
+
+fn split(blocks: &[DMatrix<f64>]) -> (&DMatrix<f64>, &[DMatrix<f64>]) {
+    let (x, theta) = blocks.split_last().expect("deq: the blocks end with x");
+    (x, theta)
+}
+
+impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
+    fn residual_norm(&self, z: &DMatrix<f64>, blocks: &[DMatrix<f64>]) -> Result<f64, ImplicitError> {
+        let (x, theta) = split(blocks);
+        let fz = self.map.map(z, x, theta);
+        if fz.shape() != z.shape() {
+            return Err(ImplicitError::Shape {
+                what: "map output f(z, x; theta) (must have the shape of z)",
+                expected: z.shape(),
+                got: fz.shape(),
+            });
+        }
+        Ok((fz - z).norm())
+    }
+    fn vjp(
+        &self,
+        z: &DMatrix<f64>,
+        blocks: &[DMatrix<f64>],
+        z_bar: &DMatrix<f64>,
+        options: &IftOptions,
+    ) -> Result<(Vec<DMatrix<f64>>, IftReport), ImplicitError> {
+        let lin = DeqLinearization::new(&*self.map, z, blocks)?;
+        Implicit::from_linearization(lin, options.clone())?.vjp(z_bar)
+    }
+    fn jvp(
+        &self,
+        z: &DMatrix<f64>,
+        blocks: &[DMatrix<f64>],
+        blocks_dot: &[DMatrix<f64>],
+        options: &IftOptions,
+    ) -> Result<(DMatrix<f64>, IftReport), ImplicitError> {
+        let lin = DeqLinearization::new(&*self.map, z, blocks)?;
+        Implicit::from_linearization(lin, options.clone())?.jvp(blocks_dot)
+    }
+}
+
+/// F(z, [θ, x]) = f(z, x; θ) − z recorded once at a point (see the [module docs](self)).
+pub struct DeqLinearization {
+    z: MatVar,
+    blocks: Vec<MatVar>,
+    f_const: MatVar,
+    f_full: MatVar,
+    residual: Vec<f64>,
+    shapes: Shapes,
+    tape: Tape,
+}
+
+impl DeqLinearization {
+    /// Record F at (z, blocks = [θ..., x]). Opens a tape that lives as long as the value.
+    ///
+    /// # Errors
+    /// [`ImplicitError::Shape`] if f is not shaped like z.
+    pub fn new<F: EquilibriumMap + ?Sized>(
+        map: &F,
+        z: &DMatrix<f64>,
+        blocks: &[DMatrix<f64>],
+    ) -> Result<DeqLinearization, ImplicitError> {
+        let tape = Tape::new();
+        let zv = tape.mat_var(z.clone());
+        let consts: Vec<MatVar> = blocks.iter().map(|b| tape.constant_mat(b.clone())).collect();
+        let (xc, tc) = consts.split_last().expect("deq: the blocks end with x");
+        let f_const = map.map(&zv, xc, tc);
+        if f_const.shape() != z.shape() {
+            return Err(ImplicitError::Shape {
+                what: "map output f(z, x; theta) (must have the shape of z)",
+                expected: z.shape(),
+                got: f_const.shape(),
+            });
+        }
+        let f_const = f_const.sub(&zv);
+        let vars: Vec<MatVar> = blocks.iter().map(|b| tape.mat_var(b.clone())).collect();
+        let (xv, tv) = vars.split_last().expect("deq: the blocks end with x");
+        let f_full = map.map(&zv, xv, tv).sub(&zv);
+        let residual = f_full.value().as_slice().to_vec();
+        Ok(DeqLinearization {
+            z: zv,
+            blocks: vars,
+            f_const,
+            f_full,
+            residual,
+            shapes: Shapes::of(z, blocks),
+            tape,
+        })
+    }
+}
+
+impl Linearization for DeqLinearization {
+    fn dims(&self) -> (usize, usize) {
+        (self.shapes.n(), self.shapes.p())
+    }
+    fn shapes(&self) -> Shapes {
+        self.shapes.clone()
+    }
+    fn residual(&self) -> &[f64] {
+        &self.residual
+    }
+    fn symmetric(&self) -> bool {
+        false
+    }
+    fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
+        let t = self
+            .tape
+            .forward(&Seeds::new().mat(&self.z, self.shapes.x_matrix(v)))?;
+        Ok(t.of_mat(&self.f_const).as_slice().to_vec())
+    }
+    fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
+        let g = self
+            .tape
+            .backward(&Seeds::new().mat(&self.f_const, self.shapes.x_matrix(u)))?;
+        Ok(g.wrt_mat(&self.z).as_slice().to_vec())
+    }
+    fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
+        let seeds = self
+            .blocks
+            .iter()
+            .zip(self.shapes.theta_blocks(w))
+            .fold(Seeds::new(), |s, (b, d)| s.mat(b, d));
+        let t = self.tape.forward(&seeds)?;
+        Ok(t.of_mat(&self.f_full).as_slice().to_vec())
+    }
+    fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
+        self.transpose_products(u).map(|(_, b)| b)
+    }
+    fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        let g = self
+            .tape
+            .backward(&Seeds::new().mat(&self.f_full, self.shapes.x_matrix(u)))?;
+        let bt = self
+            .blocks
+            .iter()
+            .flat_map(|b| g.wrt_mat(b).as_slice().to_vec())
+            .collect();
+        Ok((g.wrt_mat(&self.z).as_slice().to_vec(), bt))
+    }
+}
