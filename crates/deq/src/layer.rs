@@ -147,11 +147,19 @@ impl<F: EquilibriumMap + 'static> DeqLayer<F> {
     ) -> Result<Solution, DeqError> {
         let batch = x.ncols();
         let map = &*self.map;
+        let injection = map.inject(x, theta);
+        if injection.ncols() != batch {
+            return Err(DeqError::Shape {
+                what: "input injection (one column per sample)",
+                expected: (injection.nrows(), batch),
+                got: injection.shape(),
+            });
+        }
         let f = |z: &DMatrix<f64>, cols: &[usize]| -> DMatrix<f64> {
             if cols.len() == batch {
-                map.map(z, x, theta)
+                map.map(z, &injection, theta)
             } else {
-                map.map(z, &crate::solvers::gather_columns(x, cols), theta)
+                map.map(z, &crate::solvers::gather_columns(&injection, cols), theta)
             }
         };
         solve(f, z0, &self.options.solver)

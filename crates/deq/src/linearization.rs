@@ -1,9 +1,13 @@
-//! The layer's fixed-point condition F(z, [θ, x]) = f(z, x; θ) − z as an implicit
+//! The layer's fixed-point condition F(z, [θ, x]) = z − f(z, x; θ) = 0 as an implicit
 //! problem: [`DeqProblem`] is what [`implicit::implicit_node`] records, and
 //! [`DeqLinearization`] gives implicit's backward passes (exact, phantom, Jacobian-free —
 //! implicit's own, not a copy) their products.
 //!
-//! x is the last parameter block, so gradients reach it like any other block.
+//! x is the last parameter block, so gradients reach it like any other block. F is
+//! written z − f (not f − z): then A = ∂F/∂z = I − J_f, so the exact pass's linear
+//! system Aᵀw = z̄ is the adjoint fixed point w = z̄ + J_fᵀ w, which implicit's Richardson
+//! solver (`linear::Method::Richardson`) iterates directly; the sign σ of the map
+//! f = z + σF that the phantom and Jacobian-free passes iterate is then −1.
 //!
 //! The map is recorded once, on one tape, twice: with θ and x as constants (for the
 //! products with A = ∂F/∂z and Aᵀ, which a Krylov solve repeats: a reverse sweep then
@@ -14,7 +18,9 @@
 use std::sync::Arc;
 
 use ad_core::{AdError, MatOps, MatVar, Seeds, Tape};
-use implicit::{IftOptions, IftReport, Implicit, ImplicitError, ImplicitProblem, Linearization, Shapes};
+use implicit::{
+    IftOptions, IftReport, Implicit, ImplicitError, ImplicitProblem, Linearization, Shapes,
+};
 use nalgebra::DMatrix;
 
 use crate::map::EquilibriumMap;
@@ -40,9 +46,13 @@ fn split(blocks: &[DMatrix<f64>]) -> (&DMatrix<f64>, &[DMatrix<f64>]) {
 }
 
 impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
-    fn residual_norm(&self, z: &DMatrix<f64>, blocks: &[DMatrix<f64>]) -> Result<f64, ImplicitError> {
+    fn residual_norm(
+        &self,
+        z: &DMatrix<f64>,
+        blocks: &[DMatrix<f64>],
+    ) -> Result<f64, ImplicitError> {
         let (x, theta) = split(blocks);
-        let fz = self.map.map(z, x, theta);
+        let fz = self.map.apply(z, x, theta);
         if fz.shape() != z.shape() {
             return Err(ImplicitError::Shape {
                 what: "map output f(z, x; theta) (must have the shape of z)",
@@ -74,7 +84,7 @@ impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
     }
 }
 
-/// F(z, [θ, x]) = f(z, x; θ) − z recorded once at a point (see the [module docs](self)).
+/// F(z, [θ, x]) = z − f(z, x; θ) recorded once at a point (see the [module docs](self)).
 pub struct DeqLinearization {
     z: MatVar,
     blocks: Vec<MatVar>,
@@ -97,9 +107,12 @@ impl DeqLinearization {
     ) -> Result<DeqLinearization, ImplicitError> {
         let tape = Tape::new();
         let zv = tape.mat_var(z.clone());
-        let consts: Vec<MatVar> = blocks.iter().map(|b| tape.constant_mat(b.clone())).collect();
+        let consts: Vec<MatVar> = blocks
+            .iter()
+            .map(|b| tape.constant_mat(b.clone()))
+            .collect();
         let (xc, tc) = consts.split_last().expect("deq: the blocks end with x");
-        let f_const = map.map(&zv, xc, tc);
+        let f_const = map.apply(&zv, xc, tc);
         if f_const.shape() != z.shape() {
             return Err(ImplicitError::Shape {
                 what: "map output f(z, x; theta) (must have the shape of z)",
@@ -107,10 +120,10 @@ impl DeqLinearization {
                 got: f_const.shape(),
             });
         }
-        let f_const = f_const.sub(&zv);
+        let f_const = zv.sub(&f_const);
         let vars: Vec<MatVar> = blocks.iter().map(|b| tape.mat_var(b.clone())).collect();
         let (xv, tv) = vars.split_last().expect("deq: the blocks end with x");
-        let f_full = map.map(&zv, xv, tv).sub(&zv);
+        let f_full = zv.sub(&map.apply(&zv, xv, tv));
         let residual = f_full.value().as_slice().to_vec();
         Ok(DeqLinearization {
             z: zv,
@@ -136,6 +149,9 @@ impl Linearization for DeqLinearization {
     }
     fn symmetric(&self) -> bool {
         false
+    }
+    fn map_sign(&self) -> f64 {
+        -1.0
     }
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
         let t = self

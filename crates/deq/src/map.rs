@@ -3,8 +3,11 @@
 //! backward pass), and ready maps: [`TanhLayer`] and the monotone [`MonotoneLayer`].
 //!
 //! The state z is `d x batch` (one sample per column), the input x is `p x batch`, θ is a
-//! list of parameter blocks. A map must treat the columns independently (column k of
-//! f depends on columns k of z and x only): per-sample convergence evaluates it on
+//! list of parameter blocks. The map is split in two: the **input injection**
+//! [`inject`](EquilibriumMap::inject)(x; θ), computed once per solve (for a tanh layer
+//! U x + b), and [`map`](EquilibriumMap::map)(z, injection; θ), evaluated at every
+//! iteration. A map must treat the columns independently (column k of f depends on
+//! columns k of z and of the injection only): per-sample convergence evaluates it on
 //! subsets of columns.
 
 use ad_core::MatOps;
@@ -13,29 +16,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DeqError, check_shape};
 
-/// The map f(z, x; θ) of an equilibrium layer z* = f(z*, x; θ).
+/// The map f(z, x; θ) = map(z, inject(x; θ); θ) of an equilibrium layer z* = f(z*, x; θ).
 pub trait EquilibriumMap {
-    /// f(z, x; θ): shaped like z (`d x batch`), x is `p x batch`, θ the parameter blocks.
-    fn map<M: MatOps>(&self, z: &M, x: &M, theta: &[M]) -> M;
+    /// The input injection: everything of f that depends on x and θ only (a matrix with
+    /// one column per sample), computed once per solve. The default is x itself.
+    fn inject<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+        let _ = theta;
+        x.clone()
+    }
+
+    /// f(z, injection; θ): shaped like z (`d x batch`).
+    fn map<M: MatOps>(&self, z: &M, injection: &M, theta: &[M]) -> M;
+
+    /// f(z, x; θ) = map(z, inject(x; θ); θ).
+    fn apply<M: MatOps>(&self, z: &M, x: &M, theta: &[M]) -> M {
+        self.map(z, &self.inject(x, theta), theta)
+    }
 
     /// The state dimension d for these parameters and input (the rows of z).
     fn state_rows(&self, x: &DMatrix<f64>, theta: &[DMatrix<f64>]) -> usize;
 
     /// Check the shapes of x and of the blocks before any work (default: accept).
     /// Return [`DeqError::Shape`] or [`DeqError::BlockCount`] naming what is wrong.
-    fn check_shapes(
-        &self,
-        x: (usize, usize),
-        theta: &[(usize, usize)],
-    ) -> Result<(), DeqError> {
+    fn check_shapes(&self, x: (usize, usize), theta: &[(usize, usize)]) -> Result<(), DeqError> {
         let _ = (x, theta);
         Ok(())
     }
 }
 
 impl<T: EquilibriumMap + ?Sized> EquilibriumMap for std::sync::Arc<T> {
-    fn map<M: MatOps>(&self, z: &M, x: &M, theta: &[M]) -> M {
-        (**self).map(z, x, theta)
+    fn inject<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+        (**self).inject(x, theta)
+    }
+    fn map<M: MatOps>(&self, z: &M, injection: &M, theta: &[M]) -> M {
+        (**self).map(z, injection, theta)
     }
     fn state_rows(&self, x: &DMatrix<f64>, theta: &[DMatrix<f64>]) -> usize {
         (**self).state_rows(x, theta)
@@ -60,14 +74,15 @@ pub enum Scaling {
     },
 }
 
-/// The single-layer map z ↦ tanh(W z + U x + b 1ᵀ), θ = [W (d x d), U (d x p), b (d x 1)].
+/// The single-layer map z ↦ tanh(W z + U x + b 1ᵀ), θ = [W (d x d), U (d x p), b (d x 1)];
+/// the injection is U x + b 1ᵀ.
 ///
 /// ```
 /// use deq::map::{EquilibriumMap, TanhLayer};
 /// use nalgebra::DMatrix;
 /// let theta = [DMatrix::identity(2, 2) * 0.5, DMatrix::from_element(2, 1, 1.0), DMatrix::zeros(2, 1)];
 /// let x = DMatrix::from_row_slice(1, 3, &[0.0, 1.0, -1.0]);
-/// let fz = TanhLayer::default().map(&DMatrix::zeros(2, 3), &x, &theta);
+/// let fz = TanhLayer::default().apply(&DMatrix::zeros(2, 3), &x, &theta);
 /// assert!((fz[(0, 1)] - 1f64.tanh()).abs() < 1e-15);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -111,19 +126,23 @@ fn check_wub(x: (usize, usize), theta: &[(usize, usize)], extra: usize) -> Resul
 }
 
 impl EquilibriumMap for TanhLayer {
-    fn map<M: MatOps>(&self, z: &M, x: &M, theta: &[M]) -> M {
-        let w = self.effective_w(&theta[0]);
-        w.matmul(z)
-            .add(&theta[1].matmul(x))
-            .add_col(&theta[2])
-            .tanh()
+    fn inject<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+        theta[1].matmul(x).add_col(&theta[2])
+    }
+    fn map<M: MatOps>(&self, z: &M, injection: &M, theta: &[M]) -> M {
+        self.effective_w(&theta[0]).matmul(z).add(injection).tanh()
     }
     fn state_rows(&self, _x: &DMatrix<f64>, theta: &[DMatrix<f64>]) -> usize {
         theta[0].nrows()
     }
     fn check_shapes(&self, x: (usize, usize), theta: &[(usize, usize)]) -> Result<(), DeqError> {
         if let Scaling::Normalized { gain } = self.scaling {
-            crate::error::require(gain.is_finite() && gain > 0.0, "scaling.gain", gain, "must be finite and > 0")?;
+            crate::error::require(
+                gain.is_finite() && gain > 0.0,
+                "scaling.gain",
+                gain,
+                "must be finite and > 0",
+            )?;
         }
         check_wub(x, theta, 0)
     }
@@ -135,7 +154,7 @@ impl EquilibriumMap for TanhLayer {
 /// f(z) = relu((1 − α) z + α (W z + U x + b 1ᵀ)), whose fixed points are the same and
 /// which is a contraction for α <= 2m / ‖I − W‖₂².
 ///
-/// θ = [A (d x d), B (d x d), U (d x p), b (d x 1)].
+/// θ = [A (d x d), B (d x d), U (d x p), b (d x 1)]; the injection is U x + b 1ᵀ.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MonotoneLayer {
     /// Monotonicity m in (0, 1].
@@ -155,16 +174,17 @@ impl MonotoneLayer {
     pub fn weight<M: MatOps>(&self, a: &M, b: &M) -> M {
         let d = a.nrows();
         let eye = a.constant_like(DMatrix::identity(d, d) * (1.0 - self.m));
-        eye.sub(&a.transpose().matmul(a))
-            .add(b)
-            .sub(&b.transpose())
+        eye.sub(&a.transpose().matmul(a)).add(b).sub(&b.transpose())
     }
 }
 
 impl EquilibriumMap for MonotoneLayer {
-    fn map<M: MatOps>(&self, z: &M, x: &M, theta: &[M]) -> M {
+    fn inject<M: MatOps>(&self, x: &M, theta: &[M]) -> M {
+        theta[2].matmul(x).add_col(&theta[3])
+    }
+    fn map<M: MatOps>(&self, z: &M, injection: &M, theta: &[M]) -> M {
         let w = self.weight(&theta[0], &theta[1]);
-        let lin = w.matmul(z).add(&theta[2].matmul(x)).add_col(&theta[3]);
+        let lin = w.matmul(z).add(injection);
         z.scale_f64(1.0 - self.alpha)
             .add(&lin.scale_f64(self.alpha))
             .relu()
@@ -173,7 +193,12 @@ impl EquilibriumMap for MonotoneLayer {
         theta[0].nrows()
     }
     fn check_shapes(&self, x: (usize, usize), theta: &[(usize, usize)]) -> Result<(), DeqError> {
-        crate::error::require(self.m > 0.0 && self.m <= 1.0, "monotone.m", self.m, "must be in (0, 1]")?;
+        crate::error::require(
+            self.m > 0.0 && self.m <= 1.0,
+            "monotone.m",
+            self.m,
+            "must be in (0, 1]",
+        )?;
         crate::error::require(
             self.alpha > 0.0 && self.alpha <= 1.0,
             "monotone.alpha",

@@ -43,7 +43,7 @@ impl Anderson {
 }
 
 impl SampleStep for Anderson {
-    fn step(&mut self, z: &[f64], g: &[f64], next: &mut [f64]) {
+    fn step(&mut self, z: &mut [f64], g: &[f64]) {
         let (d, m, beta) = (self.d, self.opts.memory, self.opts.damping);
         if self.has_prev {
             let slot = self.head * d..(self.head + 1) * d;
@@ -57,8 +57,9 @@ impl SampleStep for Anderson {
         self.prev_z.copy_from_slice(z);
         self.prev_g.copy_from_slice(g);
         self.has_prev = true;
-        for ((n, zi), gi) in next.iter_mut().zip(z).zip(g) {
-            *n = zi + beta * gi;
+        // The plain (mixing) step z + β g, then the history's correction.
+        for (zi, gi) in z.iter_mut().zip(g) {
+            *zi += beta * gi;
         }
         if self.count == 0 {
             return;
@@ -71,12 +72,12 @@ impl SampleStep for Anderson {
                 for (j, gj) in gamma.iter().enumerate() {
                     let (dxj, dgj) = (&self.dx[j * d..(j + 1) * d], &self.dg[j * d..(j + 1) * d]);
                     for i in 0..d {
-                        next[i] -= gj * (dxj[i] + beta * dgj[i]);
+                        z[i] -= gj * (dxj[i] + beta * dgj[i]);
                     }
                 }
             }
             _ => {
-                // Singular or wild: forget the history, keep the plain step written above.
+                // Singular or wild: forget the history, keep the plain step made above.
                 self.count = 0;
                 self.head = 0;
                 self.restarts += 1;

@@ -59,7 +59,7 @@ impl Broyden {
 }
 
 impl SampleStep for Broyden {
-    fn step(&mut self, z: &[f64], g: &[f64], next: &mut [f64]) {
+    fn step(&mut self, z: &mut [f64], g: &[f64]) {
         let d = self.d;
         if self.has_prev {
             let s: Vec<f64> = z.iter().zip(&self.prev_z).map(|(a, b)| a - b).collect();
@@ -91,11 +91,11 @@ impl SampleStep for Broyden {
         self.prev_z.copy_from_slice(z);
         self.prev_g.copy_from_slice(g);
         self.has_prev = true;
-        // next = z − H g
+        // z ← z − H g
         let mut hg = std::mem::take(&mut self.hy);
         self.apply(g, &mut hg, false);
-        for ((n, zi), hi) in next.iter_mut().zip(z).zip(&hg) {
-            *n = zi - hi;
+        for (zi, hi) in z.iter_mut().zip(&hg) {
+            *zi -= hi;
         }
         self.hy = hg;
     }

@@ -9,8 +9,44 @@ use super::stats::SolveStats;
 use super::step::make;
 use crate::error::DeqError;
 
-fn norm(x: &[f64]) -> f64 {
-    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+/// ‖x‖₂ with four partial sums (vectorizable).
+pub(crate) fn norm(x: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let chunks = x.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..4 {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let tail: f64 = rest.iter().map(|v| v * v).sum();
+    ((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail).sqrt()
+}
+
+/// g = f − z; returns ‖g‖₂, or the first non-finite entry of f.
+fn residual(f: &[f64], z: &[f64], g: &mut [f64]) -> Result<f64, usize> {
+    let mut acc = [0.0; 4];
+    let mut bad = false;
+    let n = g.len() / 4 * 4;
+    for i in (0..n).step_by(4) {
+        for l in 0..4 {
+            let v = f[i + l] - z[i + l];
+            g[i + l] = v;
+            acc[l] += v * v;
+            bad |= !f[i + l].is_finite();
+        }
+    }
+    let mut tail = 0.0;
+    for i in n..g.len() {
+        let v = f[i] - z[i];
+        g[i] = v;
+        tail += v * v;
+        bad |= !f[i].is_finite();
+    }
+    if bad {
+        return Err(f.iter().position(|v| !v.is_finite()).unwrap_or(0));
+    }
+    Ok(((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail).sqrt())
 }
 
 /// Copy the columns `cols` of `z` into a new matrix.
@@ -47,7 +83,6 @@ where
     let mut steps: Vec<_> = (0..b).map(|_| make(method, d)).collect();
     let mut active: Vec<usize> = (0..b).collect();
     let mut g = vec![0.0; d];
-    let mut next = vec![0.0; d];
     let finish = |stats: &mut SolveStats, steps: &[Box<dyn super::step::SampleStep>]| {
         stats.lowest_residual = stats.sample_residuals.iter().copied().fold(0.0, f64::max);
         stats.restarts = steps.iter().map(|s| s.restarts()).sum();
@@ -74,22 +109,21 @@ where
         for (j, &k) in active.iter().enumerate() {
             let zk = &z.as_slice()[k * d..(k + 1) * d];
             let fk = &fa.as_slice()[j * d..(j + 1) * d];
-            if let Some(row) = fk.iter().position(|v| !v.is_finite()) {
-                finish(&mut stats, &steps);
-                let err = DeqError::MapNonFinite {
-                    method: kind,
-                    iteration: it,
-                    sample: k,
-                    row,
-                    value: fk[row],
-                    stats: Box::new(stats),
-                };
-                return Err((err, best));
-            }
-            for ((gi, fi), zi) in g.iter_mut().zip(fk).zip(zk) {
-                *gi = fi - zi;
-            }
-            let mut res = norm(&g);
+            let mut res = match residual(fk, zk, &mut g) {
+                Ok(r) => r,
+                Err(row) => {
+                    finish(&mut stats, &steps);
+                    let err = DeqError::MapNonFinite {
+                        method: kind,
+                        iteration: it,
+                        sample: k,
+                        row,
+                        value: fk[row],
+                        stats: Box::new(stats),
+                    };
+                    return Err((err, best));
+                }
+            };
             if opts.stop == StopMode::Relative {
                 let scale = norm(fk);
                 if scale > 0.0 {
@@ -135,11 +169,12 @@ where
                 };
                 return Err((err, best));
             }
-            steps[k].step(zk, &g, &mut next);
-            z.as_mut_slice()[k * d..(k + 1) * d].copy_from_slice(&next);
+            steps[k].step(&mut z.as_mut_slice()[k * d..(k + 1) * d], &g);
             still.push(k);
         }
-        stats.residual_trace.push(current.iter().copied().fold(0.0, f64::max));
+        stats
+            .residual_trace
+            .push(current.iter().copied().fold(0.0, f64::max));
         active = still;
         if active.is_empty() {
             finish(&mut stats, &steps);

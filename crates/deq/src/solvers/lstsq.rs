@@ -12,7 +12,9 @@ use nalgebra::DMatrix;
 /// The stacked matrix [A; √λ I] is numerically singular (only possible with λ = 0 or a
 /// non-finite entry).
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-#[error("least-squares matrix is singular: pivot {pivot:e} in column {column} (matrix norm {scale:e})")]
+#[error(
+    "least-squares matrix is singular: pivot {pivot:e} in column {column} (matrix norm {scale:e})"
+)]
 pub struct Singular {
     /// The column whose pivot vanished.
     pub column: usize,
@@ -81,8 +83,16 @@ pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec
         let vtv: f64 = v[..len].iter().map(|x| x * x).sum();
         diag[j] = -sign * alpha;
         let reflect = |x: &mut [f64]| {
-            let s = 2.0 * v[..len].iter().zip(x.iter()).map(|(a, b)| a * b).sum::<f64>() / vtv;
-            x.iter_mut().zip(&v[..len]).for_each(|(xi, vi)| *xi -= s * vi);
+            let s = 2.0
+                * v[..len]
+                    .iter()
+                    .zip(x.iter())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                / vtv;
+            x.iter_mut()
+                .zip(&v[..len])
+                .for_each(|(xi, vi)| *xi -= s * vi);
         };
         for c in j + 1..k {
             reflect(&mut m[c * rows + j..(c + 1) * rows]);

@@ -97,7 +97,11 @@ where
     Ok(sol)
 }
 
-fn solve_chain<F>(f: &mut F, z0: &DMatrix<f64>, options: &SolverOptions) -> Result<Solution, DeqError>
+fn solve_chain<F>(
+    f: &mut F,
+    z0: &DMatrix<f64>,
+    options: &SolverOptions,
+) -> Result<Solution, DeqError>
 where
     F: FnMut(&DMatrix<f64>, &[usize]) -> DMatrix<f64>,
 {

@@ -7,8 +7,8 @@ use super::options::Method;
 
 /// The per-sample state of a solver.
 pub(crate) trait SampleStep {
-    /// The next iterate from z and g = f(z) − z.
-    fn step(&mut self, z: &[f64], g: &[f64], next: &mut [f64]);
+    /// Replace z by the next iterate, given g = f(z) − z.
+    fn step(&mut self, z: &mut [f64], g: &[f64]);
     /// History restarts so far.
     fn restarts(&self) -> usize {
         0
@@ -21,9 +21,9 @@ pub(crate) struct Picard {
 }
 
 impl SampleStep for Picard {
-    fn step(&mut self, z: &[f64], g: &[f64], next: &mut [f64]) {
-        for ((n, zi), gi) in next.iter_mut().zip(z).zip(g) {
-            *n = zi + self.damping * gi;
+    fn step(&mut self, z: &mut [f64], g: &[f64]) {
+        for (zi, gi) in z.iter_mut().zip(g) {
+            *zi += self.damping * gi;
         }
     }
 }
