@@ -60,7 +60,7 @@ pub(crate) fn gather(z: &DMatrix<f64>, cols: &[usize]) -> DMatrix<f64> {
 }
 
 /// A failed run: the error and the best iterate found (for a fallback's restart).
-pub(crate) type Failure = (DeqError, DMatrix<f64>);
+pub(crate) type Failure = Box<(DeqError, DMatrix<f64>)>;
 
 /// Run one method from `z0`; on success the lowest-residual iterate and the stats.
 pub(crate) fn run<F>(
@@ -100,7 +100,7 @@ where
                 expected: (d, active.len()),
                 got: fa.shape(),
             };
-            return Err((err, best));
+            return Err(Box::new((err, best)));
         }
         stats.map_calls += 1;
         stats.function_evals += active.len();
@@ -121,7 +121,7 @@ where
                         value: fk[row],
                         stats: Box::new(stats),
                     };
-                    return Err((err, best));
+                    return Err(Box::new((err, best)));
                 }
             };
             if opts.stop == StopMode::Relative {
@@ -154,7 +154,7 @@ where
                     factor: opts.divergence_factor,
                     stats: Box::new(stats),
                 };
-                return Err((err, best));
+                return Err(Box::new((err, best)));
             }
             if opts.stall_window > 0 && it - last_improved[k] >= opts.stall_window {
                 finish(&mut stats, &steps);
@@ -167,7 +167,7 @@ where
                     iteration: it,
                     stats: Box::new(stats),
                 };
-                return Err((err, best));
+                return Err(Box::new((err, best)));
             }
             steps[k].step(&mut z.as_mut_slice()[k * d..(k + 1) * d], &g);
             still.push(k);
@@ -190,5 +190,5 @@ where
         iterations: opts.max_iters,
         stats: Box::new(stats),
     };
-    Err((err, best))
+    Err(Box::new((err, best)))
 }

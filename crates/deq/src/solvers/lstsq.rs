@@ -68,7 +68,7 @@ pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec
     for j in 0..k {
         let col = &m[j * rows + j..(j + 1) * rows];
         let alpha = col.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if !(alpha > PIVOT_TOL * scale) {
+        if alpha.is_nan() || alpha <= PIVOT_TOL * scale {
             return Err(Singular {
                 column: j,
                 pivot: alpha,

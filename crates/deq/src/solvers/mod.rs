@@ -119,7 +119,8 @@ where
                 stats.attempts = attempts;
                 return Ok(Solution { z, stats });
             }
-            Err((err, best)) => {
+            Err(failure) => {
+                let (err, best) = *failure;
                 let Some(s) = err.stats() else {
                     return Err(err); // not a solver failure (a shape error): no fallback
                 };
