@@ -21,7 +21,8 @@ fn med(mut f: impl FnMut()) -> f64 {
     t[150] * 1e6
 }
 fn main() {
-    let d = w3::data(true);
+    let full = std::env::args().any(|a| a == "--fullrank");
+    let d = w3::data(full);
     let theta = vec![d.w.clone(), d.u.clone(), d.b.clone()];
     let layer = DeqLayer::new(TanhLayer::default()).with_options(
         DeqOptions::default().solver(SolverOptions::default().method(Method::picard())),

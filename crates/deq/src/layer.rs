@@ -173,17 +173,39 @@ impl<F: EquilibriumMap + 'static> DeqLayer<F> {
     /// residual of z* above `ift.residual_tol`, for instance).
     pub fn forward(&self, x: &MatVar, theta: &[MatVar]) -> Result<DeqOutput, DeqError> {
         let xv = x.value();
-        let tv: Vec<DMatrix<f64>> = theta.iter().map(|t| t.value()).collect();
-        let sol = self.solve(&xv, &tv)?;
         let mut inputs = theta.to_vec();
         inputs.push(*x);
+        self.record(&xv, &inputs, None)
+    }
+
+    /// [`forward`](Self::forward) for an input that is data (a plain matrix, no gradient):
+    /// the node's inputs are θ alone, so the backward pass forms no x̄.
+    pub fn forward_data(&self, x: &DMatrix<f64>, theta: &[MatVar]) -> Result<DeqOutput, DeqError> {
+        let data = Arc::new(x.clone());
+        self.record(x, theta, Some(data))
+    }
+
+    fn record(
+        &self,
+        xv: &DMatrix<f64>,
+        inputs: &[MatVar],
+        data: Option<Arc<DMatrix<f64>>>,
+    ) -> Result<DeqOutput, DeqError> {
+        let n_theta = if data.is_some() {
+            inputs.len()
+        } else {
+            inputs.len() - 1
+        };
+        let tv: Vec<DMatrix<f64>> = inputs[..n_theta].iter().map(|t| t.value()).collect();
+        let sol = self.solve(xv, &tv)?;
         let problem = DeqProblem {
             map: Arc::clone(&self.map),
+            input: data,
         };
         let shape = sol.z.shape();
         let ift = self.options.ift.clone().solution_shape(shape.0, shape.1);
         let z_star = sol.z;
-        let (z, node) = implicit_node(problem, &inputs, move |_: &[DMatrix<f64>]| z_star, ift)?;
+        let (z, node) = implicit_node(problem, inputs, move |_: &[DMatrix<f64>]| z_star, ift)?;
         Ok(DeqOutput {
             z,
             stats: sol.stats,

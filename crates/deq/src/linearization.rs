@@ -26,23 +26,32 @@ use nalgebra::DMatrix;
 use crate::map::EquilibriumMap;
 
 /// The fixed point of an [`EquilibriumMap`] as an implicit problem over the blocks
-/// `[θ..., x]`.
+/// `[θ..., x]`, or over `[θ...]` alone when the input is data (`input`: no gradient is
+/// formed for it).
 pub struct DeqProblem<F: ?Sized> {
     /// The map.
     pub map: Arc<F>,
+    /// The input x when it is data; `None`: x is the last block.
+    pub input: Option<Arc<DMatrix<f64>>>,
 }
 
 impl<F: ?Sized> Clone for DeqProblem<F> {
     fn clone(&self) -> Self {
         DeqProblem {
             map: Arc::clone(&self.map),
+            input: self.input.clone(),
         }
     }
 }
 
-fn split(blocks: &[DMatrix<f64>]) -> (&DMatrix<f64>, &[DMatrix<f64>]) {
-    let (x, theta) = blocks.split_last().expect("deq: the blocks end with x");
-    (x, theta)
+impl<F: ?Sized> DeqProblem<F> {
+    /// (x, θ) from the blocks.
+    fn split<'a>(&'a self, blocks: &'a [DMatrix<f64>]) -> (&'a DMatrix<f64>, &'a [DMatrix<f64>]) {
+        match &self.input {
+            Some(x) => (x, blocks),
+            None => blocks.split_last().expect("deq: the blocks end with x"),
+        }
+    }
 }
 
 impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
@@ -51,7 +60,7 @@ impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
         z: &DMatrix<f64>,
         blocks: &[DMatrix<f64>],
     ) -> Result<f64, ImplicitError> {
-        let (x, theta) = split(blocks);
+        let (x, theta) = self.split(blocks);
         let fz = self.map.apply(z, x, theta);
         if fz.shape() != z.shape() {
             return Err(ImplicitError::Shape {
@@ -69,7 +78,7 @@ impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
         z_bar: &DMatrix<f64>,
         options: &IftOptions,
     ) -> Result<(Vec<DMatrix<f64>>, IftReport), ImplicitError> {
-        let lin = DeqLinearization::new(&*self.map, z, blocks)?;
+        let lin = DeqLinearization::new(&*self.map, z, blocks, self.input.as_deref())?;
         Implicit::from_linearization(lin, options.clone())?.vjp(z_bar)
     }
     fn jvp(
@@ -79,7 +88,7 @@ impl<F: EquilibriumMap + ?Sized + 'static> ImplicitProblem for DeqProblem<F> {
         blocks_dot: &[DMatrix<f64>],
         options: &IftOptions,
     ) -> Result<(DMatrix<f64>, IftReport), ImplicitError> {
-        let lin = DeqLinearization::new(&*self.map, z, blocks)?;
+        let lin = DeqLinearization::new(&*self.map, z, blocks, self.input.as_deref())?;
         Implicit::from_linearization(lin, options.clone())?.jvp(blocks_dot)
     }
 }
@@ -96,7 +105,8 @@ pub struct DeqLinearization {
 }
 
 impl DeqLinearization {
-    /// Record F at (z, blocks = [θ..., x]). Opens a tape that lives as long as the value.
+    /// Record F at (z, blocks = [θ..., x]), or at (z, blocks = [θ...]) with the input
+    /// `input` as data. Opens a tape that lives as long as the value.
     ///
     /// # Errors
     /// [`ImplicitError::Shape`] if f is not shaped like z.
@@ -104,14 +114,19 @@ impl DeqLinearization {
         map: &F,
         z: &DMatrix<f64>,
         blocks: &[DMatrix<f64>],
+        input: Option<&DMatrix<f64>>,
     ) -> Result<DeqLinearization, ImplicitError> {
         let tape = Tape::new();
         let zv = tape.mat_var(z.clone());
+        let data = input.map(|x| tape.constant_mat(x.clone()));
         let consts: Vec<MatVar> = blocks
             .iter()
             .map(|b| tape.constant_mat(b.clone()))
             .collect();
-        let (xc, tc) = consts.split_last().expect("deq: the blocks end with x");
+        let (xc, tc) = match &data {
+            Some(x) => (x, &consts[..]),
+            None => consts.split_last().expect("deq: the blocks end with x"),
+        };
         let f_const = map.apply(&zv, xc, tc);
         if f_const.shape() != z.shape() {
             return Err(ImplicitError::Shape {
@@ -122,7 +137,10 @@ impl DeqLinearization {
         }
         let f_const = zv.sub(&f_const);
         let vars: Vec<MatVar> = blocks.iter().map(|b| tape.mat_var(b.clone())).collect();
-        let (xv, tv) = vars.split_last().expect("deq: the blocks end with x");
+        let (xv, tv) = match &data {
+            Some(x) => (x, &vars[..]),
+            None => vars.split_last().expect("deq: the blocks end with x"),
+        };
         let f_full = zv.sub(&map.apply(&zv, xv, tv));
         let residual = f_full.value().as_slice().to_vec();
         Ok(DeqLinearization {
@@ -157,13 +175,13 @@ impl Linearization for DeqLinearization {
         let t = self
             .tape
             .forward(&Seeds::new().mat(&self.z, self.shapes.x_matrix(v)))?;
-        Ok(t.of_mat(&self.f_const).as_slice().to_vec())
+        Ok(t.of_mat(&self.f_const).data.into())
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         let g = self
             .tape
             .backward(&Seeds::new().mat(&self.f_const, self.shapes.x_matrix(u)))?;
-        Ok(g.wrt_mat(&self.z).as_slice().to_vec())
+        Ok(g.wrt_mat(&self.z).data.into())
     }
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
         let seeds = self
@@ -172,7 +190,7 @@ impl Linearization for DeqLinearization {
             .zip(self.shapes.theta_blocks(w))
             .fold(Seeds::new(), |s, (b, d)| s.mat(b, d));
         let t = self.tape.forward(&seeds)?;
-        Ok(t.of_mat(&self.f_full).as_slice().to_vec())
+        Ok(t.of_mat(&self.f_full).data.into())
     }
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.transpose_products(u).map(|(_, b)| b)
@@ -181,11 +199,10 @@ impl Linearization for DeqLinearization {
         let g = self
             .tape
             .backward(&Seeds::new().mat(&self.f_full, self.shapes.x_matrix(u)))?;
-        let bt = self
-            .blocks
-            .iter()
-            .flat_map(|b| g.wrt_mat(b).as_slice().to_vec())
-            .collect();
-        Ok((g.wrt_mat(&self.z).as_slice().to_vec(), bt))
+        let mut bt = Vec::with_capacity(self.shapes.p());
+        for b in &self.blocks {
+            bt.extend_from_slice(g.wrt_mat(b).as_slice());
+        }
+        Ok((g.wrt_mat(&self.z).data.into(), bt))
     }
 }

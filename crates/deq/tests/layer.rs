@@ -283,3 +283,37 @@ fn the_monotone_layer_has_a_unique_equilibrium_and_exact_gradients() {
     let fd = (at(h) - at(-h)) / (2.0 * h);
     assert!((fd - g[1]).abs() < 1e-7, "{fd} vs {}", g[1]);
 }
+
+/// An input given as data (`forward_data`) gives the same z* and θ gradients as the same
+/// input recorded as a tape constant, and the node then has θ as its only inputs.
+#[test]
+fn data_inputs_give_the_same_gradients() {
+    let layer = DeqLayer::new(TanhLayer::normalized(0.6))
+        .with_options(options(Backward::Exact, LinMethod::Auto));
+    let theta = [
+        DMatrix::from_fn(D, D, |i, j| ((i * D + j) as f64).sin()),
+        DMatrix::from_fn(D, P, |i, j| ((i + j) as f64).cos()),
+        DMatrix::from_element(D, 1, 0.2),
+    ];
+    let x = DMatrix::from_fn(P, B, |i, j| i as f64 - j as f64 * 0.5);
+    let run = |as_data: bool| {
+        let tape = Tape::new();
+        let v: Vec<MatVar> = theta.iter().map(|t| tape.mat_var(t.clone())).collect();
+        let out = if as_data {
+            layer.forward_data(&x, &v).unwrap()
+        } else {
+            layer.forward(&tape.constant_mat(x.clone()), &v).unwrap()
+        };
+        let g = tape.gradient(out.z.square().sum()).unwrap();
+        (
+            out.z.value(),
+            v.iter().map(|t| g.wrt_mat(t)).collect::<Vec<_>>(),
+        )
+    };
+    let (z1, g1) = run(true);
+    let (z2, g2) = run(false);
+    assert_eq!(z1, z2);
+    for (a, b) in g1.iter().zip(&g2) {
+        assert!((a - b).norm() <= 1e-12 * (1.0 + a.norm()));
+    }
+}
