@@ -170,6 +170,9 @@ fn accuracy(model: Model, params: &[DMatrix<f64>], x: &DMatrix<f64>, y: &[f64]) 
     s.iter().zip(y).filter(|(s, y)| **s * **y > 0.0).count() as f64 / y.len() as f64
 }
 
+/// Trained parameters and seconds per epoch.
+type Trained = (Vec<DMatrix<f64>>, f64);
+
 /// Train with Adam on minibatches; returns the parameters and seconds per epoch.
 fn train(
     model: Model,
@@ -177,7 +180,7 @@ fn train(
     x: &DMatrix<f64>,
     y: &[f64],
     label: &str,
-) -> Result<(Vec<DMatrix<f64>>, f64), Box<dyn std::error::Error>> {
+) -> Result<Trained, Box<dyn std::error::Error>> {
     let mut flat = flatten(init);
     let mut adam = Adam::new(AdamOptions::default().learning_rate(0.01))?;
     let bar = indicatif::ProgressBar::new(EPOCHS as u64);
