@@ -28,6 +28,7 @@
 //! | [`solvers`] | Picard (damped), Anderson (memory m, ridge, QR least squares, restarts), limited-memory Broyden; per-sample convergence, stats, lowest-residual iterate, divergence and stagnation errors, explicit fallback chains |
 //! | [`map`] | the layer map trait [`EquilibriumMap`] (written once against `MatOps`), [`TanhLayer`] (optional weight normalization), the monotone [`MonotoneLayer`] |
 //! | [`layer`] | [`DeqLayer`]: solve forward, record z* as one tape node; gradients reach θ and x |
+//! | [`regularization`] | Jacobian regularization: a Hutchinson estimate of ‖∂f/∂z‖²_F on the tape |
 //! | [`linearization`] | the fixed-point condition as an implicit problem (what implicit's backward passes use) |
 //! | [`error`] | [`DeqError`]: one enum, every variant with its numbers |
 //!
@@ -42,6 +43,7 @@ pub mod error;
 pub mod layer;
 pub mod linearization;
 pub mod map;
+pub mod regularization;
 pub mod solvers;
 
 pub use error::DeqError;
