@@ -1,7 +1,7 @@
 //! The Jacobian penalty: averaged over every sign pattern it is ‖∂f/∂z‖²_F exactly, and
 //! its tape gradient agrees with central differences.
 
-use ad_core::{DualMat, MatOps, MatVar, Tape};
+use ad_core::{DualMat, MatVar, Tape};
 use deq::map::{EquilibriumMap, TanhLayer};
 use deq::regularization::{jacobian_penalty, rademacher_probes};
 use nalgebra::DMatrix;
