@@ -204,6 +204,10 @@ pub(crate) fn check_finite(
     block: usize,
     m: &nalgebra::DMatrix<f64>,
 ) -> Result<(), DeqError> {
+    // ad-core's vectorized check first; the position only on failure.
+    if ad_core::check_finite(what, m.as_slice()).is_ok() {
+        return Ok(());
+    }
     if let Some(i) = m.iter().position(|v| !v.is_finite()) {
         return Err(DeqError::NonFinite {
             what,

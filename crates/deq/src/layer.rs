@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DeqError, check_finite};
 use crate::linearization::DeqProblem;
 use crate::map::EquilibriumMap;
-use crate::solvers::{Solution, SolveStats, SolverOptions, solve};
+use crate::solvers::{Solution, SolveStats, SolverOptions, StopMode, solve};
 
 /// Options of a [`DeqLayer`]: the forward solver and the backward pass.
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -198,9 +198,23 @@ impl<F: EquilibriumMap + 'static> DeqLayer<F> {
         };
         let tv: Vec<DMatrix<f64>> = inputs[..n_theta].iter().map(|t| t.value()).collect();
         let sol = self.solve(xv, &tv)?;
+        // The solver measured each sample's absolute residual at the returned iterate: their
+        // root sum of squares is ‖f(z*) − z*‖_F, which the node checks (no second evaluation).
+        let opts = &self.options.solver;
+        let known_residual = (opts.stop == StopMode::Absolute).then(|| {
+            let r = sol
+                .stats
+                .sample_residuals
+                .iter()
+                .map(|r| r * r)
+                .sum::<f64>()
+                .sqrt();
+            (sol.z.clone(), r)
+        });
         let problem = DeqProblem {
             map: Arc::clone(&self.map),
             input: data,
+            known_residual,
         };
         let shape = sol.z.shape();
         let ift = self.options.ift.clone().solution_shape(shape.0, shape.1);

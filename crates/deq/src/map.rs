@@ -130,7 +130,11 @@ impl EquilibriumMap for TanhLayer {
         theta[1].matmul(x).add_col(&theta[2])
     }
     fn map<M: MatOps>(&self, z: &M, injection: &M, theta: &[M]) -> M {
-        self.effective_w(&theta[0]).matmul(z).add(injection).tanh()
+        let wz = match self.scaling {
+            Scaling::None => theta[0].matmul(z), // no copy of W
+            Scaling::Normalized { .. } => self.effective_w(&theta[0]).matmul(z),
+        };
+        wz.add(injection).tanh()
     }
     fn state_rows(&self, _x: &DMatrix<f64>, theta: &[DMatrix<f64>]) -> usize {
         theta[0].nrows()
