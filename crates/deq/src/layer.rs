@@ -18,7 +18,7 @@ use crate::solvers::{Solution, SolveStats, SolverOptions, StopMode, solve};
 
 /// Options of a [`DeqLayer`]: the forward solver and the backward pass.
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeqOptions {
     /// The forward solver (method, tolerance, fallback chain, ...).
     pub solver: SolverOptions,

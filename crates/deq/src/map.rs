@@ -86,6 +86,7 @@ pub enum Scaling {
 /// assert!((fz[(0, 1)] - 1f64.tanh()).abs() < 1e-15);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct TanhLayer {
     /// Scaling of W.
     pub scaling: Scaling,
@@ -160,6 +161,7 @@ impl EquilibriumMap for TanhLayer {
 ///
 /// θ = [A (d x d), B (d x d), U (d x p), b (d x 1)]; the injection is U x + b 1ᵀ.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MonotoneLayer {
     /// Monotonicity m in (0, 1].
     pub m: f64,

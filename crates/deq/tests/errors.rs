@@ -62,6 +62,20 @@ fn invalid_options_are_rejected_before_any_work() {
     let json = serde_json::to_string(&d().method(Method::broyden())).unwrap();
     let back: SolverOptions = serde_json::from_str(&json).unwrap();
     assert_eq!(back, d().method(Method::broyden()));
+    let typo = serde_json::from_str::<SolverOptions>(r#"{"tol": 1e-8, "stop_mode": "Relative"}"#);
+    assert!(
+        typo.unwrap_err()
+            .to_string()
+            .contains("unknown field `stop_mode`")
+    );
+    let typo = serde_json::from_str::<SolverOptions>(r#"{"method": {"Anderson": {"memroy": 3}}}"#);
+    assert!(
+        typo.unwrap_err()
+            .to_string()
+            .contains("unknown field `memroy`")
+    );
+    let partial: SolverOptions = serde_json::from_str(r#"{"tol": 1e-8}"#).unwrap();
+    assert_eq!(partial, d().tol(1e-8)); // absent fields take their defaults
 }
 
 #[test]

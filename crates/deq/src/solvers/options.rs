@@ -12,7 +12,7 @@ use crate::error::{DeqError, require};
 
 /// Damped fixed-point (Picard) iteration: z ← (1 − τ) z + τ f(z).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PicardOptions {
     /// Damping τ in (0, 1] (1: plain iteration).
     pub damping: f64,
@@ -27,7 +27,7 @@ impl Default for PicardOptions {
 /// Anderson acceleration (type II) with memory m, a regularized least-squares solve by
 /// Householder QR, and restarts when that system is singular.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AndersonOptions {
     /// Memory m: the number of past differences kept (>= 1).
     pub memory: usize,
@@ -51,7 +51,7 @@ impl Default for AndersonOptions {
 /// Limited-memory "good" Broyden on g(z) = f(z) − z, the inverse Jacobian estimate
 /// H = −I + Σ uᵢvᵢᵀ keeping the last `memory` rank-one updates.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BroydenOptions {
     /// Number of rank-one updates kept (>= 1); the oldest is dropped first.
     pub memory: usize,
@@ -188,7 +188,7 @@ pub enum StopMode {
 /// assert!(SolverOptions::default().tol(f64::NAN).validate().is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SolverOptions {
     /// The solver tried first.
     pub method: Method,
