@@ -165,6 +165,54 @@ impl<F: EquilibriumMap + 'static> DeqLayer<F> {
         solve(f, z0, &self.options.solver)
     }
 
+    /// The layer as an ad-core [`CustomFn`](ad_core::CustomFn) of the blocks `[θ..., x]`
+    /// with the one output z*, for use inside any function written against `MatOps`
+    /// (`M::custom(&f, &blocks)`): plain `f64` evaluation solves, forward mode
+    /// (`DualMat`) applies the implicit JVP, the tape records one node (implicit's
+    /// [`SolutionFn`](implicit::SolutionFn) around this layer's solver). A failed solve is
+    /// `AdError::CustomRule` carrying the [`DeqError`].
+    ///
+    /// ```
+    /// use ad_core::{jvp_mat, value_and_grad_mat, CustomFn, MatFn, MatOps};
+    /// use deq::{DeqLayer, TanhLayer};
+    /// use nalgebra::DMatrix;
+    /// struct Loss<F>(F);
+    /// impl<F: CustomFn> MatFn for Loss<F> {
+    ///     fn eval<M: MatOps>(&self, p: &[M]) -> M::Scalar {
+    ///         M::custom(&self.0, p).expect("the solve succeeds")[0].square().sum()
+    ///     }
+    /// }
+    /// let layer = DeqLayer::new(TanhLayer::normalized(0.5));
+    /// let loss = Loss(layer.solution_fn());
+    /// let p = vec![
+    ///     DMatrix::from_fn(3, 3, |i, j| ((i * 3 + j) as f64).sin()),   // W
+    ///     DMatrix::from_fn(3, 2, |i, j| ((i + j) as f64).cos()),       // U
+    ///     DMatrix::from_element(3, 1, 0.1),                           // b
+    ///     DMatrix::from_fn(2, 4, |i, j| i as f64 - 0.3 * j as f64),   // x
+    /// ];
+    /// let (_, g) = value_and_grad_mat(&loss, &p)?;                     // reverse mode
+    /// let (_, d) = jvp_mat(&loss, &p, &g)?;                            // forward mode
+    /// let gg: f64 = g.iter().map(|m| m.norm_squared()).sum();
+    /// assert!((d - gg).abs() <= 1e-8 * gg);                            // <∇L, ∇L> both ways
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn solution_fn(&self) -> impl ad_core::CustomFn + use<F> {
+        let problem = DeqProblem {
+            map: Arc::clone(&self.map),
+            input: None,
+            known_residual: None,
+        };
+        let layer = self.clone();
+        let solver = move |blocks: &[DMatrix<f64>]| -> Result<DMatrix<f64>, DeqError> {
+            let (x, theta) = blocks.split_last().ok_or(DeqError::BlockCount {
+                expected: 2,
+                got: 0,
+            })?;
+            Ok(layer.solve(x, theta)?.z)
+        };
+        implicit::SolutionFn::new(problem, solver, self.options.ift.clone())
+    }
+
     /// The layer on the tape: solve at the values of `x` (`p x batch`) and θ, then record
     /// z* as one node with inputs `[θ..., x]`.
     ///

@@ -317,3 +317,58 @@ fn data_inputs_give_the_same_gradients() {
         assert!((a - b).norm() <= 1e-12 * (1.0 + a.norm()));
     }
 }
+
+/// The layer as a `CustomFn` (`solution_fn`) gives the gradients of the tape node, and a
+/// failed solve inside it is an error, not a number.
+#[test]
+fn the_solution_fn_matches_the_node_and_fails_loudly() {
+    use ad_core::{CustomFn, MatFn, value_and_grad_mat};
+    struct Loss<F>(F);
+    impl<F: CustomFn> MatFn for Loss<F> {
+        fn eval<M: MatOps>(&self, p: &[M]) -> M::Scalar {
+            match M::custom(&self.0, p) {
+                Ok(z) => z[0].square().sum(),
+                Err(_) => p[0].sum() * f64::NAN,
+            }
+        }
+    }
+    let layer = DeqLayer::new(TanhLayer::normalized(0.7))
+        .with_options(options(Backward::Exact, LinMethod::Auto));
+    let blocks = vec![
+        DMatrix::from_fn(D, D, |i, j| ((i * D + j) as f64).cos()),
+        DMatrix::from_fn(D, P, |i, j| ((i + 2 * j) as f64).sin()),
+        DMatrix::from_element(D, 1, -0.2),
+        DMatrix::from_fn(P, B, |i, j| 0.4 * i as f64 - j as f64),
+    ];
+    let (v, g) = value_and_grad_mat(&Loss(layer.solution_fn()), &blocks).unwrap();
+    let tape = Tape::new();
+    let vars: Vec<MatVar> = blocks.iter().map(|b| tape.mat_var(b.clone())).collect();
+    let out = layer.forward(&vars[3], &vars[..3]).unwrap();
+    let loss = out.z.square().sum();
+    let gt = tape.gradient(loss).unwrap();
+    assert!((loss.value_f64() - v).abs() <= 1e-14 * v.abs());
+    for (a, var) in g.iter().zip(&vars) {
+        assert!((a - gt.wrt_mat(var)).norm() <= 1e-12 * (1.0 + a.norm()));
+    }
+    // Two iterations allowed: the forward solve fails inside the custom function.
+    let short = DeqLayer::new(TanhLayer::normalized(0.7)).with_options(
+        DeqOptions::default().solver(
+            SolverOptions::default()
+                .method(Method::picard())
+                .max_iters(2),
+        ),
+    );
+    let f = short.solution_fn();
+    match <DMatrix<f64> as MatOps>::custom(&f, &blocks) {
+        Err(ad_core::AdError::CustomRule { source, .. }) => {
+            let e = source
+                .downcast_ref::<implicit::ImplicitError>()
+                .map(|e| e.to_string());
+            assert!(
+                format!("{source} {e:?}").contains("did not converge"),
+                "{source}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
