@@ -6,9 +6,7 @@
 //! z ← z + β g − (ΔX + β ΔG) γ. A singular (or non-finite) least-squares system restarts
 //! the history with a plain step, counted in the stats.
 
-use nalgebra::DMatrix;
-
-use super::lstsq::regularized_lstsq;
+use super::lstsq::lstsq_columns;
 use super::options::AndersonOptions;
 use super::step::SampleStep;
 
@@ -23,6 +21,8 @@ pub(crate) struct Anderson {
     prev_g: Vec<f64>,
     has_prev: bool,
     restarts: usize,
+    work: Vec<f64>,
+    gamma: Vec<f64>,
 }
 
 impl Anderson {
@@ -38,6 +38,8 @@ impl Anderson {
             prev_g: vec![0.0; d],
             has_prev: false,
             restarts: 0,
+            work: Vec::new(),
+            gamma: vec![0.0; opts.memory],
         }
     }
 }
@@ -65,10 +67,11 @@ impl SampleStep for Anderson {
             return;
         }
         let k = self.count;
-        let a = DMatrix::from_column_slice(d, k, &self.dg[..k * d]);
-        let lambda = self.opts.regularization * a.norm_squared();
-        match regularized_lstsq(&a, g, lambda) {
-            Ok(gamma) if gamma.iter().all(|v| v.abs() < 1e12) => {
+        let a = &self.dg[..k * d];
+        let lambda = self.opts.regularization * super::driver::norm(a).powi(2);
+        let gamma = &mut self.gamma[..k];
+        match lstsq_columns(a, d, k, g, lambda, &mut self.work, gamma) {
+            Ok(()) if gamma.iter().all(|v| v.abs() < 1e12) => {
                 for (j, gj) in gamma.iter().enumerate() {
                     let (dxj, dgj) = (&self.dx[j * d..(j + 1) * d], &self.dg[j * d..(j + 1) * d]);
                     for i in 0..d {

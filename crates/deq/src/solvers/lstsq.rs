@@ -24,6 +24,24 @@ pub struct Singular {
     pub scale: f64,
 }
 
+/// `aᵀb` with four partial sums (the reductions vectorize instead of waiting on each add).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Relative pivot below which the system counts as singular.
 const PIVOT_TOL: f64 = 1e-13;
 
@@ -46,28 +64,48 @@ const PIVOT_TOL: f64 = 1e-13;
 /// If `b.len() != a.nrows()` or λ is negative (programmer errors).
 pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec<f64>, Singular> {
     let (n, k) = a.shape();
+    let mut x = vec![0.0; k];
+    lstsq_columns(a.as_slice(), n, k, b, lambda, &mut Vec::new(), &mut x)?;
+    Ok(x)
+}
+
+/// [`regularized_lstsq`] on A given as `k` columns of length `n` (column-major slice),
+/// with a reusable scratch buffer and the solution written into `x` (no allocation once
+/// `work` has grown).
+pub(crate) fn lstsq_columns(
+    a: &[f64],
+    n: usize,
+    k: usize,
+    b: &[f64],
+    lambda: f64,
+    work: &mut Vec<f64>,
+    x: &mut [f64],
+) -> Result<(), Singular> {
     assert!(
-        b.len() == n,
-        "deq: regularized_lstsq: A is {n}x{k} but b has {} entries",
-        b.len()
+        b.len() == n && a.len() == n * k && x.len() == k,
+        "deq: regularized_lstsq: A is {n}x{k} ({} entries) but b has {} entries and x {}",
+        a.len(),
+        b.len(),
+        x.len()
     );
     assert!(lambda >= 0.0, "deq: regularized_lstsq: lambda {lambda} < 0");
     let rows = n + k;
+    work.clear();
+    work.resize(rows * k + 2 * rows + k, 0.0);
+    let (m, rest) = work.split_at_mut(rows * k);
+    let (rhs, rest) = rest.split_at_mut(rows);
+    let (v, diag) = rest.split_at_mut(rows);
     // Column-major stacked matrix [A; √λ I] and right-hand side [b; 0].
-    let mut m = vec![0.0; rows * k];
     let sq = lambda.sqrt();
     for j in 0..k {
-        m[j * rows..j * rows + n].copy_from_slice(a.column(j).as_slice());
+        m[j * rows..j * rows + n].copy_from_slice(&a[j * n..(j + 1) * n]);
         m[j * rows + n + j] = sq;
     }
-    let mut rhs = vec![0.0; rows];
     rhs[..n].copy_from_slice(b);
-    let scale = m.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let mut v = vec![0.0; rows];
-    let mut diag = vec![0.0; k];
+    let scale = dot(m, m).sqrt();
     for j in 0..k {
         let col = &m[j * rows + j..(j + 1) * rows];
-        let alpha = col.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let alpha = dot(col, col).sqrt();
         if alpha.is_nan() || alpha <= PIVOT_TOL * scale {
             return Err(Singular {
                 column: j,
@@ -80,16 +118,10 @@ pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec
         let len = rows - j;
         v[..len].copy_from_slice(col);
         v[0] += sign * alpha;
-        let vtv: f64 = v[..len].iter().map(|x| x * x).sum();
+        let vtv = dot(&v[..len], &v[..len]);
         diag[j] = -sign * alpha;
         let reflect = |x: &mut [f64]| {
-            let s = 2.0
-                * v[..len]
-                    .iter()
-                    .zip(x.iter())
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>()
-                / vtv;
+            let s = 2.0 * dot(&v[..len], x) / vtv;
             x.iter_mut()
                 .zip(&v[..len])
                 .for_each(|(xi, vi)| *xi -= s * vi);
@@ -100,7 +132,6 @@ pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec
         reflect(&mut rhs[j..]);
     }
     // Back substitution with R (strict upper part in m, diagonal in diag).
-    let mut x = vec![0.0; k];
     for i in (0..k).rev() {
         let mut s = rhs[i];
         for c in i + 1..k {
@@ -108,13 +139,12 @@ pub fn regularized_lstsq(a: &DMatrix<f64>, b: &[f64], lambda: f64) -> Result<Vec
         }
         x[i] = s / diag[i];
     }
-    if x.iter().all(|v| v.is_finite()) {
-        Ok(x)
-    } else {
-        Err(Singular {
-            column: x.iter().position(|v| !v.is_finite()).unwrap_or(0),
+    match x.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(column) => Err(Singular {
+            column,
             pivot: f64::NAN,
             scale,
-        })
+        }),
     }
 }
