@@ -2,7 +2,7 @@
 //! point, on the tape, so it can be added to a loss (Bai et al.: it keeps the layer well
 //! conditioned and the forward solve short).
 //!
-//! For probes ε with E[εεᵀ] = I (Rademacher ±1 here), E‖J_f ε‖² = tr(J_fᵀJ_f) = ‖J_f‖²_F.
+//! For probes ε with E(εεᵀ) = I (Rademacher ±1 here), E‖J_f ε‖² = tr(J_fᵀJ_f) = ‖J_f‖²_F.
 //! Each probe costs one forward-mode evaluation of the map over the tape
 //! (`DualMat<MatVar>`: J_f ε is recorded as a matrix variable), so the estimate is
 //! differentiable with respect to θ, x and z*.

@@ -50,7 +50,7 @@ fn penalty_f64(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
-    /// d = 3, one sample: the 8 sign patterns are an exact design (E[εεᵀ] = I over them),
+    /// d = 3, one sample: the 8 sign patterns are an exact design (E(εεᵀ) = I over them),
     /// so the average is ‖J‖²_F to rounding.
     #[test]
     fn all_sign_patterns_give_the_frobenius_norm(w in mat(3, 3), u in mat(3, 2), b in mat(3, 1),
