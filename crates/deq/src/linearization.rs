@@ -9,8 +9,8 @@
 //! solver (`linear::Method::Richardson`) iterates directly; the sign σ of the map
 //! f = z + σF that the phantom and Jacobian-free passes iterate is then −1.
 //!
-//! The map is recorded once, on one tape, twice: with θ and x as constants (for the
-//! products with A = ∂F/∂z and Aᵀ, which a Krylov solve repeats: a reverse sweep then
+//! The map is recorded on one tape twice: with θ and the input injection as constants
+//! (for the products with A = ∂F/∂z and Aᵀ, which a Krylov solve repeats: a reverse sweep then
 //! skips the parameters' adjoints, one gemm per product instead of four for
 //! [`TanhLayer`](crate::map::TanhLayer)) and with θ and x as variables (for B and Bᵀ,
 //! needed once per pass).
@@ -129,29 +129,28 @@ impl DeqLinearization {
         let tape = Tape::new();
         let zv = tape.mat_var(z.clone());
         let data = input.map(|x| tape.constant_mat(x.clone()));
-        let consts: Vec<MatVar> = blocks
-            .iter()
-            .map(|b| tape.constant_mat(b.clone()))
-            .collect();
-        let (xc, tc) = match &data {
-            Some(x) => (x, &consts[..]),
-            None => consts.split_last().expect("deq: the blocks end with x"),
+        let shape_error = |got| ImplicitError::Shape {
+            what: "map output f(z, x; theta) (must have the shape of z)",
+            expected: z.shape(),
+            got,
         };
-        let f_const = map.apply(&zv, xc, tc);
-        if f_const.shape() != z.shape() {
-            return Err(ImplicitError::Shape {
-                what: "map output f(z, x; theta) (must have the shape of z)",
-                expected: z.shape(),
-                got: f_const.shape(),
-            });
-        }
-        let f_const = zv.sub(&f_const);
+        // With θ and x as variables (for B and Bᵀ).
         let vars: Vec<MatVar> = blocks.iter().map(|b| tape.mat_var(b.clone())).collect();
         let (xv, tv) = match &data {
             Some(x) => (x, &vars[..]),
             None => vars.split_last().expect("deq: the blocks end with x"),
         };
-        let f_full = zv.sub(&map.apply(&zv, xv, tv));
+        let injection = map.inject(xv, tv);
+        let f_full = map.map(&zv, &injection, tv);
+        if f_full.shape() != z.shape() {
+            return Err(shape_error(f_full.shape()));
+        }
+        let f_full = zv.sub(&f_full);
+        // With θ and the injection as constants (for A and Aᵀ): the injection's value is
+        // reused, not recomputed.
+        let consts: Vec<MatVar> = tv.iter().map(|b| tape.constant_mat(b.value())).collect();
+        let inj_const = tape.constant_mat(injection.value());
+        let f_const = zv.sub(&map.map(&zv, &inj_const, &consts));
         let residual = f_full.value().as_slice().to_vec();
         Ok(DeqLinearization {
             z: zv,
