@@ -68,7 +68,7 @@ impl SampleStep for Anderson {
         }
         let k = self.count;
         let a = &self.dg[..k * d];
-        let lambda = self.opts.regularization * super::driver::norm(a).powi(2);
+        let lambda = self.opts.regularization * super::vecops::norm(a).powi(2);
         let gamma = &mut self.gamma[..k];
         match lstsq_columns(a, d, k, g, lambda, &mut self.work, gamma) {
             Ok(()) if gamma.iter().all(|v| v.abs() < 1e12) => {

@@ -7,6 +7,7 @@
 
 use super::options::BroydenOptions;
 use super::step::SampleStep;
+use super::vecops::{axpy, dot};
 
 pub(crate) struct Broyden {
     memory: usize,
@@ -20,11 +21,9 @@ pub(crate) struct Broyden {
     has_prev: bool,
     hy: Vec<f64>,
     hts: Vec<f64>,
+    s: Vec<f64>,
+    y: Vec<f64>,
     restarts: usize,
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl Broyden {
@@ -41,6 +40,8 @@ impl Broyden {
             has_prev: false,
             hy: vec![0.0; d],
             hts: vec![0.0; d],
+            s: vec![0.0; d],
+            y: vec![0.0; d],
             restarts: 0,
         }
     }
@@ -52,8 +53,7 @@ impl Broyden {
         for j in 0..self.count {
             let (uj, vj) = (&self.u[j * d..(j + 1) * d], &self.v[j * d..(j + 1) * d]);
             let (a, b) = if transpose { (vj, uj) } else { (uj, vj) };
-            let c = dot(b, x);
-            out.iter_mut().zip(a).for_each(|(o, ai)| *o += c * ai);
+            axpy(dot(b, x), a, out);
         }
     }
 }
@@ -62,8 +62,11 @@ impl SampleStep for Broyden {
     fn step(&mut self, z: &mut [f64], g: &[f64]) {
         let d = self.d;
         if self.has_prev {
-            let s: Vec<f64> = z.iter().zip(&self.prev_z).map(|(a, b)| a - b).collect();
-            let y: Vec<f64> = g.iter().zip(&self.prev_g).map(|(a, b)| a - b).collect();
+            let (mut s, mut y) = (std::mem::take(&mut self.s), std::mem::take(&mut self.y));
+            for i in 0..d {
+                s[i] = z[i] - self.prev_z[i];
+                y[i] = g[i] - self.prev_g[i];
+            }
             let (mut hy, mut hts) = (std::mem::take(&mut self.hy), std::mem::take(&mut self.hts));
             self.apply(&y, &mut hy, false);
             self.apply(&s, &mut hts, true);
@@ -87,6 +90,8 @@ impl SampleStep for Broyden {
             }
             self.hy = hy;
             self.hts = hts;
+            self.s = s;
+            self.y = y;
         }
         self.prev_z.copy_from_slice(z);
         self.prev_g.copy_from_slice(g);

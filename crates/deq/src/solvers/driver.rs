@@ -9,20 +9,6 @@ use super::stats::SolveStats;
 use super::step::make;
 use crate::error::DeqError;
 
-/// ‖x‖₂ with four partial sums (vectorizable).
-pub(crate) fn norm(x: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let chunks = x.chunks_exact(4);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..4 {
-            acc[l] += c[l] * c[l];
-        }
-    }
-    let tail: f64 = rest.iter().map(|v| v * v).sum();
-    ((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail).sqrt()
-}
-
 /// g = f − z; returns ‖g‖₂, or the first non-finite entry of f.
 fn residual(f: &[f64], z: &[f64], g: &mut [f64]) -> Result<f64, usize> {
     let mut acc = [0.0; 4];
@@ -125,7 +111,7 @@ where
                 }
             };
             if opts.stop == StopMode::Relative {
-                let scale = norm(fk);
+                let scale = super::vecops::norm(fk);
                 if scale > 0.0 {
                     res /= scale;
                 }

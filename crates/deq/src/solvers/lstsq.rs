@@ -9,6 +9,8 @@
 
 use nalgebra::DMatrix;
 
+use super::vecops::dot;
+
 /// The stacked matrix [A; √λ I] is numerically singular (only possible with λ = 0 or a
 /// non-finite entry).
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
@@ -22,24 +24,6 @@ pub struct Singular {
     pub pivot: f64,
     /// Frobenius norm of the stacked matrix.
     pub scale: f64,
-}
-
-/// `aᵀb` with four partial sums (the reductions vectorize instead of waiting on each add).
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Relative pivot below which the system counts as singular.

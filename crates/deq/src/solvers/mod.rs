@@ -40,6 +40,7 @@ pub mod lstsq;
 mod options;
 mod stats;
 mod step;
+mod vecops;
 
 use nalgebra::DMatrix;
 
