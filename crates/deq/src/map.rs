@@ -112,8 +112,14 @@ impl TanhLayer {
     }
 }
 
-/// Shapes of [W (d x d), U (d x p), b (d x 1)] against x (p x batch).
-fn check_wub(x: (usize, usize), theta: &[(usize, usize)], extra: usize) -> Result<(), DeqError> {
+/// Shapes of [.., square (d x d), U (d x p), b (d x 1)] against x (p x batch), the square
+/// block at `extra` named `square`.
+fn check_wub(
+    x: (usize, usize),
+    theta: &[(usize, usize)],
+    extra: usize,
+    square: &'static str,
+) -> Result<(), DeqError> {
     if theta.len() != 3 + extra {
         return Err(DeqError::BlockCount {
             expected: 3 + extra,
@@ -121,7 +127,7 @@ fn check_wub(x: (usize, usize), theta: &[(usize, usize)], extra: usize) -> Resul
         });
     }
     let d = theta[extra].0;
-    check_shape("W (d x d)", (d, d), theta[extra])?;
+    check_shape(square, (d, d), theta[extra])?;
     check_shape("U (d x p, p = rows of x)", (d, x.0), theta[extra + 1])?;
     check_shape("b (d x 1)", (d, 1), theta[extra + 2])
 }
@@ -149,7 +155,7 @@ impl EquilibriumMap for TanhLayer {
                 "must be finite and > 0",
             )?;
         }
-        check_wub(x, theta, 0)
+        check_wub(x, theta, 0, "W (d x d)")
     }
 }
 
@@ -218,6 +224,6 @@ impl EquilibriumMap for MonotoneLayer {
             });
         }
         check_shape("A (d x d)", (theta[0].0, theta[0].0), theta[0])?;
-        check_wub(x, theta, 1)
+        check_wub(x, theta, 1, "B (d x d)")
     }
 }
