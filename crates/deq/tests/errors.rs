@@ -348,3 +348,54 @@ fn the_layer_reports_a_forward_solve_above_the_accepted_residual() {
         }))
     ));
 }
+
+/// z = tanh(−3 z + U x + b) per entry: a unique fixed point where ∂f/∂z ≈ −3, so plain
+/// iteration cannot find it and the adjoint fixed-point iteration cannot differentiate
+/// it. Anderson finds z*; the Richardson backward pass then fails loudly through
+/// `tape.gradient` (with the node's failed report), while GMRES differentiates it.
+#[test]
+fn a_failed_backward_pass_is_an_error_not_a_gradient() {
+    use ad_core::MatOps;
+    use implicit::linear::{Method as LinMethod, SolveError};
+    let theta = vec![
+        DMatrix::identity(2, 2) * -3.0,
+        DMatrix::from_element(2, 1, 0.3),
+        DMatrix::from_column_slice(2, 1, &[0.1, -0.2]),
+    ];
+    let x = DMatrix::from_element(1, 3, 0.5);
+    let picard = DeqLayer::new(TanhLayer::default()).with_options(
+        DeqOptions::default().solver(SolverOptions::default().method(Method::picard())),
+    );
+    assert!(picard.solve(&x, &theta).unwrap_err().is_solver_failure());
+    let run = |method: LinMethod| {
+        let layer = DeqLayer::new(TanhLayer::default()).with_options(
+            DeqOptions::default()
+                .solver(SolverOptions::default().method(Method::anderson()))
+                .ift(IftOptions::default().method(method)),
+        );
+        let tape = Tape::new();
+        let v: Vec<_> = theta.iter().map(|t| tape.mat_var(t.clone())).collect();
+        let out = layer.forward_data(&x, &v).unwrap();
+        let g = tape.gradient(out.z.sum()).map(|g| g.wrt_mat(&v[2]));
+        (g, out.node.failures())
+    };
+    let (g, failures) = run(LinMethod::Gmres);
+    assert!(g.is_ok() && failures.is_empty());
+    let (g, failures) = run(LinMethod::Richardson);
+    match g {
+        Err(ad_core::AdError::CustomRule { source, .. }) => {
+            let e = source
+                .downcast_ref::<ImplicitError>()
+                .expect("an implicit error");
+            assert!(
+                matches!(
+                    e,
+                    ImplicitError::Linear(SolveError::Diverged { .. } | SolveError::Stalled { .. })
+                ),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(failures.len(), 1);
+}
