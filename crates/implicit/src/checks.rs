@@ -11,6 +11,10 @@ pub(crate) fn finite_matrix(
     block: usize,
     m: &DMatrix<f64>,
 ) -> Result<(), ImplicitError> {
+    // ad-core's vectorized check first (no early exit); the position only on failure.
+    if ad_core::check_finite(what, m.as_slice()).is_ok() {
+        return Ok(());
+    }
     match m.iter().position(|v| !v.is_finite()) {
         Some(k) => Err(ImplicitError::NonFiniteEntry {
             what,

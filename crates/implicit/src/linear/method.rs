@@ -12,6 +12,7 @@ use crate::linear::operator::Structure;
 /// | [`Minres`](Method::Minres) | symmetric, possibly indefinite | `A v` |
 /// | [`Gmres`](Method::Gmres) | any square, restarted every [`SolveOptions::restart`](crate::linear::SolveOptions::restart) steps | `A v` |
 /// | [`Bicgstab`](Method::Bicgstab) | any square, short recurrences | `A v` |
+/// | [`Richardson`](Method::Richardson) | I − K with ρ(K) < 1 (a contractive fixed point's adjoint) | `A v` |
 /// | [`NormalCg`](Method::NormalCg) | any (least squares if rectangular); squares the condition number | `A v`, `A^T u` |
 /// | [`Lu`](Method::Lu) | small square, dense | the whole matrix |
 /// | [`Cholesky`](Method::Cholesky) | small symmetric positive definite, dense | the whole matrix |
@@ -26,6 +27,10 @@ pub enum Method {
     Gmres,
     /// BiCGSTAB (van der Vorst) with right preconditioning, for nonsymmetric systems.
     Bicgstab,
+    /// Richardson (fixed-point) iteration x ← x + M⁻¹(b − A x): one product per iteration,
+    /// no orthogonalization; converges when ρ(I − M⁻¹A) < 1 (for A = I − J_fᵀ, the adjoint
+    /// of a contractive fixed point, it is the iteration u ← b + J_fᵀ u).
+    Richardson,
     /// Conjugate gradient on the normal equations `A^T A x = A^T b` (CGLS).
     ///
     /// Works for any operator with a transpose product, including rectangular ones (then it
@@ -63,6 +68,7 @@ impl Method {
             Method::Minres => "MINRES",
             Method::Gmres => "GMRES",
             Method::Bicgstab => "BiCGSTAB",
+            Method::Richardson => "Richardson",
             Method::NormalCg => "CG on the normal equations",
             Method::Lu => "dense LU",
             Method::Cholesky => "dense Cholesky",

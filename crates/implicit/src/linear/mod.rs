@@ -61,6 +61,7 @@ mod operator;
 mod options;
 mod precond;
 mod report;
+mod richardson;
 mod workspace;
 
 pub use ad_ops::{HessianOperator, JacobianOperator, MatHessianOperator};
@@ -79,6 +80,7 @@ pub use operator::{
 pub use options::SolveOptions;
 pub use precond::{FnPreconditioner, Jacobi, Preconditioner};
 pub use report::{ResidualKind, Solution, SolveReport};
+pub use richardson::richardson;
 pub use workspace::Workspace;
 
 /// Solve `A x = b` (or `(A + ridge I) x = b`) with the chosen method, from the warm start
@@ -158,6 +160,7 @@ pub fn solve_with<A: LinearOperator + ?Sized>(
         Method::Gmres => gmres::gmres_with(ws, op, b, x0, precond, opts),
         Method::Bicgstab => bicgstab::bicgstab_with(ws, op, b, x0, precond, opts),
         Method::NormalCg => normal_cg::normal_cg_with(ws, op, b, x0, precond, opts),
+        Method::Richardson => richardson::richardson_with(ws, op, b, x0, precond, opts),
         Method::Lu => dense(lu(op, b, x0, opts), ws),
         Method::Cholesky => dense(cholesky(op, b, x0, opts), ws),
         Method::Auto => unreachable!("Method::resolve never returns Auto"),

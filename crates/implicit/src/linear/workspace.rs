@@ -50,6 +50,7 @@ pub(crate) fn layout(
         Method::Cg => ([(4, n), (0, 0)], 0),
         Method::Minres => ([(7, n), (0, 0)], 0),
         Method::Bicgstab => ([(7, n), (0, 0)], 0),
+        Method::Richardson => ([(2, n), (0, 0)], 0),
         Method::NormalCg => ([(2, nrows), (3, n)], 0),
         Method::Gmres => {
             let m = gmres_basis(restart, n);

@@ -1,0 +1,38 @@
+//! One sample's update rule, shared by the driver: given an iterate z and its residual
+//! g = f(z) − z, write the next iterate.
+
+use super::anderson::Anderson;
+use super::broyden::Broyden;
+use super::options::Method;
+
+/// The per-sample state of a solver.
+pub(crate) trait SampleStep {
+    /// Replace z by the next iterate, given g = f(z) − z.
+    fn step(&mut self, z: &mut [f64], g: &[f64]);
+    /// History restarts so far.
+    fn restarts(&self) -> usize {
+        0
+    }
+}
+
+/// z ← z + τ g.
+pub(crate) struct Picard {
+    damping: f64,
+}
+
+impl SampleStep for Picard {
+    fn step(&mut self, z: &mut [f64], g: &[f64]) {
+        for (zi, gi) in z.iter_mut().zip(g) {
+            *zi += self.damping * gi;
+        }
+    }
+}
+
+/// A fresh per-sample state of `method` for samples of dimension `d`.
+pub(crate) fn make(method: &Method, d: usize) -> Box<dyn SampleStep> {
+    match *method {
+        Method::Picard(p) => Box::new(Picard { damping: p.damping }),
+        Method::Anderson(a) => Box::new(Anderson::new(a, d)),
+        Method::Broyden(b) => Box::new(Broyden::new(b, d)),
+    }
+}
