@@ -24,13 +24,14 @@
 //! |---|---|---|
 //! | [`ad`] | `ad-core` | dual numbers, reverse-mode tape, Hessian-vector products, custom ops, `nn`, `optim` |
 //! | [`implicit`] | `implicit` | implicit function theorem, linear solvers, hyperparameter optimization |
-//! | [`deq`] | `deq` | deep equilibrium layers (in progress) |
-//! | [`neuralode`] | `neuralode` | neural ODEs with adjoints (in progress) |
+//! | [`deq`] | `deq` | fixed-point solvers (Picard, Anderson, Broyden) and deep equilibrium layers with exact / phantom / Jacobian-free backward passes |
+//! | [`neuralode`] | `neuralode` | neural ODEs: Dopri5, direct / checkpointed / recursive / interpolating / backsolve gradients, the ODE solve as a tape op |
 //! | [`metalearn`] | `metalearn` | MAML / FOMAML / iMAML (in progress) |
 //! | [`nalgebra`] | `nalgebra` | the matrix and vector types |
 //!
-//! Guides: `docs/coming-from-jax.md`, `docs/ad-core.md`, `docs/implicit.md`. Their code
-//! blocks run as doctests of this crate, so they compile with `diffprog` alone.
+//! Guides: `docs/coming-from-jax.md`, `docs/ad-core.md`, `docs/implicit.md`, `docs/deq.md`,
+//! `docs/neuralode.md`. Their code blocks run as doctests of this crate, so they compile
+//! with `diffprog` alone.
 
 pub use ad_core as ad;
 pub use deq;
@@ -42,8 +43,15 @@ pub use neuralode;
 /// The names most programs need, in one import: `use diffprog::prelude::*;`.
 pub mod prelude {
     pub use ad_core::prelude::*;
+    pub use deq::{DeqError, DeqLayer, DeqOptions, EquilibriumMap, MonotoneLayer, TanhLayer};
     pub use implicit::prelude::*;
     pub use nalgebra::{DMatrix, DVector};
+    // `Method`, `SolverOptions` and `Gradients` of deq and neuralode stay under their crates
+    // (`deq::solvers::Method`, `neuralode::Method`): the names would clash.
+    pub use neuralode::{
+        Dynamics, GradOptions, MlpDynamics, NodeError, OdeSolve, TapeDynamics, VectorField, odeint,
+        solve_unrolled,
+    };
 }
 
 /// The guides of `docs/`, compiled and run as doctests of the umbrella crate.
@@ -55,4 +63,8 @@ mod guides {
     struct AdCore;
     #[doc = include_str!("../docs/implicit.md")]
     struct Implicit;
+    #[doc = include_str!("../docs/deq.md")]
+    struct Deq;
+    #[doc = include_str!("../docs/neuralode.md")]
+    struct NeuralOde;
 }
