@@ -27,8 +27,7 @@ pub struct Task {
 }
 
 fn check_pair(
-    what_x: &'static str,
-    what_y: &'static str,
+    (what_x, what_y, what_rows): (&'static str, &'static str, &'static str),
     x: &DMatrix<f64>,
     y: &DMatrix<f64>,
 ) -> Result<(), MetaError> {
@@ -41,7 +40,7 @@ fn check_pair(
     }
     if y.nrows() != x.nrows() {
         return Err(MetaError::Dimension {
-            what: what_y,
+            what: what_rows,
             expected: x.nrows(),
             got: y.nrows(),
         });
@@ -62,12 +61,15 @@ impl Task {
         query_y: DMatrix<f64>,
     ) -> Result<Task, MetaError> {
         check_pair(
-            "support inputs",
-            "support target rows",
+            ("support inputs", "support targets", "support target rows"),
             &support_x,
             &support_y,
         )?;
-        check_pair("query inputs", "query target rows", &query_x, &query_y)?;
+        check_pair(
+            ("query inputs", "query targets", "query target rows"),
+            &query_x,
+            &query_y,
+        )?;
         if query_x.ncols() != support_x.ncols() {
             return Err(MetaError::Dimension {
                 what: "query input columns",
@@ -134,7 +136,7 @@ impl TaskData {
     /// A pool of points: [`MetaError::Dimension`] if empty or the rows differ,
     /// [`MetaError::NonFinite`] for a NaN or infinite entry.
     pub fn new(x: DMatrix<f64>, y: DMatrix<f64>) -> Result<TaskData, MetaError> {
-        check_pair("task inputs", "task target rows", &x, &y)?;
+        check_pair(("task inputs", "task targets", "task target rows"), &x, &y)?;
         Ok(TaskData { x, y })
     }
 

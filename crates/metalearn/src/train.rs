@@ -132,7 +132,7 @@ impl MetaTrainer {
         algorithm.validate()?;
         options.validate()?;
         check_theta(&mlp, &theta)?;
-        let adam = Adam::new(options.adam.clone())?;
+        let adam = Adam::new(options.adam)?;
         Ok(MetaTrainer {
             algorithm,
             mlp,
