@@ -46,6 +46,10 @@ pub mod task;
 mod train;
 pub mod w5;
 
+/// The random-number crate the task distributions draw from (`rand::rngs::StdRng`), for
+/// implementing [`TaskDistribution`] without a direct dependency.
+pub use rand;
+
 pub use algorithm::{Algorithm, TaskGradient, TaskStats, check_theta};
 pub use batch::{BatchStats, MetaGradient, Parallelism, meta_gradient};
 pub use error::MetaError;
