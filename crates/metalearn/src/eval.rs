@@ -97,7 +97,7 @@ impl EvalOptions {
 pub struct StepResult {
     /// Fine-tuning steps taken.
     pub step: usize,
-    /// Mean query MSE over the tasks that stayed finite.
+    /// Mean query MSE over the tasks that stayed finite (NaN if none did).
     pub mean: f64,
     /// Half-width of the 95% confidence interval of the mean (`1.96 s / sqrt(n)`).
     pub ci95: f64,

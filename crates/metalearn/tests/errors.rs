@@ -291,3 +291,18 @@ fn checkpoints_round_trip_and_corrupt_files_are_errors() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Fine-tuning that leaves the finite numbers is counted per step, not averaged: with a
+/// huge evaluation rate every task diverges after the first step, and step 0 is intact.
+#[test]
+fn evaluation_counts_diverged_tasks() {
+    let mlp = Mlp::new(&[1, 1], Activation::Identity, Activation::Identity);
+    let mut opts = EvalOptions::default().tasks(10).steps(40);
+    opts.lr = 1e3;
+    let r = evaluate(&mlp, &[0.3, 0.1], &Sinusoid::default(), &opts).unwrap();
+    assert_eq!((r.at(0).finite, r.at(0).diverged), (10, 0));
+    assert!(r.at(0).mean.is_finite());
+    let last = r.at(40);
+    assert_eq!((last.finite, last.diverged), (0, 10));
+    assert!(last.mean.is_nan());
+}
