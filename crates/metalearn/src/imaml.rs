@@ -35,9 +35,11 @@ impl LinearOperator for ProximalHessian<'_> {
     }
 }
 
-/// Gradient descent on `L_support(phi) + lambda/2 ||phi - theta||^2` from `theta`, with the
-/// reused buffers `phi` and `r` (so the memory does not depend on the number of steps).
-/// Returns the steps taken, the gradient evaluations and the final gradient norm.
+/// Gradient descent on `F(phi) = L_support(phi) + lambda/2 ||phi - theta||^2` from
+/// `theta`. With [`ImamlOptions::backtrack`], a step that increases `F` (or leaves the
+/// finite numbers) is taken back and retried with half the step size, so `F` never
+/// increases. Buffers are allocated once, so the memory does not depend on the number of
+/// steps. Returns the iterations, the gradient evaluations and the final gradient norm.
 fn proximal_solve(
     support: &MseLoss<'_>,
     theta: &[f64],
@@ -46,16 +48,54 @@ fn proximal_solve(
     task: usize,
 ) -> Result<(usize, usize, f64), MetaError> {
     phi.copy_from_slice(theta);
+    let n = theta.len();
+    let (mut phi_prev, mut r_prev) = if o.backtrack {
+        (vec![0.0; n], vec![0.0; n])
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut f_prev = f64::INFINITY;
+    let mut lr = o.inner_lr;
     let max = o.inner.max_iters();
     let mut evals = 0;
     for it in 0..=max {
-        let (l, mut r) = support.value_and_grad(phi)?;
-        evals += 1;
-        check_diverged("support loss", l, &r, task, it)?;
-        for ((ri, p), t) in r.iter_mut().zip(phi.iter()).zip(theta) {
-            *ri += o.lambda * (p - t);
-        }
-        let residual = norm(&r);
+        let finite = phi.iter().all(|v| v.is_finite());
+        let evaluated = if finite || !o.backtrack {
+            let (l, mut r) = support.value_and_grad(phi)?;
+            evals += 1;
+            let mut prox = 0.0;
+            for ((ri, p), t) in r.iter_mut().zip(phi.iter()).zip(theta) {
+                *ri += o.lambda * (p - t);
+                prox += (p - t) * (p - t);
+            }
+            let f = l + 0.5 * o.lambda * prox;
+            // Uphill beyond rounding (or not finite): retried below. The slack of 64 ulps
+            // of F keeps steps near the minimum, where F's changes reach rounding level.
+            if o.backtrack && !(f <= f_prev + 64.0 * f64::EPSILON * f_prev.abs()) {
+                None
+            } else {
+                check_diverged("support loss", l, &r, task, it)?;
+                Some((f, r))
+            }
+        } else {
+            None
+        };
+        let (residual, accepted) = match evaluated {
+            Some((f, r)) => (norm(&r), Some((f, r))),
+            None => {
+                // take the step back: phi_prev (accepted) with half the step size
+                lr *= 0.5;
+                if it == max {
+                    phi.copy_from_slice(&phi_prev);
+                    (norm(&r_prev), None)
+                } else {
+                    for ((p, q), r) in phi.iter_mut().zip(&phi_prev).zip(&r_prev) {
+                        *p = q - lr * r;
+                    }
+                    continue;
+                }
+            }
+        };
         match o.inner {
             Stop::Tolerance { tol, .. } if residual <= tol => return Ok((it, evals, residual)),
             Stop::Tolerance { tol, max_iters } if it == max_iters => {
@@ -69,8 +109,16 @@ fn proximal_solve(
             Stop::Fixed { iters } if it == iters => return Ok((it, evals, residual)),
             _ => {}
         }
-        axpy(-o.inner_lr, &r, phi);
-        check_diverged("inner iterate", 0.0, phi, task, it + 1)?;
+        let (f, r) = accepted.expect("a rejected step at the last iteration returned above");
+        if o.backtrack {
+            phi_prev.copy_from_slice(phi);
+            r_prev.copy_from_slice(&r);
+            f_prev = f;
+        }
+        axpy(-lr, &r, phi);
+        if !o.backtrack {
+            check_diverged("inner iterate", 0.0, phi, task, it + 1)?;
+        }
     }
     unreachable!("the loop returns at it == max")
 }

@@ -117,6 +117,11 @@ pub struct ImamlOptions {
     pub inner: Stop,
     /// Stopping rule of CG, on the relative residual of `(I + H/lambda) x = g`.
     pub cg: Stop,
+    /// Take back any inner step that increases the proximal objective (or leaves the
+    /// finite numbers) and retry it with half the step size: the inner objective never
+    /// increases, whatever the curvature. Default `true`; [`ImamlOptions::w5`] turns it
+    /// off (plain gradient descent, as the reference code).
+    pub backtrack: bool,
 }
 
 impl Default for ImamlOptions {
@@ -132,19 +137,21 @@ impl Default for ImamlOptions {
                 tol: 1e-8,
                 max_iters: 200,
             },
+            backtrack: true,
         }
     }
 }
 
 impl ImamlOptions {
     /// The W5 workload's budgets: lambda 2, exactly 100 inner steps of 0.01, exactly 5 CG
-    /// iterations from zero.
+    /// iterations from zero, plain gradient descent (no backtracking).
     pub fn w5() -> ImamlOptions {
         ImamlOptions {
             lambda: 2.0,
             inner_lr: 0.01,
             inner: Stop::Fixed { iters: 100 },
             cg: Stop::Fixed { iters: 5 },
+            backtrack: false,
         }
     }
 
@@ -163,6 +170,12 @@ impl ImamlOptions {
     /// Set the inner stopping rule.
     pub fn inner(mut self, stop: Stop) -> Self {
         self.inner = stop;
+        self
+    }
+
+    /// Turn the inner step's backtracking on or off.
+    pub fn backtrack(mut self, on: bool) -> Self {
+        self.backtrack = on;
         self
     }
 

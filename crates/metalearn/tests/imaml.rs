@@ -159,3 +159,27 @@ fn imaml_matches_the_dense_formula_on_a_network() {
     let want = m.lu().solve(&DVector::from_vec(gq)).unwrap();
     assert!(rel_dist(&tg.grad, want.as_slice(), 1e-10) < 1e-10);
 }
+
+/// Backtracking makes the inner solve safe against a step size far too large for the
+/// curvature: plain gradient descent with rate 5 diverges (a typed error), with
+/// backtracking it converges to the same phi* (strongly convex here, so unique) and the
+/// same meta-gradient as a stable rate (both to 1e-13, so 1e-9 relative).
+#[test]
+fn backtracking_rescues_a_too_large_inner_step() {
+    let (mlp, theta) = common::small_mlp(5, 31);
+    let t = common::sinusoid_task(32, 8);
+    let safe = tight(20.0).inner_lr(0.01);
+    let want = Algorithm::Imaml(safe)
+        .task_gradient(&mlp, &theta, &t, 0)
+        .unwrap();
+    let big = safe.inner_lr(5.0);
+    let got = Algorithm::Imaml(big)
+        .task_gradient(&mlp, &theta, &t, 0)
+        .unwrap();
+    assert!(got.stats.inner_residual <= 1e-13);
+    assert!(rel_dist(&got.grad, &want.grad, 1e-10) < 1e-9);
+    assert!(matches!(
+        Algorithm::Imaml(big.backtrack(false)).task_gradient(&mlp, &theta, &t, 2),
+        Err(metalearn::MetaError::Diverged { task: 2, .. })
+    ));
+}
