@@ -71,7 +71,8 @@ fn proximal_solve(
             let f = l + 0.5 * o.lambda * prox;
             // Uphill beyond rounding (or not finite): retried below. The slack of 64 ulps
             // of F keeps steps near the minimum, where F's changes reach rounding level.
-            if o.backtrack && !(f <= f_prev + 64.0 * f64::EPSILON * f_prev.abs()) {
+            let downhill = f <= f_prev + 64.0 * f64::EPSILON * f_prev.abs();
+            if o.backtrack && !downhill {
                 None
             } else {
                 check_diverged("support loss", l, &r, task, it)?;
