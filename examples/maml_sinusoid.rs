@@ -15,7 +15,9 @@
 //! iterations; the residuals reached are printed). iMAML adapts by a proximal solve, not by
 //! SGD with 0.01, so the protocol's SGD evaluation is not its own adaptation: with lambda =
 //! 100 (the proximal twin of one 0.01 step) it learned a network too sharp for SGD with
-//! 0.01 (diverged tasks); lambda = 10 is the better of the two tried. Writes `out/maml_sinusoid_mse.svg` (MSE against fine-tuning steps) and
+//! 0.01 (diverged tasks); lambda = 10 is the better of the two tried.
+//!
+//! Writes `out/maml_sinusoid_mse.svg` (MSE against fine-tuning steps) and
 //! `out/maml_sinusoid_task.svg` (one test task before and after adaptation). The last line
 //! is `summary: maml_k10_step1_mse=...` with the peak heap of one meta-gradient at 20 inner
 //! steps over 1 step for MAML and iMAML (a counting allocator).
@@ -62,8 +64,8 @@ fn args() -> Args {
     }
 }
 
-/// The iMAML configuration of this example: lambda 10, 15 inner steps of 0.01 (backtracking), 5 CG
-/// iterations (budgets, as in the reference iMAML code).
+/// The iMAML configuration of this example: lambda 10, 15 backtracking inner steps of at
+/// most 0.01, 5 CG iterations (budgets, as in the reference iMAML code).
 fn imaml() -> ImamlOptions {
     ImamlOptions::default()
         .lambda(10.0)
