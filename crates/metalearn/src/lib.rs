@@ -58,3 +58,12 @@ pub use families::{LinearRegression, Sinusoid, SinusoidTask};
 pub use options::{ImamlOptions, InnerSgd, Stop};
 pub use task::{Task, TaskData, TaskDistribution, sample_batch, task_seed};
 pub use train::{Checkpoint, IterationInfo, MetaTrainer, TrainOptions};
+
+/// The names most programs need: `use metalearn::prelude::*;` (no clash with ad-core's or
+/// implicit's preludes).
+pub mod prelude {
+    pub use crate::{
+        Algorithm, EvalOptions, ImamlOptions, InnerSgd, MetaError, MetaTrainer, Parallelism,
+        Sinusoid, Task, TaskDistribution, TrainOptions, evaluate, meta_gradient,
+    };
+}
