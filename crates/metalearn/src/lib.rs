@@ -29,7 +29,8 @@
 //! - [`meta_gradient`]: a meta-batch's mean loss and gradient, serial or parallel;
 //! - [`MetaTrainer`] (Adam from `ad_core::optim`) and its [`Checkpoint`];
 //! - [`evaluate`]: the protocol (MSE after 0..n fine-tuning steps, 95% CI, diverged tasks
-//!   counted apart).
+//!   counted apart);
+//! - [`w5`]: the peers' W5 workload (fixed network, 25 tasks, JAX's reference values).
 //!
 //! Memory: MAML keeps the `k` inner iterates (one parameter vector each) for its backward
 //! pass, one tape at a time; iMAML keeps two vectors whatever the number of inner steps.
