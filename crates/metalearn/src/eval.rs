@@ -158,6 +158,7 @@ fn task_curve(
     o: &EvalOptions,
 ) -> Result<Vec<f64>, MetaError> {
     let inner = InnerSgd::default().steps(o.steps.max(1)).lr(o.lr);
+    task.check_dims(mlp.inputs(), mlp.outputs())?;
     let losses = TaskLosses::new(mlp, task)?;
     let iterates = adapt(mlp, theta, task, &inner)?;
     let mut curve: Vec<f64> = iterates

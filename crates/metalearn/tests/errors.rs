@@ -86,6 +86,12 @@ fn model_and_data_dimensions() {
         }
         other => panic!("{other:?}"),
     }
+    // a distribution of 3-input tasks evaluated with a 1-input network
+    let lin = metalearn::LinearRegression::new(3);
+    assert!(matches!(
+        evaluate(&mlp, &theta, &lin, &EvalOptions::default().tasks(2)),
+        Err(MetaError::Dimension { expected: 1, got: 3, .. })
+    ));
     let mismatched = Task::new(col(&[0.0, 1.0]), col(&[1.0]), col(&[1.0]), col(&[1.0]));
     assert!(matches!(
         mismatched,
