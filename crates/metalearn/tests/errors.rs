@@ -90,7 +90,11 @@ fn model_and_data_dimensions() {
     let lin = metalearn::LinearRegression::new(3);
     assert!(matches!(
         evaluate(&mlp, &theta, &lin, &EvalOptions::default().tasks(2)),
-        Err(MetaError::Dimension { expected: 1, got: 3, .. })
+        Err(MetaError::Dimension {
+            expected: 1,
+            got: 3,
+            ..
+        })
     ));
     let mismatched = Task::new(col(&[0.0, 1.0]), col(&[1.0]), col(&[1.0]), col(&[1.0]));
     assert!(matches!(

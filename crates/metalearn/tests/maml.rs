@@ -72,8 +72,9 @@ proptest! {
     }
 
     /// FOMAML is MAML with the second-order terms dropped: exactly the query gradient at
-    /// the adapted parameters; and MAML - FOMAML = O(alpha): dividing alpha by 10 divides
-    /// the difference by 10 up to O(alpha) (within 25% here).
+    /// the adapted parameters; and MAML - FOMAML = alpha D + O(alpha^2): dividing alpha by
+    /// 10 divides the difference by 10 up to a relative O(alpha |H|) (|H| reaches a few
+    /// hundred on these networks, so alpha = 1e-4 -> 1e-5 and 25%).
     #[test]
     fn fomaml_is_maml_without_second_order_terms(seed in 0u64..1000, steps in 1usize..4) {
         let (mlp, theta) = small_mlp(4, seed);
@@ -96,8 +97,8 @@ proptest! {
             let f = Algorithm::Fomaml(s).task_gradient(&mlp, &theta, &task, 0).unwrap().grad;
             m.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt()
         };
-        let (d1, d2) = (diff(1e-3), diff(1e-4));
-        prop_assert!(d1 > 0.0 && (d2 / d1 - 0.1).abs() < 0.025, "d(1e-3) = {d1}, d(1e-4) = {d2}");
+        let (d1, d2) = (diff(1e-4), diff(1e-5));
+        prop_assert!(d1 > 0.0 && (d2 / d1 - 0.1).abs() < 0.025, "d(1e-4) = {d1}, d(1e-5) = {d2}");
     }
 }
 
