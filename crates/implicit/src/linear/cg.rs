@@ -83,7 +83,11 @@ pub(crate) fn cg_with<A: LinearOperator + ?Sized>(
         loop {
             ctx.apply(p, q)?;
             let pq = dot(p, q);
-            if not_above(pq, 0.0) {
+            if opts.indefinite {
+                if pq == 0.0 || !pq.is_finite() {
+                    return Err(ctx.breakdown(b, x, r, it, ZERO_CURVATURE));
+                }
+            } else if not_above(pq, 0.0) {
                 let curvature = pq / dot(p, p);
                 return Err(ctx.negative_curvature(b, x, r, it, curvature));
             }
@@ -109,6 +113,8 @@ pub(crate) fn cg_with<A: LinearOperator + ?Sized>(
         rnorm = ctx.residual(b, x, r)?;
     }
 }
+
+const ZERO_CURVATURE: &str = "p^T A p is zero or not finite (indefinite CG)";
 
 pub(crate) const NOT_PD_PRECOND: &str =
     "r^T M^-1 r <= 0: the preconditioner is not positive definite";

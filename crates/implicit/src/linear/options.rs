@@ -46,6 +46,14 @@ pub struct SolveOptions {
     /// `1e8` (CG's residual can grow by up to `sqrt(cond(A))` on the way, so this flags
     /// only what cannot converge in double precision); must be greater than 1.
     pub divergence: f64,
+    /// CG only: on a direction of non-positive curvature `p^T A p <= 0`, go on with the
+    /// same recurrence (CG's iterates stay defined on a symmetric indefinite system as
+    /// long as `p^T A p != 0`) instead of stopping with
+    /// [`NegativeCurvature`](crate::linear::SolveError::NegativeCurvature). A zero or
+    /// non-finite curvature is then a [`Breakdown`](crate::linear::SolveError::Breakdown).
+    /// For reproducing fixed-budget CG runs (iMAML's reference code); the convergence test
+    /// is unchanged. Default `false`.
+    pub indefinite: bool,
 }
 
 impl Default for SolveOptions {
@@ -58,6 +66,7 @@ impl Default for SolveOptions {
             restart: 30,
             stall_window: None,
             divergence: 1e8,
+            indefinite: false,
         }
     }
 }
@@ -102,6 +111,12 @@ impl SolveOptions {
     /// Set the divergence factor (growth of the residual before [`Diverged`](crate::linear::SolveError::Diverged)).
     pub fn divergence(mut self, factor: f64) -> Self {
         self.divergence = factor;
+        self
+    }
+
+    /// Let CG continue past non-positive curvature (see [`SolveOptions::indefinite`]).
+    pub fn indefinite(mut self, on: bool) -> Self {
+        self.indefinite = on;
         self
     }
 

@@ -1,0 +1,225 @@
+//! The evaluation protocol of Finn et al. (2017): query MSE after 0..n fine-tuning steps
+//! on fixed test tasks, with means, 95% confidence intervals and diverged tasks counted.
+
+use ad_core::nn::Mlp;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::algorithm::{TaskLosses, axpy, check_theta};
+use crate::batch::Parallelism;
+use crate::error::{MetaError, check_count, check_positive};
+use crate::options::InnerSgd;
+use crate::task::{Task, TaskDistribution, sample_batch};
+
+/// The evaluation protocol. Defaults: 600 test tasks, K = 10 support and 10 query points,
+/// 10 fine-tuning steps of SGD with rate 0.01, seed `0xE7A1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalOptions {
+    /// Number of test tasks. Default 600.
+    pub tasks: usize,
+    /// Support points per task (K). Default 10.
+    pub k_support: usize,
+    /// Query points per task. Default 10.
+    pub k_query: usize,
+    /// Fine-tuning steps: the MSE is reported after 0, 1, ..., `steps`. Default 10.
+    pub steps: usize,
+    /// Fine-tuning rate. Default 0.01.
+    pub lr: f64,
+    /// Seed of the test tasks (the same tasks for every method). Default `0xE7A1`.
+    pub seed: u64,
+    /// Serial or parallel over tasks (same result either way). Default: rayon.
+    pub parallelism: Parallelism,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            tasks: 600,
+            k_support: 10,
+            k_query: 10,
+            steps: 10,
+            lr: 0.01,
+            seed: 0xE7A1,
+            parallelism: Parallelism::Rayon,
+        }
+    }
+}
+
+impl EvalOptions {
+    /// Set the number of test tasks.
+    pub fn tasks(mut self, n: usize) -> Self {
+        self.tasks = n;
+        self
+    }
+    /// Set K (support and query points).
+    pub fn shots(mut self, k: usize) -> Self {
+        self.k_support = k;
+        self.k_query = k;
+        self
+    }
+    /// Set the number of fine-tuning steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+    /// Set the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// [`MetaError::InvalidOption`] for zero counts or a bad rate.
+    pub fn validate(&self) -> Result<(), MetaError> {
+        check_count("tasks", self.tasks)?;
+        check_count("k_support", self.k_support)?;
+        check_count("k_query", self.k_query)?;
+        check_positive("lr", self.lr)
+    }
+
+    /// The test tasks (the same for every method evaluated with these options).
+    pub fn test_tasks<D: TaskDistribution + ?Sized>(
+        &self,
+        dist: &D,
+    ) -> Result<Vec<Task>, MetaError> {
+        sample_batch(
+            dist,
+            self.seed,
+            u64::MAX,
+            self.tasks,
+            self.k_support,
+            self.k_query,
+        )
+    }
+}
+
+/// The query MSE over the test tasks after one number of fine-tuning steps.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Fine-tuning steps taken.
+    pub step: usize,
+    /// Mean query MSE over the tasks that stayed finite (NaN if none did).
+    pub mean: f64,
+    /// Half-width of the 95% confidence interval of the mean (`1.96 s / sqrt(n)`).
+    pub ci95: f64,
+    /// Tasks whose MSE was finite.
+    pub finite: usize,
+    /// Tasks whose fine-tuning left the finite numbers (not in the mean).
+    pub diverged: usize,
+}
+
+/// The query MSE after 0..=steps fine-tuning steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// One entry per number of steps, from 0.
+    pub steps: Vec<StepResult>,
+}
+
+impl EvalReport {
+    /// The result after `step` fine-tuning steps. Panics if `step` is beyond the protocol.
+    pub fn at(&self, step: usize) -> &StepResult {
+        &self.steps[step]
+    }
+}
+
+/// Fine-tune `theta` on a task's support set: the parameters after each of `inner.steps`
+/// SGD steps (`inner.steps + 1` vectors, `theta` first). Stops early (shorter result) if an
+/// iterate leaves the finite numbers.
+pub fn adapt(
+    mlp: &Mlp,
+    theta: &[f64],
+    task: &Task,
+    inner: &InnerSgd,
+) -> Result<Vec<Vec<f64>>, MetaError> {
+    inner.validate()?;
+    check_theta(mlp, theta)?;
+    task.check_dims(mlp.inputs(), mlp.outputs())?;
+    let losses = TaskLosses::new(mlp, task)?;
+    let mut out = vec![theta.to_vec()];
+    let mut phi = theta.to_vec();
+    for _ in 0..inner.steps {
+        let (l, g) = losses.support.value_and_grad(&phi)?;
+        if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
+            break;
+        }
+        axpy(-inner.lr, &g, &mut phi);
+        if phi.iter().any(|v| !v.is_finite()) {
+            break;
+        }
+        out.push(phi.clone());
+    }
+    Ok(out)
+}
+
+/// The query MSE of one task after 0..=steps fine-tuning steps (NaN once diverged).
+fn task_curve(
+    mlp: &Mlp,
+    theta: &[f64],
+    task: &Task,
+    o: &EvalOptions,
+) -> Result<Vec<f64>, MetaError> {
+    let inner = InnerSgd::default().steps(o.steps.max(1)).lr(o.lr);
+    task.check_dims(mlp.inputs(), mlp.outputs())?;
+    let losses = TaskLosses::new(mlp, task)?;
+    let iterates = adapt(mlp, theta, task, &inner)?;
+    let mut curve: Vec<f64> = iterates
+        .iter()
+        .take(o.steps + 1)
+        .map(|p| losses.query.value(p))
+        .collect();
+    curve.resize(o.steps + 1, f64::NAN);
+    Ok(curve)
+}
+
+/// Evaluate meta-parameters `theta` by the protocol: fine-tune on each test task's
+/// support set and report the query MSE after each step.
+///
+/// ```
+/// use ad_core::nn::{Activation, Init, Mlp};
+/// use metalearn::{evaluate, EvalOptions, Sinusoid};
+/// let mlp = Mlp::new(&[1, 40, 40, 1], Activation::Relu, Activation::Identity);
+/// let theta = mlp.init(Init::HeNormal, 0);
+/// let report = evaluate(&mlp, &theta, &Sinusoid::default(), &EvalOptions::default().tasks(20).steps(2))?;
+/// assert_eq!(report.steps.len(), 3);
+/// assert_eq!(report.at(1).finite + report.at(1).diverged, 20);
+/// # Ok::<(), metalearn::MetaError>(())
+/// ```
+pub fn evaluate<D: TaskDistribution + ?Sized>(
+    mlp: &Mlp,
+    theta: &[f64],
+    dist: &D,
+    opts: &EvalOptions,
+) -> Result<EvalReport, MetaError> {
+    opts.validate()?;
+    check_theta(mlp, theta)?;
+    let tasks = opts.test_tasks(dist)?;
+    let one = |t: &Task| task_curve(mlp, theta, t, opts);
+    let curves: Vec<Result<Vec<f64>, MetaError>> = match opts.parallelism {
+        Parallelism::Serial => tasks.iter().map(one).collect(),
+        Parallelism::Rayon => tasks.par_iter().map(one).collect(),
+    };
+    let curves = curves.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let steps = (0..=opts.steps)
+        .map(|s| {
+            let vals: Vec<f64> = curves
+                .iter()
+                .map(|c| c[s])
+                .filter(|v| v.is_finite())
+                .collect();
+            let n = vals.len();
+            let mean = vals.iter().sum::<f64>() / n as f64;
+            let var = if n > 1 {
+                vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+            } else {
+                0.0
+            };
+            StepResult {
+                step: s,
+                mean,
+                ci95: 1.96 * (var / n as f64).sqrt(),
+                finite: n,
+                diverged: curves.len() - n,
+            }
+        })
+        .collect();
+    Ok(EvalReport { steps })
+}
