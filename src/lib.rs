@@ -26,11 +26,11 @@
 //! | [`implicit`] | `implicit` | implicit function theorem, linear solvers, hyperparameter optimization |
 //! | [`deq`] | `deq` | fixed-point solvers (Picard, Anderson, Broyden) and deep equilibrium layers with exact / phantom / Jacobian-free backward passes |
 //! | [`neuralode`] | `neuralode` | neural ODEs: Dopri5, direct / checkpointed / recursive / interpolating / backsolve gradients, the ODE solve as a tape op |
-//! | [`metalearn`] | `metalearn` | MAML / FOMAML / iMAML (in progress) |
+//! | [`metalearn`] | `metalearn` | MAML, FOMAML, iMAML, Reptile; task distributions; parallel meta-batches; the sinusoid protocol |
 //! | [`nalgebra`] | `nalgebra` | the matrix and vector types |
 //!
 //! Guides: `docs/coming-from-jax.md`, `docs/ad-core.md`, `docs/implicit.md`, `docs/deq.md`,
-//! `docs/neuralode.md`. Their code blocks run as doctests of this crate, so they compile
+//! `docs/neuralode.md`, `docs/metalearn.md`. Their code blocks run as doctests of this crate, so they compile
 //! with `diffprog` alone.
 
 pub use ad_core as ad;
@@ -45,6 +45,7 @@ pub mod prelude {
     pub use ad_core::prelude::*;
     pub use deq::{DeqError, DeqLayer, DeqOptions, EquilibriumMap, MonotoneLayer, TanhLayer};
     pub use implicit::prelude::*;
+    pub use metalearn::prelude::*;
     pub use nalgebra::{DMatrix, DVector};
     // `Method`, `SolverOptions` and `Gradients` of deq and neuralode stay under their crates
     // (`deq::solvers::Method`, `neuralode::Method`): the names would clash.
@@ -67,4 +68,6 @@ mod guides {
     struct Deq;
     #[doc = include_str!("../docs/neuralode.md")]
     struct NeuralOde;
+    #[doc = include_str!("../docs/metalearn.md")]
+    struct Metalearn;
 }
