@@ -8,6 +8,7 @@
 //! cargo run --release --example peers_w1_w2 -- --reference out/reference.json
 //! cargo run --release --example peers_w1_w2 -- --profile      # where the general rows' time goes
 //! cargo run --release --example peers_w1_w2 -- --large-ridge  # d = 2000, n = 4000 ridge
+//! cargo run --release --example peers_w1_w2 -- --dense-threshold  # dense vs matrix-free backward by size
 //! perf record -g target/release/examples/peers_w1_w2 --loop w2   # one general row, 10 s
 //! valgrind --tool=callgrind target/release/examples/peers_w1_w2 --loop w2 --calls 20   # instructions
 //! ```
@@ -402,6 +403,54 @@ fn profile() -> Result<(), ImplicitError> {
 /// d = 2000, n = 4000 ridge through the general path (data form, CG on tape HVPs forward,
 /// Implicit backward), one call, checked against the closed form. Validation: 1000 rows at
 /// offset 5000 (beyond the training rows; same formulas).
+/// Where dense assembly stops paying: the backward pass of a ridge hypergradient (data form,
+/// n = 10 d rows) with the Hessian assembled in one batched sweep and factored, against CG on
+/// Hessian-vector products (both to rtol 1e-12), for growing d. `IftOptions::dense_up_to`'s
+/// default comes from this table (docs/benchmarks.md, "Dense or matrix-free").
+fn dense_threshold() -> Result<(), ImplicitError> {
+    println!(
+        "| d | n | dense (assembled + Cholesky) | matrix-free CG | dense / CG | CG iterations |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for d in [25, 50, 100, 200, 400, 800] {
+        let n = 10 * d;
+        let s = data::regression(n, 4 * d, d);
+        let ridge = Ridge::new(&s.train, Penalty::Shared)?;
+        let val = SquaredError::new(&s.val)?;
+        let theta = [data::W1_LAMBDA];
+        let x = closed_form(&ridge, &val, &theta)?.x;
+        let (_, gx, _) = val.value_and_grad(&x, &theta)?;
+        let xm = DMatrix::from_column_slice(d, 1, &x);
+        let tm = [DMatrix::from_column_slice(1, 1, &theta)];
+        let xbar = DMatrix::from_column_slice(d, 1, &gx);
+        let run = |opts: &IftOptions| -> Result<(Vec<DMatrix<f64>>, usize), ImplicitError> {
+            let imp = Implicit::argmin(&ridge, &xm, &tm, opts.clone())?;
+            let (g, rep) = imp.vjp(&xbar)?;
+            Ok((g, rep.linear.map_or(0, |l| l.iterations)))
+        };
+        let dense = general_ift().dense_up_to(usize::MAX);
+        let cg = general_ift().dense_up_to(0);
+        let (gd, _) = run(&dense)?;
+        let (gc, its) = run(&cg)?;
+        let diff = (gd[0][0] - gc[0][0]).abs() / gd[0][0].abs();
+        assert!(diff < 1e-9, "dense and CG disagree at d = {d}: {diff:e}");
+        let calls = if d <= 100 { 51 } else { 11 };
+        let t_dense = median_time(calls, || {
+            black_box(run(&dense).unwrap());
+        });
+        let t_cg = median_time(calls, || {
+            black_box(run(&cg).unwrap());
+        });
+        println!(
+            "| {d} | {n} | {} | {} | {:.2} | {its} |",
+            fmt_time(t_dense),
+            fmt_time(t_cg),
+            t_dense / t_cg
+        );
+    }
+    Ok(())
+}
+
 fn large_ridge() -> Result<bool, ImplicitError> {
     let (n, nv, d) = (4000, 1000, 2000);
     let s = data::regression_at(n, nv, d, 5000);
@@ -529,6 +578,12 @@ fn main() {
         let calls = arg(&args, "--calls").unwrap_or(usize::MAX);
         if let Err(e) = perf_loop(&which, seconds, calls) {
             fail("loop", &e);
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--dense-threshold") {
+        if let Err(e) = dense_threshold() {
+            fail("dense threshold", &e);
         }
         return;
     }

@@ -17,7 +17,11 @@
 #    its closed form; and a count of where the general rows' time goes (--profile);
 # 5. scripts/race_table.py: our general rows, our hand-written rows (second, labelled), the peers
 #    (each answer checked: W1 scalar, W2 all 50 entries, bound 1e-8), ratios, and a last line
-#    `summary: ...`.
+#    `summary: ...`;
+# 6. then scripts/bench_w3.sh, bench_w4.sh and bench_w5.sh (W3/W3b DEQ, W4 neural ODE, W5
+#    meta-gradients; same rules), whose summary fields are appended to the last line:
+#    `summary: w1_general_over_jaxopt=... large_ridge_s=... w3_over_jax=... w4_over_diffrax=... w5_...`.
+#    EXTRA="" runs W1/W2 only (~5 min); all of it takes ~20 min with 3 rounds.
 #
 # Environment: PEERS_DIR (default ../shared/peers beside the repository), PEERS_PYTHON
 # (default $PEERS_VENV/bin/python, PEERS_VENV defaulting to ~/.cache/diffprog-peers),
@@ -85,3 +89,17 @@ echo "-- where the general rows' time goes, load average $(load)"
 pin "$BIN" --profile | tee "$OUT/profile.txt"
 echo
 "$PY" "$ROOT/scripts/race_table.py" "$OUT" "$ROUNDS" | tee "$OUT/race_table.md"
+summary=$(tail -n 1 "$OUT/race_table.md")
+
+# The other workloads' races (W3/W3b DEQ, W4 neural ODE, W5 meta-gradients), each its own
+# script with the same rules (pinned, alternating, checked before timed); their summary
+# fields are appended to the last line. EXTRA="" skips them.
+EXTRA=${EXTRA-w3 w4 w5}
+for w in $EXTRA; do
+    echo
+    echo "== $w: scripts/bench_$w.sh (ROUNDS=$ROUNDS, core $CORE)"
+    PEERS_DIR=$PEERS PEERS_PYTHON=$PY ROUNDS=$ROUNDS CORE=$CORE "$ROOT/scripts/bench_$w.sh" | tee "$OUT/bench_$w.txt"
+    summary="$summary $(tail -n 1 "$OUT/bench_$w.txt" | sed 's/^summary: //')"
+done
+echo
+echo "$summary"
