@@ -11,7 +11,7 @@ use crate::custom::record;
 use crate::error::AdError;
 use crate::real::{Real, column, sigmoid_f64, softplus_sigmoid_f64};
 use crate::rule::{self, CustomFn, CustomRule};
-use crate::tape::{LINEAR, NONE, Tape, push_scalar};
+use crate::tape::{NONE, Tape, linear, push_scalar};
 use crate::unary::{Sc, Unary};
 
 /// A scalar recorded on a [`Tape`] (or a constant, which is recorded nowhere).
@@ -107,7 +107,7 @@ impl Var {
     /// Record a binary node `value = f(a, b)` with partials `da`, `db`.
     #[inline]
     pub(crate) fn binary(a: Var, b: Var, value: f64, da: f64, db: f64) -> Var {
-        Var::binary_curved(a, b, value, da, db, LINEAR)
+        Var::binary_curved(a, b, value, da, db, linear)
     }
 
     /// Record a binary node as [`Var::binary`] does; `h` gives its second partials
@@ -170,7 +170,7 @@ impl Var {
 impl Tape {
     /// A new independent variable on this tape.
     pub fn var(&self, value: f64) -> Var {
-        let index = push_scalar(self.id(), [NONE, NONE], [0.0, 0.0], LINEAR);
+        let index = push_scalar(self.id(), [NONE, NONE], [0.0, 0.0], linear);
         Var::from_parts(value, self.id(), index)
     }
 

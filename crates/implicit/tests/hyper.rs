@@ -86,7 +86,7 @@ fn w1_every_implicit_path_matches_the_closed_form() {
         let s = ridge.solve_cg(t, w0, &cg_opts)?;
         Ok(InnerSolution::new(s.x, s.report.iterations))
     };
-    // n = 50 <= `dense_up_to` (256): the Hessian is assembled in one batched sweep and
+    // n = 50 <= `dense_up_to` (64): the Hessian is assembled in one batched sweep and
     // factored (Cholesky); with the dense path off, CG on Hessian-vector products.
     let h = hypergradient(&ridge, &val, &theta, &mut cg, &opts).unwrap();
     assert!(rel(h.grad[0], exact) < 1e-9, "tape dense {}", h.grad[0]);

@@ -152,7 +152,7 @@ proptest! {
         let theta: Vec<f64> = (0..p).map(|i| 0.5 + 0.1 * i as f64).collect();
         let x = s.solution(&theta);
         let x_bar = unit(n, k);
-        // Auto with the dense path on (the default, n <= 256): the assembled Hessian's
+        // Auto with the dense path on (the default, n <= 64): the assembled Hessian's
         // Cholesky factorization fails at a non-positive pivot.
         let auto = Implicit::argmin_vec(&s, &x, &theta, IftOptions::default()).unwrap();
         let err = error_of(auto.vjp_flat(&x_bar));

@@ -207,8 +207,12 @@ pub(crate) fn push_scalar(
     )
 }
 
-/// A scalar node with constant partials (no curvature).
-pub(crate) const LINEAR: fn() -> [f64; 3] = || [0.0; 3];
+/// The curvature of a scalar node with constant partials: none. A function item (zero
+/// sized), not a function pointer, so the push path passes nothing for it.
+#[inline(always)]
+pub(crate) fn linear() -> [f64; 3] {
+    [0.0; 3]
+}
 
 /// The body of [`push_scalar`], which runs once per recorded scalar operation.
 ///
