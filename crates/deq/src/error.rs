@@ -3,7 +3,8 @@
 use ad_core::AdError;
 use implicit::ImplicitError;
 
-use crate::solvers::{MethodKind, SolveStats};
+use crate::solvers::kind::MethodKind;
+use crate::solvers::stats::SolveStats;
 
 /// Everything that can go wrong in deq.
 ///

@@ -1,7 +1,7 @@
-//! [`Algorithm`]: which meta-gradient to take, and what one task contributes
-//! ([`TaskGradient`]).
+//! [`Algorithm`]: which meta-gradient to take (what one task contributes is
+//! [`TaskGradient`](crate::TaskGradient), in `task_gradient.rs`).
 
-use ad_core::nn::{Mlp, MseLoss};
+use ad_core::nn::Mlp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, check_finite};
@@ -9,6 +9,7 @@ use crate::imaml::imaml_task;
 use crate::maml::{joint_task, maml_task, reptile_task};
 use crate::options::{ImamlOptions, InnerSgd};
 use crate::task::Task;
+use crate::task_gradient::{TaskGradient, TaskLosses};
 
 /// A meta-learning algorithm with its options.
 ///
@@ -98,85 +99,4 @@ pub fn check_theta(mlp: &Mlp, theta: &[f64]) -> Result<(), MetaError> {
         });
     }
     check_finite("meta-parameters", theta)
-}
-
-/// One task's contribution to a meta-gradient.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TaskGradient {
-    /// The query loss at the adapted parameters (for [`Algorithm::Joint`], the mean of the
-    /// support and query losses at `theta`).
-    pub loss: f64,
-    /// The task's meta-gradient (or Reptile direction).
-    pub grad: Vec<f64>,
-    /// What it cost.
-    pub stats: TaskStats,
-}
-
-/// The work behind one task's meta-gradient.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskStats {
-    /// Loss gradients taken (support and query).
-    pub gradients: usize,
-    /// Hessian-vector products taken.
-    pub hvps: usize,
-    /// Inner steps taken.
-    pub inner_steps: usize,
-    /// iMAML: norm of the proximal objective's gradient at the returned `phi` (0 otherwise).
-    pub inner_residual: f64,
-    /// iMAML: CG iterations (0 otherwise).
-    pub cg_iterations: usize,
-    /// iMAML: relative residual of the CG solve (0 otherwise).
-    pub cg_relative_residual: f64,
-}
-
-/// The support and query losses of one task, as functions of the flat parameters.
-pub(crate) struct TaskLosses<'a> {
-    pub support: MseLoss<'a>,
-    pub query: MseLoss<'a>,
-}
-
-impl<'a> TaskLosses<'a> {
-    /// Dimensions must have been checked (MseLoss panics on a shape mismatch).
-    pub fn new(mlp: &'a Mlp, task: &'a Task) -> Result<TaskLosses<'a>, MetaError> {
-        Ok(TaskLosses {
-            support: MseLoss::new(mlp, &task.support_x, &task.support_y)?,
-            query: MseLoss::new(mlp, &task.query_x, &task.query_y)?,
-        })
-    }
-}
-
-/// `y <- y + a x`.
-pub(crate) fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
-/// Euclidean norm.
-pub(crate) fn norm(x: &[f64]) -> f64 {
-    x.iter().map(|v| v * v).sum::<f64>().sqrt()
-}
-
-/// [`MetaError::Diverged`] unless every entry of `v` (and `value`) is finite.
-pub(crate) fn check_diverged(
-    what: &'static str,
-    value: f64,
-    v: &[f64],
-    task: usize,
-    step: usize,
-) -> Result<(), MetaError> {
-    let bad = if !value.is_finite() {
-        Some(value)
-    } else {
-        v.iter().copied().find(|x| !x.is_finite())
-    };
-    match bad {
-        None => Ok(()),
-        Some(value) => Err(MetaError::Diverged {
-            what,
-            task,
-            step,
-            value,
-        }),
-    }
 }

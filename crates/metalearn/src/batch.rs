@@ -5,9 +5,10 @@ use ad_core::nn::Mlp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{Algorithm, TaskGradient, check_theta};
+use crate::algorithm::{Algorithm, check_theta};
 use crate::error::MetaError;
 use crate::task::Task;
+use crate::task_gradient::TaskGradient;
 
 /// How the tasks of a meta-batch are spread over threads.
 ///

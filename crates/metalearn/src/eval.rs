@@ -5,11 +5,12 @@ use ad_core::nn::Mlp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{TaskLosses, axpy, check_theta};
+use crate::algorithm::check_theta;
 use crate::batch::Parallelism;
 use crate::error::{MetaError, check_count, check_positive};
 use crate::options::InnerSgd;
 use crate::task::{Task, TaskDistribution, sample_batch};
+use crate::task_gradient::{TaskLosses, axpy};
 
 /// The evaluation protocol. Defaults: 600 test tasks, K = 10 support and 10 query points,
 /// 10 fine-tuning steps of SGD with rate 0.01, seed `0xE7A1`.

@@ -4,9 +4,9 @@
 use ad_core::nn::MseLoss;
 use implicit::linear::{LinearOperator, OperatorError, SolveError, SolveOptions, Structure, cg};
 
-use crate::algorithm::{TaskGradient, TaskLosses, TaskStats, axpy, check_diverged, norm};
 use crate::error::MetaError;
 use crate::options::{ImamlOptions, Stop};
+use crate::task_gradient::{TaskGradient, TaskLosses, TaskStats, axpy, check_diverged, norm};
 
 /// `x -> x + H x / lambda`, `H` the support loss's Hessian at `phi` (exact
 /// Hessian-vector products, one tape each).

@@ -44,6 +44,7 @@ mod imaml;
 mod maml;
 mod options;
 pub mod task;
+mod task_gradient;
 mod train;
 pub mod w5;
 
@@ -51,13 +52,14 @@ pub mod w5;
 /// implementing [`TaskDistribution`] without a direct dependency.
 pub use rand;
 
-pub use algorithm::{Algorithm, TaskGradient, TaskStats, check_theta};
+pub use algorithm::{Algorithm, check_theta};
 pub use batch::{BatchStats, MetaGradient, Parallelism, meta_gradient};
 pub use error::MetaError;
 pub use eval::{EvalOptions, EvalReport, StepResult, adapt, evaluate};
 pub use families::{LinearRegression, Sinusoid, SinusoidTask};
 pub use options::{ImamlOptions, InnerSgd, Stop};
 pub use task::{Task, TaskData, TaskDistribution, sample_batch, task_seed};
+pub use task_gradient::{TaskGradient, TaskStats};
 pub use train::{Checkpoint, IterationInfo, MetaTrainer, TrainOptions};
 
 /// The names most programs need: `use metalearn::prelude::*;` (no clash with ad-core's or

@@ -1,9 +1,9 @@
 //! MAML (exact second order), FOMAML, Reptile and the joint-training baseline, one task at
 //! a time.
 
-use crate::algorithm::{TaskGradient, TaskLosses, TaskStats, axpy, check_diverged};
 use crate::error::MetaError;
 use crate::options::InnerSgd;
+use crate::task_gradient::{TaskGradient, TaskLosses, TaskStats, axpy, check_diverged};
 
 /// `steps` SGD steps on the support loss from `theta`; returns the adapted parameters and,
 /// when `keep` is set, the iterates `phi_0 = theta, ..., phi_{steps-1}` at which the

@@ -7,10 +7,11 @@ use ad_core::nn::{Mlp, Model};
 use ad_core::optim::{Adam, AdamOptions, Optimizer};
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{Algorithm, check_theta, norm};
+use crate::algorithm::{Algorithm, check_theta};
 use crate::batch::{BatchStats, Parallelism, meta_gradient};
 use crate::error::{MetaError, check_count};
 use crate::task::{TaskDistribution, sample_batch};
+use crate::task_gradient::norm;
 
 /// How meta-training runs: meta-batch size, shots, seed, the Adam meta-optimizer.
 ///

@@ -8,7 +8,7 @@
 
 use super::lstsq::lstsq_columns;
 use super::options::AndersonOptions;
-use super::step::SampleStep;
+use super::sample_step::SampleStep;
 
 pub(crate) struct Anderson {
     opts: AndersonOptions,

@@ -6,7 +6,7 @@
 //! update whose denominator vanishes is skipped (counted as a restart in the stats).
 
 use super::options::BroydenOptions;
-use super::step::SampleStep;
+use super::sample_step::SampleStep;
 use super::vecops::{axpy, dot};
 
 pub(crate) struct Broyden {

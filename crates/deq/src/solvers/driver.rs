@@ -69,7 +69,7 @@ where
     let mut steps: Vec<_> = (0..b).map(|_| make(method, d)).collect();
     let mut active: Vec<usize> = (0..b).collect();
     let mut g = vec![0.0; d];
-    let finish = |stats: &mut SolveStats, steps: &[Box<dyn super::step::SampleStep>]| {
+    let finish = |stats: &mut SolveStats, steps: &[Box<dyn super::sample_step::SampleStep>]| {
         stats.lowest_residual = stats.sample_residuals.iter().copied().fold(0.0, f64::max);
         stats.restarts = steps.iter().map(|s| s.restarts()).sum();
     };

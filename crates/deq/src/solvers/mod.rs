@@ -36,9 +36,11 @@
 mod anderson;
 mod broyden;
 mod driver;
+pub(crate) mod kind;
 pub mod lstsq;
 mod options;
-mod stats;
+mod sample_step;
+pub(crate) mod stats;
 mod step;
 mod vecops;
 

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::kind::MethodKind;
 use crate::error::{DeqError, require};
 
 /// Damped fixed-point (Picard) iteration: z ← (1 − τ) z + τ f(z).
@@ -78,17 +79,6 @@ impl Default for Method {
     fn default() -> Self {
         Method::Anderson(AndersonOptions::default())
     }
-}
-
-/// The name of a [`Method`], without its options (used in errors and stats).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MethodKind {
-    /// [`Method::Picard`].
-    Picard,
-    /// [`Method::Anderson`].
-    Anderson,
-    /// [`Method::Broyden`].
-    Broyden,
 }
 
 impl Method {

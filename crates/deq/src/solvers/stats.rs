@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::options::MethodKind;
+use super::kind::MethodKind;
 
 /// A failed attempt of a fallback chain, kept in the stats of the run that followed it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

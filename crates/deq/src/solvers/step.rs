@@ -4,16 +4,7 @@
 use super::anderson::Anderson;
 use super::broyden::Broyden;
 use super::options::Method;
-
-/// The per-sample state of a solver.
-pub(crate) trait SampleStep {
-    /// Replace z by the next iterate, given g = f(z) − z.
-    fn step(&mut self, z: &mut [f64], g: &[f64]);
-    /// History restarts so far.
-    fn restarts(&self) -> usize {
-        0
-    }
-}
+use super::sample_step::SampleStep;
 
 /// z ← z + τ g.
 pub(crate) struct Picard {
