@@ -40,7 +40,7 @@ pub(crate) fn forward_scalars(data: &TapeData, t: &mut Tangents, lo: usize, hi: 
     let k = t.k;
     for i in lo..hi {
         let n = data.scalars[i];
-        if n.parents[0] == NONE {
+        if n.parents[0] == NONE || !t.need_scalars[i] {
             continue;
         }
         for j in 0..k {
@@ -62,6 +62,18 @@ pub(crate) fn forward_op(
 ) -> Result<(), AdError> {
     let k = t.k;
     let shape = |i: u32| mats[ix(i)].shape();
+    // Tangents nothing reads are not computed (an elementwise op still records its
+    // derivatives: the reverse sweep reads those).
+    let needed = match *op {
+        Op::Custom(ref rec) => return Err(custom_error(&rec.name())),
+        Op::Sum { out_s, .. } | Op::Dot { out_s, .. } | Op::Get { out_s, .. } => {
+            t.need_scalars[ix(out_s)]
+        }
+        _ => output_of(op).is_some_and(|o| t.need_mats[ix(o)]),
+    };
+    if !needed && !matches!(op, Op::Unary { .. }) {
+        return Ok(());
+    }
     let out_tangent: Option<DMatrix<f64>> = match *op {
         Op::Custom(ref rec) => return Err(custom_error(&rec.name())),
         Op::Sum { a, out_s } => {
@@ -238,7 +250,10 @@ pub(crate) fn forward_op(
         Op::Unary { a, f, out } => {
             let has_tangent = t.mats[ix(a)].is_some();
             let (d1, d2) = unary_derivatives(f, &mats[ix(a)], &mats[ix(out)], has_tangent);
-            let o = t.mats[ix(a)].as_ref().map(|ta| mul_blocks(ta, &d1));
+            let o = t.mats[ix(a)]
+                .as_ref()
+                .filter(|_| needed)
+                .map(|ta| mul_blocks(ta, &d1));
             t.unary[pos] = Some((d1, d2));
             o
         }

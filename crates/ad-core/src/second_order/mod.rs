@@ -18,6 +18,7 @@
 
 mod blocks;
 mod forward;
+mod needs;
 mod reverse;
 
 use nalgebra::DMatrix;
@@ -40,6 +41,11 @@ pub(crate) struct Tangents {
     pub unary: Vec<Option<(Vec<f64>, Vec<f64>)>>,
     /// Entries whose tangents are the identity seed (a column `x` with `V = I`).
     pub identity: Vec<u32>,
+    /// Whether each matrix's / scalar node's tangents are read ([`needs`]): the others
+    /// are not computed.
+    pub need_mats: Vec<bool>,
+    /// See `need_mats`.
+    pub need_scalars: Vec<bool>,
 }
 
 /// The result of a second-order sweep: adjoints (the gradient) and adjoint tangents
@@ -59,12 +65,15 @@ pub(crate) fn hessian_products(
     k: usize,
 ) -> Result<SecondOrder, AdError> {
     let ns = data.scalars.len();
+    let (need_mats, need_scalars) = needs::tangent_needs(data);
     let mut fwd = Tangents {
         k,
         mats: vec![None; data.mats.len()],
         scalars: vec![0.0; ns * k],
         unary: (0..data.ops.len()).map(|_| None).collect(),
         identity: Vec::new(),
+        need_mats,
+        need_scalars,
     };
     for (i, d) in seeds {
         if d.ncols() == d.nrows() && d.ncols() == k && is_identity(d) {
