@@ -18,7 +18,7 @@
 //!
 //! Network-sized code uses matrix variables ([`MatVar`]) through the [`MatOps`] trait: one
 //! tape node per matrix operation, contiguous values and adjoints. Solvers enter the tape
-//! as [custom ops](custom) whose VJP/JVP rules the user supplies; a rule that fails makes
+//! as [custom ops](custom_op) whose VJP/JVP rules the user supplies; a rule that fails makes
 //! the sweep return an error instead of a silent zero gradient.
 //!
 //! | mode | scalar | matrix | driver |
@@ -37,14 +37,14 @@
 
 #![deny(missing_docs)]
 
-pub mod custom;
+mod custom;
 mod drivers;
 mod dual;
 mod elementwise;
 mod error;
 mod hessian_recording;
 pub mod kernels;
-pub mod matrix;
+mod matrix;
 pub mod nn;
 pub mod optim;
 mod real;

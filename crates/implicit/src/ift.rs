@@ -25,7 +25,7 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::FixedPointResidual;
-pub use crate::backward::IftReport;
+use crate::backward::IftReport;
 use crate::backward::{Backward, Direction};
 use crate::checks;
 use crate::error::{ImplicitError, check_finite};

@@ -26,19 +26,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! | module | what |
+//! | item | what |
 //! |---|---|
-//! | [`problem`] | the three ways to define a solution (`RootCondition`, `Objective`, `FixedPointMap`), x of any shape, θ in blocks |
-//! | [`adapters`] | scalar-written problems ([`Scalars`]) and the root condition of a fixed-point map |
-//! | [`ift`] | [`Implicit`]: VJPs, JVPs and Jacobians at a solution, options validated, residual-checked, with reports |
-//! | [`backward`] | the choice of backward pass ([`Backward`]: exact, phantom, Jacobian-free) and [`IftReport`] |
-//! | [`node`] | [`implicit_node`]: any forward solver as one node of ad-core's tape (reverse and forward mode) |
-//! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, normal CG, dense LU/Cholesky |
-//! | [`solution_fn`] | x*(θ) as an ad-core `CustomFn`: a solver inside any `MatOps` function, in every mode |
-//! | [`solver_output`] | what a forward solver may return (x* directly, or a `Result`) |
+//! | [`Objective`], [`RootCondition`], [`FixedPointMap`] | the three ways to define a solution, x of any shape, θ in blocks |
+//! | [`Scalars`], [`FixedPointResidual`] | scalar-written problems and the root condition of a fixed-point map |
+//! | [`Implicit`], [`IftOptions`] | VJPs, JVPs and Jacobians at a solution, options validated, residual-checked, with reports |
+//! | [`Backward`], [`IftReport`] | the choice of backward pass (exact, phantom, Jacobian-free) and what it did |
+//! | [`implicit_node`] | any forward solver as one node of ad-core's tape (reverse and forward mode) |
+//! | [`SolutionFn`] | x*(θ) as an ad-core `CustomFn`: a solver inside any `MatOps` function, in every mode |
+//! | [`SolverOutput`] | what a forward solver may return (x* directly, or a `Result`) |
+//! | [`linear`] | matrix-free operators and CG, MINRES, GMRES, BiCGSTAB, Richardson, normal CG, dense LU/Cholesky |
 //! | [`unrolled`] | the unrolled baseline (differentiating through T iterations of a [`FixedPointMap`]) |
+//! | [`solvers::newton`] | the library's Newton method: dense Hessians from one batched sweep |
 //! | [`solvers::argmin_rs`] | the argmin crate's L-BFGS and Newton-CG on ad-core functions, exact gradients and HVPs |
 //! | [`hyper`] | hyperparameter optimization: hypergradients, Adam / L-BFGS outer loops |
+//!
+//! Every item has one path: the modules above are public, everything else is re-exported
+//! here at the root.
 //!
 //! Failures are loud: an inner solution whose optimality residual exceeds the tolerance is
 //! [`ImplicitError::NotAtSolution`]; a linear solve that does not converge is an error
@@ -47,26 +51,26 @@
 
 #![deny(missing_docs)]
 
-pub mod adapters;
-pub mod backward;
+mod adapters;
+mod backward;
 mod checks;
-pub mod error;
+mod error;
 mod exact;
 pub mod hyper;
-pub mod ift;
+mod ift;
 pub mod linear;
-pub mod linearize;
-pub mod node;
+mod linearize;
+mod node;
 mod phantom;
-pub mod problem;
-pub mod solution_fn;
-pub mod solver_output;
+mod problem;
+mod solution_fn;
+mod solver_output;
 pub mod solvers;
 pub mod unrolled;
 
 pub use adapters::{FixedPointResidual, ScalarObjective, ScalarRootCondition, Scalars};
 pub use backward::{Backward, Direction, IftReport};
-pub use error::ImplicitError;
+pub use error::{ImplicitError, check_finite};
 pub use ift::{IftOptions, Implicit};
 pub use linear::Factor;
 pub use linear::SolveError;

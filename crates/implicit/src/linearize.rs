@@ -86,7 +86,8 @@ impl Shapes {
 
 /// Matrix-free products with the blocks of the Jacobian of F at a point.
 ///
-/// Products act on the flat vectors described in the [module docs](self).
+/// Products act on flat vectors: x flattened column-major to n entries, the parameter
+/// blocks flattened column-major and concatenated to p entries (see [`Shapes`]).
 pub trait Linearization {
     /// `(n, p)`: numbers of entries of x and of θ.
     fn dims(&self) -> (usize, usize);

@@ -36,7 +36,7 @@ pub fn gram(xt: &DMatrix<f64>, x: &DMatrix<f64>, w: Option<&[f64]>) -> DMatrix<f
     h
 }
 
-pub use implicit::error::check_finite;
+pub use implicit::check_finite;
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,9 @@
 use ad_core::{MatOps, Tape};
 use serde::{Deserialize, Serialize};
 
+use crate::backward::IftReport;
 use crate::error::{ImplicitError, check_finite};
-use crate::ift::{IftOptions, IftReport, Implicit};
+use crate::ift::{IftOptions, Implicit};
 use crate::linear::Factor;
 use crate::linearize::{ArgminHessian, Linearization};
 use crate::problem::Objective;
