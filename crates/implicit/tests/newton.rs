@@ -9,7 +9,7 @@
 //! - Its factor, handed to the backward pass, gives the exact hypergradient.
 
 use ad_core::{MatOps, Real};
-use implicit::hyper::{ValidationLoss, hypergradient, newton_inner};
+use implicit::hyper::{InnerSolver, ValidationLoss, hypergradient, newton_inner};
 use implicit::linear::Method;
 use implicit::solvers::newton::{NewtonError, NewtonOptions, minimize_newton};
 use implicit::{IftOptions, ImplicitError, Objective};
@@ -243,4 +243,29 @@ fn newton_inner_gives_the_exact_hypergradient() {
     let linear = hg.report.linear.unwrap();
     assert_eq!(linear.method, Method::Cholesky);
     assert!(linear.converged);
+}
+
+/// A warm start of the wrong length is `ImplicitError::Dimension` with both lengths, not a
+/// panic inside the objective; a stalled inner Newton run reaches the caller joined into
+/// `ImplicitError::Newton` with its report.
+#[test]
+fn newton_inner_rejects_a_wrong_warm_start_and_passes_stalls_on() {
+    let obj = Quartic {
+        w: col(&[0.0, 0.0]),
+    };
+    let mut solver = newton_inner(&obj, 2, NewtonOptions::default());
+    match solver.solve(&[1.0, -1.0], Some(&[0.0, 0.0, 0.0])) {
+        Err(ImplicitError::Dimension { expected, got, .. }) => assert_eq!((expected, got), (2, 3)),
+        Err(e) => panic!("expected Dimension, got {e:?}"),
+        Ok(_) => panic!("expected Dimension, got a solution"),
+    }
+    let mut starved = newton_inner(&obj, 2, NewtonOptions::default().max_iters(1));
+    match starved.solve(&[3.0, -2.0], None) {
+        Err(ImplicitError::Newton(NewtonError::Stalled { report, .. })) => {
+            assert_eq!(report.iterations, 1);
+            assert!(report.grad_norm > 1e-10);
+        }
+        Err(e) => panic!("expected Newton(Stalled), got {e:?}"),
+        Ok(_) => panic!("expected Newton(Stalled), got a solution"),
+    }
 }

@@ -60,7 +60,7 @@ impl Op {
             Op::Custom(ref rec) => return rec.backward(mats, sadj, madj),
             _ => {}
         }
-        let out = self.mat_output();
+        let out = self.matrix_output().expect("a matrix-output op");
         if !want(out) {
             return Ok(());
         }
@@ -273,7 +273,7 @@ impl Op {
                 dual(a).reshape(r, c).eps.into_owned()
             }
         };
-        mtan[ix(self.mat_output())] = Some(out_tangent);
+        mtan[ix(self.matrix_output().expect("a matrix-output op"))] = Some(out_tangent);
         Ok(())
     }
 
@@ -301,30 +301,5 @@ impl Op {
             Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => return,
         };
         needs[ix(out)] = need;
-    }
-
-    /// The matrix this op writes (for matrix-output ops).
-    fn mat_output(&self) -> u32 {
-        match *self {
-            Op::MatMul { out, .. }
-            | Op::Transpose { out, .. }
-            | Op::Add { out, .. }
-            | Op::Sub { out, .. }
-            | Op::MulElem { out, .. }
-            | Op::DivElem { out, .. }
-            | Op::AddRow { out, .. }
-            | Op::AddCol { out, .. }
-            | Op::Scale { out, .. }
-            | Op::ScaleConst { out, .. }
-            | Op::AddConst { out, .. }
-            | Op::Unary { out, .. }
-            | Op::FromScalars { out, .. }
-            | Op::Slice { out, .. }
-            | Op::Concat { out, .. }
-            | Op::Reshape { out, .. } => out,
-            Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => {
-                unreachable!("scalar-output or custom op has no single matrix output")
-            }
-        }
     }
 }

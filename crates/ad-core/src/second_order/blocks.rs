@@ -4,7 +4,6 @@
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use crate::error::AdError;
-use crate::tape::op::Op;
 
 pub(crate) fn ix(i: u32) -> usize {
     i as usize
@@ -108,29 +107,6 @@ pub(crate) fn add_scaled(acc: &mut DMatrix<f64>, s: f64, x: &DMatrix<f64>) {
 
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The matrix an op writes, if it writes one.
-pub(crate) fn output_of(op: &Op) -> Option<u32> {
-    match *op {
-        Op::MatMul { out, .. }
-        | Op::Transpose { out, .. }
-        | Op::Add { out, .. }
-        | Op::Sub { out, .. }
-        | Op::MulElem { out, .. }
-        | Op::DivElem { out, .. }
-        | Op::AddRow { out, .. }
-        | Op::AddCol { out, .. }
-        | Op::Scale { out, .. }
-        | Op::ScaleConst { out, .. }
-        | Op::AddConst { out, .. }
-        | Op::Unary { out, .. }
-        | Op::FromScalars { out, .. }
-        | Op::Slice { out, .. }
-        | Op::Concat { out, .. }
-        | Op::Reshape { out, .. } => Some(out),
-        Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => None,
-    }
 }
 
 /// `out_j += t_j ⊙ w` for every block `j` (`w` one entry per block entry): the one loop the

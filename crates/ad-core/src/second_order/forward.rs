@@ -69,7 +69,7 @@ pub(crate) fn forward_op(
         Op::Sum { out_s, .. } | Op::Dot { out_s, .. } | Op::Get { out_s, .. } => {
             t.need_scalars[ix(out_s)]
         }
-        _ => output_of(op).is_some_and(|o| t.need_mats[ix(o)]),
+        _ => op.matrix_output().is_some_and(|o| t.need_mats[ix(o)]),
     };
     if !needed && !matches!(op, Op::Unary { .. }) {
         return Ok(());
@@ -314,7 +314,7 @@ pub(crate) fn forward_op(
             }
         }
     };
-    if let Some(out) = output_of(op) {
+    if let Some(out) = op.matrix_output() {
         t.mats[ix(out)] = out_tangent;
     }
     Ok(())

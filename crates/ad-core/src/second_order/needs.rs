@@ -68,7 +68,7 @@ fn op(op: &Op, m: &mut [bool], s: &mut [bool]) {
     let needed = match *op {
         Op::Sum { out_s, .. } | Op::Dot { out_s, .. } | Op::Get { out_s, .. } => s[ix(out_s)],
         Op::Custom(_) => false,
-        _ => super::blocks::output_of(op).is_some_and(|o| m[ix(o)]),
+        _ => op.matrix_output().is_some_and(|o| m[ix(o)]),
     };
     if !needed {
         return;

@@ -138,7 +138,7 @@ impl Reverse<'_> {
             }
             _ => {}
         }
-        let out = output_of(op).expect("matrix-output op");
+        let out = op.matrix_output().expect("matrix-output op");
         if !want(out) {
             return Ok(());
         }

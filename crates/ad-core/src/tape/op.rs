@@ -127,3 +127,28 @@ pub(crate) enum Op {
     /// An op recorded by code above the tape (a custom op), which knows its own rules.
     Custom(Box<dyn OpaqueOp>),
 }
+
+impl Op {
+    /// The matrix this op writes, if it writes one (scalar-output and custom ops don't).
+    pub(crate) fn matrix_output(&self) -> Option<u32> {
+        match *self {
+            Op::MatMul { out, .. }
+            | Op::Transpose { out, .. }
+            | Op::Add { out, .. }
+            | Op::Sub { out, .. }
+            | Op::MulElem { out, .. }
+            | Op::DivElem { out, .. }
+            | Op::AddRow { out, .. }
+            | Op::AddCol { out, .. }
+            | Op::Scale { out, .. }
+            | Op::ScaleConst { out, .. }
+            | Op::AddConst { out, .. }
+            | Op::Unary { out, .. }
+            | Op::FromScalars { out, .. }
+            | Op::Slice { out, .. }
+            | Op::Concat { out, .. }
+            | Op::Reshape { out, .. } => Some(out),
+            Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => None,
+        }
+    }
+}
