@@ -116,6 +116,12 @@ fn main() {
                 .ift(peer_adjoint.clone()),
         ),
         (
+            "Picard fwd + Anderson bwd (same criteria)",
+            DeqOptions::default()
+                .solver(SolverOptions::default().method(Method::picard()))
+                .ift(peer_adjoint.clone().method(LinMethod::Anderson)),
+        ),
+        (
             "Picard fwd (per sample) + exact GMRES bwd",
             DeqOptions::default()
                 .solver(SolverOptions::default().method(Method::picard()))

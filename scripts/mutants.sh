@@ -11,6 +11,9 @@
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
 #   linear       implicit's CG, dense factorizations and structure checks
 #                (src/linear/{cg,dense,checks}.rs), judged by tests/linear_solvers and alloc.rs
+#   ad-core-rest ad-core's files outside the groups above (tape, scalar and matrix
+#                variables, drivers, recordings, second order), all of ad-core's tests
+#   implicit-rest implicit's files outside `linear` above, all of implicit's tests
 #   ad-core      every file of ad-core, all its tests (many hours on 2 cores)
 #   implicit     every file of implicit, all its tests (many hours on 2 cores)
 #
@@ -71,6 +74,13 @@ for group in "$@"; do
         run linear --package implicit -f crates/implicit/src/linear/cg.rs \
             -f crates/implicit/src/linear/dense.rs -f crates/implicit/src/linear/checks.rs \
             "${tests[@]}" linear_solvers "${tests[@]}" alloc ;;
+    ad-core-rest)
+        run ad-core-rest --package ad-core -e crates/ad-core/src/kernels.rs \
+            -e 'crates/ad-core/src/kernels/*.rs' -e crates/ad-core/src/elementwise.rs \
+            -e 'crates/ad-core/src/nn/*.rs' -e 'crates/ad-core/src/optim/*.rs' ;;
+    implicit-rest)
+        run implicit-rest --package implicit -e crates/implicit/src/linear/cg.rs \
+            -e crates/implicit/src/linear/dense.rs -e crates/implicit/src/linear/checks.rs ;;
     ad-core)
         run ad-core --package ad-core ;;
     implicit)

@@ -33,8 +33,9 @@
 //! | [`error`] | [`DeqError`]: one enum, every variant with its numbers |
 //!
 //! The backward pass is [`implicit::IftOptions::backward`] in [`DeqOptions::ift`]:
-//! `Exact` (a linear solve: GMRES by default, or `linear::Method::Richardson`, the
-//! fixed-point iteration on the adjoint), `Phantom { steps, damping }` or `JacobianFree`.
+//! `Exact` (a linear solve: GMRES by default, `linear::Method::Richardson`, the
+//! fixed-point iteration on the adjoint, or `linear::Method::Anderson`, that iteration
+//! with Anderson mixing), `Phantom { steps, damping }` or `JacobianFree`.
 //! See `docs/deq.md` for the guide and `tests/` for the guarantees.
 
 #![deny(missing_docs)]

@@ -13,6 +13,7 @@ use crate::linear::operator::Structure;
 /// | [`Gmres`](Method::Gmres) | any square, restarted every [`SolveOptions::restart`](crate::linear::SolveOptions::restart) steps | `A v` |
 /// | [`Bicgstab`](Method::Bicgstab) | any square, short recurrences | `A v` |
 /// | [`Richardson`](Method::Richardson) | I − K with ρ(K) < 1 (a contractive fixed point's adjoint) | `A v` |
+/// | [`Anderson`](Method::Anderson) | as Richardson, accelerated (memory [`SolveOptions::memory`](crate::linear::SolveOptions::memory)) | `A v` |
 /// | [`NormalCg`](Method::NormalCg) | any (least squares if rectangular); squares the condition number | `A v`, `A^T u` |
 /// | [`Lu`](Method::Lu) | small square, dense | the whole matrix |
 /// | [`Cholesky`](Method::Cholesky) | small symmetric positive definite, dense | the whole matrix |
@@ -31,6 +32,12 @@ pub enum Method {
     /// no orthogonalization; converges when ρ(I − M⁻¹A) < 1 (for A = I − J_fᵀ, the adjoint
     /// of a contractive fixed point, it is the iteration u ← b + J_fᵀ u).
     Richardson,
+    /// Anderson-accelerated Richardson iteration: each step mixes the last
+    /// [`SolveOptions::memory`](crate::linear::SolveOptions::memory) steps by a small
+    /// regularized least-squares fit (locuslab/deq's and torchdeq's adjoint solver). One
+    /// product per iteration, far fewer iterations than Richardson on slowly contracting
+    /// systems; converges where Richardson does.
+    Anderson,
     /// Conjugate gradient on the normal equations `A^T A x = A^T b` (CGLS).
     ///
     /// Works for any operator with a transpose product, including rectangular ones (then it
@@ -69,6 +76,7 @@ impl Method {
             Method::Gmres => "GMRES",
             Method::Bicgstab => "BiCGSTAB",
             Method::Richardson => "Richardson",
+            Method::Anderson => "Anderson",
             Method::NormalCg => "CG on the normal equations",
             Method::Lu => "dense LU",
             Method::Cholesky => "dense Cholesky",

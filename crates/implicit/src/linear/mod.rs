@@ -42,6 +42,7 @@
 //! Cholesky is asked to solve a matrix that is not symmetric.
 
 mod ad_ops;
+mod anderson;
 mod bicgstab;
 mod cg;
 mod checks;
@@ -65,6 +66,7 @@ mod richardson;
 mod workspace;
 
 pub use ad_ops::{HessianOperator, JacobianOperator, MatHessianOperator};
+pub use anderson::anderson;
 pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use dense::{DenseCholesky, DenseLu, Factor, cholesky, lu};
@@ -161,6 +163,7 @@ pub fn solve_with<A: LinearOperator + ?Sized>(
         Method::Bicgstab => bicgstab::bicgstab_with(ws, op, b, x0, precond, opts),
         Method::NormalCg => normal_cg::normal_cg_with(ws, op, b, x0, precond, opts),
         Method::Richardson => richardson::richardson_with(ws, op, b, x0, precond, opts),
+        Method::Anderson => anderson::anderson_with(ws, op, b, x0, precond, opts),
         Method::Lu => dense(lu(op, b, x0, opts), ws),
         Method::Cholesky => dense(cholesky(op, b, x0, opts), ws),
         Method::Auto => unreachable!("Method::resolve never returns Auto"),

@@ -35,6 +35,10 @@ pub struct SolveOptions {
     /// GMRES restart length (Krylov basis size). Default `30`; must be at least 1 (a value
     /// above `n` acts as `n`: full GMRES).
     pub restart: usize,
+    /// [`Anderson`](crate::linear::Method::Anderson)'s memory: how many past steps each
+    /// step mixes. Default `5` (locuslab/deq's and torchdeq's choice); must be at least 1
+    /// (a value above `n` acts as `n`).
+    pub memory: usize,
     /// Iterations without progress (no residual below 0.999 times the best one so far)
     /// after which an iterative solve stops with [`Stalled`](crate::linear::SolveError::Stalled).
     /// `None` (the default) means `max(100, n)` for an `n`-column operator: in exact
@@ -64,6 +68,7 @@ impl Default for SolveOptions {
             max_iters: None,
             ridge: 0.0,
             restart: 30,
+            memory: 5,
             stall_window: None,
             divergence: 1e8,
             indefinite: false,
@@ -93,6 +98,12 @@ impl SolveOptions {
     /// Set the ridge damping (solve `(A + ridge I) x = b`).
     pub fn ridge(mut self, ridge: f64) -> Self {
         self.ridge = ridge;
+        self
+    }
+
+    /// Set Anderson's memory.
+    pub fn memory(mut self, memory: usize) -> Self {
+        self.memory = memory;
         self
     }
 
@@ -156,6 +167,9 @@ impl SolveOptions {
         }
         if self.restart == 0 {
             return bad("restart", 0.0, "must be at least 1");
+        }
+        if self.memory == 0 {
+            return bad("memory", 0.0, "must be at least 1");
         }
         if self.stall_window == Some(0) {
             return bad("stall_window", 0.0, "must be at least 1");

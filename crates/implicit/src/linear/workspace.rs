@@ -1,5 +1,6 @@
 //! Reusable scratch space for the Krylov solvers.
 
+use crate::linear::anderson::anderson_memory;
 use crate::linear::error::SolveError;
 use crate::linear::method::Method;
 use crate::linear::options::SolveOptions;
@@ -44,6 +45,7 @@ pub(crate) fn layout(
     nrows: usize,
     ncols: usize,
     restart: usize,
+    memory: usize,
 ) -> ([(usize, usize); 2], usize) {
     let n = ncols;
     match method {
@@ -51,6 +53,11 @@ pub(crate) fn layout(
         Method::Minres => ([(7, n), (0, 0)], 0),
         Method::Bicgstab => ([(7, n), (0, 0)], 0),
         Method::Richardson => ([(2, n), (0, 0)], 0),
+        Method::Anderson => {
+            let m = anderson_memory(memory, n);
+            // r, f, f_prev, g_prev and m differences of f and of g; Gram, factor, γ.
+            ([(4, n), (2 * m, n)], 2 * m * m + 2 * m)
+        }
         Method::NormalCg => ([(2, nrows), (3, n)], 0),
         Method::Gmres => {
             let m = gmres_basis(restart, n);
@@ -72,7 +79,7 @@ impl Workspace {
     /// method that will run) on an `nrows x ncols` operator with these options (GMRES's
     /// basis follows [`SolveOptions::restart`]). The dense methods need no workspace.
     pub fn new(method: Method, nrows: usize, ncols: usize, opts: &SolveOptions) -> Self {
-        let (parts, small) = layout(method, nrows, ncols, opts.restart);
+        let (parts, small) = layout(method, nrows, ncols, opts.restart, opts.memory);
         let total: usize = parts.iter().map(|(k, len)| k * len).sum();
         Workspace {
             x: Vec::with_capacity(ncols),
