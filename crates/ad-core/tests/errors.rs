@@ -114,6 +114,41 @@ fn non_finite_inputs_are_errors_with_index_and_value() {
     assert_eq!(grad(&SumSq, &ok).unwrap(), vec![2.0, 4.0, 6.0]);
 }
 
+/// A direction, cotangent or list of direction blocks of the wrong length is
+/// `AdError::Length` naming it, with both counts (not a panic, not a truncated product).
+#[test]
+fn wrong_lengths_are_errors_with_both_counts() {
+    fn assert_length<T: std::fmt::Debug>(
+        r: Result<T, AdError>,
+        what: &str,
+        expected: usize,
+        got: usize,
+    ) {
+        match r {
+            Err(AdError::Length {
+                what: w,
+                expected: e,
+                got: g,
+            }) => {
+                assert_eq!((w, e, g), (what, expected, got));
+            }
+            other => panic!("expected Length for {what}, got {other:?}"),
+        }
+    }
+    let x = [1.0, 2.0, 3.0];
+    assert_length(hvp(&SumSq, &x, &[1.0, 2.0]), "direction v", 3, 2);
+    assert_length(jvp(&SumSq, &x, &[1.0; 4]), "direction v", 3, 4);
+    // SumSq as a vector function has 3 outputs.
+    assert_length(vjp(&SumSq, &x, &[1.0]), "cotangent u", 3, 1);
+    let params = vec![
+        DMatrix::from_element(2, 2, 1.0),
+        DMatrix::from_element(3, 1, 1.0),
+    ];
+    let one = vec![DMatrix::from_element(2, 2, 1.0)];
+    assert_length(jvp_mat(&SumSq, &params, &one), "direction blocks", 2, 1);
+    assert_length(hvp_mat(&SumSq, &params, &one), "direction blocks", 2, 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Custom-rule errors
 // ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@
 mod common;
 
 use ad_core::{
-    Dual, Real, ScalarFn, Tape, Var, grad, hessian, hvp, jacobian, jacobian_forward,
+    Dual, Real, ScalarFn, Tape, Var, VectorFn, grad, hessian, hvp, jacobian, jacobian_forward,
     jacobian_reverse, jvp, value_and_grad, vjp,
 };
 use common::scalar_program::{Outputs, Program, every_primitive_program, program_and_point};
@@ -403,4 +403,51 @@ fn left_ops<S: LeftOps>(c: f64, x: S) -> [S; 4] {
 fn right_ops<S: Real>(c: f64, x: S) -> [S; 4] {
     let k = S::from_f64(c);
     [k + x, k - x, k * x, k / x]
+}
+
+/// Counts its evaluations by mode: plain f64, duals (forward mode), tape variables.
+struct Counted {
+    outputs: usize,
+    plain: std::cell::Cell<usize>,
+    forward: std::cell::Cell<usize>,
+    reverse: std::cell::Cell<usize>,
+}
+
+impl VectorFn for Counted {
+    fn eval<S: Real>(&self, x: &[S]) -> Vec<S> {
+        let name = std::any::type_name::<S>();
+        let counter = if name.contains("Dual") {
+            &self.forward
+        } else if name.contains("Var") {
+            &self.reverse
+        } else {
+            &self.plain
+        };
+        counter.set(counter.get() + 1);
+        (0..self.outputs)
+            .map(|i| x.iter().fold(S::from_f64(i as f64), |acc, &v| acc * v + v))
+            .collect()
+    }
+}
+
+/// `jacobian` picks the cheaper mode, as documented: reverse mode (one recording) when
+/// there are fewer outputs than inputs, forward mode (one dual pass per input) otherwise.
+#[test]
+fn jacobian_picks_the_mode_by_shape() {
+    let x = [0.5, -1.0, 2.0];
+    for (outputs, forward, reverse) in [(1, 0, 1), (2, 0, 1), (3, 3, 0), (5, 3, 0)] {
+        let f = Counted {
+            outputs,
+            plain: 0.into(),
+            forward: 0.into(),
+            reverse: 0.into(),
+        };
+        let j = jacobian(&f, &x).unwrap();
+        assert_eq!(j.shape(), (outputs, 3));
+        assert_eq!(
+            (f.forward.get(), f.reverse.get()),
+            (forward, reverse),
+            "{outputs} outputs"
+        );
+    }
 }

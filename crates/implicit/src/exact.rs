@@ -107,16 +107,21 @@ impl<L: Linearization> Implicit<L> {
     }
 
     /// Solve `op(A) y = rhs` with the given options (dense factor reused when there is one).
+    /// With a caller-given factor and `transpose`, also `Bᵀy`, from the same pass as the
+    /// residual check (see [`solve_given`](Self::solve_given)).
     fn solve_with(
         &self,
         transpose: bool,
         rhs: &[f64],
         opts: &SolveOptions,
-    ) -> Result<(Vec<f64>, SolveReport), ImplicitError> {
+    ) -> Result<(Vec<f64>, SolveReport, Option<Vec<f64>>), ImplicitError> {
         let method = self.method();
         let given = self.factor.borrow().clone().filter(|_| self.factor_given);
+        let mut bt_y = None;
         let sol = if let Some(factor) = given {
-            self.solve_given(&factor, transpose, rhs, opts)?
+            let (sol, bt) = self.solve_given(&factor, transpose, rhs, opts)?;
+            bt_y = bt;
+            sol
         } else if matches!(method, Method::Lu | Method::Cholesky) {
             // The solve that makes the factorization reports the n products it cost.
             let fresh = self.factor.borrow().is_none();
@@ -149,50 +154,58 @@ impl<L: Linearization> Implicit<L> {
             };
             solve(&op, rhs, None, method, opts)?
         };
-        Ok((sol.x, sol.report))
+        Ok((sol.x, sol.report, bt_y))
     }
 
     /// Solve `op(A) y = rhs` with a caller-given factor `F ≈ op(A)`: iterative refinement
     /// against the true operator (`y += F⁻¹ (rhs − op(A) y)`), stopping at the tolerance,
-    /// after `max_iters` steps, or when the residual stops halving.
+    /// after `max_iters` steps, or when the residual stops halving. For `Aᵀ` each residual
+    /// check also gives `Bᵀy` (one pass of the linearization gives both), returned for the
+    /// final `y`: a reverse-mode backward pass with a good factor then costs one pass.
     fn solve_given(
         &self,
         factor: &Factor,
         transpose: bool,
         rhs: &[f64],
         opts: &SolveOptions,
-    ) -> Result<crate::linear::Solution, ImplicitError> {
+    ) -> Result<(crate::linear::Solution, Option<Vec<f64>>), ImplicitError> {
         opts.validate()?;
         let inverse = |r: &mut [f64]| match (factor, transpose) {
             (Factor::Lu(lu), false) => lu.inverse_in_place(r),
             (Factor::Lu(lu), true) => lu.inverse_transpose_in_place(r),
             (Factor::Cholesky(ch), _) => ch.inverse_in_place(r),
         };
-        let residual = |y: &[f64]| -> Result<(Vec<f64>, f64), ImplicitError> {
-            let mut r = self.residual_of(transpose, rhs, y)?;
+        let residual = |y: &[f64]| -> Result<(Vec<f64>, f64, Option<Vec<f64>>), ImplicitError> {
+            let (mut r, bt_y) = if transpose {
+                let (at_y, bt_y) = self.transpose_products(y)?;
+                let r = rhs.iter().zip(&at_y).map(|(b, a)| b - a).collect();
+                (r, Some(bt_y))
+            } else {
+                (self.residual_of(false, rhs, y)?, None)
+            };
             if opts.ridge != 0.0 {
                 r.iter_mut()
                     .zip(y)
                     .for_each(|(ri, yi)| *ri -= opts.ridge * yi);
             }
             let n = norm(&r);
-            Ok((r, n))
+            Ok((r, n, bt_y))
         };
         let rhs_norm = norm(rhs);
         let tol = opts.tolerance(rhs_norm);
         let max_iters = opts.max_iters_for(rhs.len());
         let mut y = rhs.to_vec();
         inverse(&mut y);
-        let (mut r, mut rnorm) = residual(&y)?;
+        let (mut r, mut rnorm, mut bt_y) = residual(&y)?;
         let (mut iterations, mut matvecs) = (0, 1);
         while rnorm > tol && iterations < max_iters {
             inverse(&mut r);
             y.iter_mut().zip(&r).for_each(|(yi, di)| *yi += di);
             iterations += 1;
-            let (new_r, new) = residual(&y)?;
+            let (new_r, new, new_bt) = residual(&y)?;
             matvecs += 1;
             let stalled = new.is_nan() || new > 0.5 * rnorm;
-            (r, rnorm) = (new_r, new);
+            (r, rnorm, bt_y) = (new_r, new, new_bt);
             if stalled {
                 break;
             }
@@ -214,7 +227,7 @@ impl<L: Linearization> Implicit<L> {
         };
         check_finite("solution", &y)?;
         if report.converged {
-            Ok(crate::linear::Solution { x: y, report })
+            Ok((crate::linear::Solution { x: y, report }, bt_y))
         } else {
             Err(SolveError::NotConverged {
                 report: Box::new(report),
@@ -231,7 +244,9 @@ impl<L: Linearization> Implicit<L> {
             return Some(vec![0.0; r.len()]);
         }
         let loose = self.options.linear.clone().rtol(0.1).atol(0.0);
-        self.solve_with(transpose, r, &loose).ok().map(|(s, _)| s)
+        self.solve_with(transpose, r, &loose)
+            .ok()
+            .map(|(s, _, _)| s)
     }
 
     /// Residual `rhs − op(A) y`.
@@ -258,15 +273,19 @@ impl<L: Linearization> Implicit<L> {
     /// needed (error estimate, or a ridge in the solve), Aᵀw comes from the same pass as
     /// Bᵀw.
     pub(crate) fn exact_vjp(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
-        let (w, linear) = self.solve_with(true, x_bar, &self.options.linear)?;
+        let (w, linear, bt_w) = self.solve_with(true, x_bar, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, x_bar);
-        let (bt_w, r) = if self.options.estimate_error || reported.is_none() {
-            let (at_w, bt_w) = self.transpose_products(&w)?;
-            let r: Vec<f64> = x_bar.iter().zip(&at_w).map(|(b, a)| b - a).collect();
-            (bt_w, Some(r))
-        } else {
-            (self.bt_product(&w)?, None)
-        };
+        let (bt_w, r) =
+            if let (Some(bt_w), false, Some(_)) = (bt_w, self.options.estimate_error, reported) {
+                // The given factor's residual check already made Bᵀw.
+                (bt_w, None)
+            } else if self.options.estimate_error || reported.is_none() {
+                let (at_w, bt_w) = self.transpose_products(&w)?;
+                let r: Vec<f64> = x_bar.iter().zip(&at_w).map(|(b, a)| b - a).collect();
+                (bt_w, Some(r))
+            } else {
+                (self.bt_product(&w)?, None)
+            };
         let theta_bar: Vec<f64> = bt_w.iter().map(|v| -v).collect();
         let linear_error_estimate = match (&r, self.options.estimate_error) {
             (Some(r), true) => match self.loose_correction(true, r) {
@@ -290,7 +309,7 @@ impl<L: Linearization> Implicit<L> {
         theta_dot: &[f64],
     ) -> Result<(Vec<f64>, IftReport), ImplicitError> {
         let rhs: Vec<f64> = self.b_product(theta_dot)?.iter().map(|v| -v).collect();
-        let (x_dot, linear) = self.solve_with(false, &rhs, &self.options.linear)?;
+        let (x_dot, linear, _) = self.solve_with(false, &rhs, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, &rhs);
         let r = if self.options.estimate_error || reported.is_none() {
             Some(self.residual_of(false, &rhs, &x_dot)?)

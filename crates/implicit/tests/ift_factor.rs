@@ -96,6 +96,8 @@ struct Counting<L> {
     inner: L,
     a_products: Cell<usize>,
     b_products: Cell<usize>,
+    /// Calls of `transpose_products` (one pass for Aᵀu and Bᵀu).
+    joint_passes: Cell<usize>,
 }
 
 impl<L> Counting<L> {
@@ -104,6 +106,7 @@ impl<L> Counting<L> {
             inner,
             a_products: Cell::new(0),
             b_products: Cell::new(0),
+            joint_passes: Cell::new(0),
         }
     }
 }
@@ -133,6 +136,48 @@ impl<L: Linearization> Linearization for Counting<L> {
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.b_products.set(self.b_products.get() + 1);
         self.inner.bt_mul(u)
+    }
+    fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
+        self.joint_passes.set(self.joint_passes.get() + 1);
+        self.inner.transpose_products(u)
+    }
+}
+
+/// A reverse-mode derivative with an exact given factor costs one pass of the
+/// linearization: the check of the solve's true residual gives Aᵀw and Bᵀw together
+/// (argmin problems make both in one second-order sweep), and Bᵀw is not made again.
+#[test]
+fn a_vjp_with_an_exact_factor_costs_one_pass() {
+    for (n, p, seed) in [(3, 2, 1), (6, 3, 7), (9, 4, 11)] {
+        let r = Ridge::random(n, p, seed);
+        let theta = r.theta(seed);
+        let w = r.solve(&theta);
+        let factor = Factor::Cholesky(DenseCholesky::factor(&r.a(&theta), 0.0).unwrap());
+        let lin = Counting::new(ArgminHessian::new(&r, &col(&w), &[col(&theta)]).unwrap());
+        let imp = Implicit::from_linearization(lin, IftOptions::default().estimate_error(false))
+            .unwrap()
+            .with_factor(factor);
+        let u: Vec<f64> = (0..n).map(|i| (i as f64 + 0.5).sin()).collect();
+        let (vjp, report) = imp.vjp_flat(&u).unwrap();
+        let counts = imp.linearization();
+        assert_eq!(
+            (
+                counts.joint_passes.get(),
+                counts.a_products.get(),
+                counts.b_products.get()
+            ),
+            (1, 0, 0),
+            "n = {n}"
+        );
+        assert_eq!(report.linear.as_ref().unwrap().matvecs, 1);
+        let exact = r.jacobian(&theta);
+        for (j, g) in vjp.iter().enumerate() {
+            let want: f64 = (0..n).map(|i| u[i] * exact[(i, j)]).sum();
+            assert!(
+                (g - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "{g} vs {want}"
+            );
+        }
     }
 }
 
@@ -165,7 +210,10 @@ fn derivatives_and_cost<L: Linearization>(
     u: &[f64],
     v: &[f64],
 ) -> Result<Cost, TestCaseError> {
-    let before = imp.linearization().a_products.get();
+    // A products, alone or with Bᵀ in one pass.
+    let a_products =
+        || imp.linearization().a_products.get() + imp.linearization().joint_passes.get();
+    let before = a_products();
     let (vjp, rv) = imp.vjp_flat(u).or_fail()?;
     let (jvp, rj) = imp.jvp_flat(v).or_fail()?;
     let jac = imp.jacobian().or_fail()?;
@@ -174,7 +222,7 @@ fn derivatives_and_cost<L: Linearization>(
         vjp,
         jvp,
         jac,
-        products: imp.linearization().a_products.get() - before,
+        products: a_products() - before,
         solves: 2 + n.min(p),
         matvecs: rv
             .linear
