@@ -46,6 +46,20 @@ impl<L: Linearization> LinearOperator for JacobianBlock<'_, L> {
     }
 }
 
+/// A solve's answer, its report and, when the solve's last pass made it, `Bᵀy`.
+struct Solved {
+    y: Vec<f64>,
+    report: SolveReport,
+    bt_y: Option<Vec<f64>>,
+}
+
+/// A residual `rhs − op(A) y`, its norm and, for `Aᵀ`, `Bᵀy` from the same pass.
+struct Checked {
+    r: Vec<f64>,
+    norm: f64,
+    bt_y: Option<Vec<f64>>,
+}
+
 impl<L: Linearization> Implicit<L> {
     /// Whether `Method::Auto` assembles A densely here (small, and assembled in one sweep).
     fn assembles(&self) -> bool {
@@ -114,7 +128,7 @@ impl<L: Linearization> Implicit<L> {
         transpose: bool,
         rhs: &[f64],
         opts: &SolveOptions,
-    ) -> Result<(Vec<f64>, SolveReport, Option<Vec<f64>>), ImplicitError> {
+    ) -> Result<Solved, ImplicitError> {
         let method = self.method();
         let given = self.factor.borrow().clone().filter(|_| self.factor_given);
         let mut bt_y = None;
@@ -154,7 +168,11 @@ impl<L: Linearization> Implicit<L> {
             };
             solve(&op, rhs, None, method, opts)?
         };
-        Ok((sol.x, sol.report, bt_y))
+        Ok(Solved {
+            y: sol.x,
+            report: sol.report,
+            bt_y,
+        })
     }
 
     /// Solve `op(A) y = rhs` with a caller-given factor `F ≈ op(A)`: iterative refinement
@@ -175,7 +193,7 @@ impl<L: Linearization> Implicit<L> {
             (Factor::Lu(lu), true) => lu.inverse_transpose_in_place(r),
             (Factor::Cholesky(ch), _) => ch.inverse_in_place(r),
         };
-        let residual = |y: &[f64]| -> Result<(Vec<f64>, f64, Option<Vec<f64>>), ImplicitError> {
+        let residual = |y: &[f64]| -> Result<Checked, ImplicitError> {
             let (mut r, bt_y) = if transpose {
                 let (at_y, bt_y) = self.transpose_products(y)?;
                 let r = rhs.iter().zip(&at_y).map(|(b, a)| b - a).collect();
@@ -188,24 +206,28 @@ impl<L: Linearization> Implicit<L> {
                     .zip(y)
                     .for_each(|(ri, yi)| *ri -= opts.ridge * yi);
             }
-            let n = norm(&r);
-            Ok((r, n, bt_y))
+            let norm = norm(&r);
+            Ok(Checked { r, norm, bt_y })
         };
         let rhs_norm = norm(rhs);
         let tol = opts.tolerance(rhs_norm);
         let max_iters = opts.max_iters_for(rhs.len());
         let mut y = rhs.to_vec();
         inverse(&mut y);
-        let (mut r, mut rnorm, mut bt_y) = residual(&y)?;
+        let Checked {
+            mut r,
+            norm: mut rnorm,
+            mut bt_y,
+        } = residual(&y)?;
         let (mut iterations, mut matvecs) = (0, 1);
         while rnorm > tol && iterations < max_iters {
             inverse(&mut r);
             y.iter_mut().zip(&r).for_each(|(yi, di)| *yi += di);
             iterations += 1;
-            let (new_r, new, new_bt) = residual(&y)?;
+            let next = residual(&y)?;
             matvecs += 1;
-            let stalled = new.is_nan() || new > 0.5 * rnorm;
-            (r, rnorm, bt_y) = (new_r, new, new_bt);
+            let stalled = next.norm.is_nan() || next.norm > 0.5 * rnorm;
+            (r, rnorm, bt_y) = (next.r, next.norm, next.bt_y);
             if stalled {
                 break;
             }
@@ -244,9 +266,7 @@ impl<L: Linearization> Implicit<L> {
             return Some(vec![0.0; r.len()]);
         }
         let loose = self.options.linear.clone().rtol(0.1).atol(0.0);
-        self.solve_with(transpose, r, &loose)
-            .ok()
-            .map(|(s, _, _)| s)
+        self.solve_with(transpose, r, &loose).ok().map(|s| s.y)
     }
 
     /// Residual `rhs − op(A) y`.
@@ -273,7 +293,11 @@ impl<L: Linearization> Implicit<L> {
     /// needed (error estimate, or a ridge in the solve), Aᵀw comes from the same pass as
     /// Bᵀw.
     pub(crate) fn exact_vjp(&self, x_bar: &[f64]) -> Result<(Vec<f64>, IftReport), ImplicitError> {
-        let (w, linear, bt_w) = self.solve_with(true, x_bar, &self.options.linear)?;
+        let Solved {
+            y: w,
+            report: linear,
+            bt_y: bt_w,
+        } = self.solve_with(true, x_bar, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, x_bar);
         let (bt_w, r) =
             if let (Some(bt_w), false, Some(_)) = (bt_w, self.options.estimate_error, reported) {
@@ -309,7 +333,11 @@ impl<L: Linearization> Implicit<L> {
         theta_dot: &[f64],
     ) -> Result<(Vec<f64>, IftReport), ImplicitError> {
         let rhs: Vec<f64> = self.b_product(theta_dot)?.iter().map(|v| -v).collect();
-        let (x_dot, linear, _) = self.solve_with(false, &rhs, &self.options.linear)?;
+        let Solved {
+            y: x_dot,
+            report: linear,
+            ..
+        } = self.solve_with(false, &rhs, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, &rhs);
         let r = if self.options.estimate_error || reported.is_none() {
             Some(self.residual_of(false, &rhs, &x_dot)?)
