@@ -451,3 +451,17 @@ fn jacobian_picks_the_mode_by_shape() {
         );
     }
 }
+
+/// Comparisons of duals act on the values only, so a generic function branches the same
+/// way in every mode (`x == y` or `x < y` in user code never looks at derivatives); a dual
+/// prints as `re + epsε`.
+#[test]
+fn duals_compare_by_value_and_print_both_parts() {
+    let a = Dual::new(1.0, 2.0);
+    assert!(a == Dual::new(1.0, -3.0));
+    assert!(a != Dual::new(1.5, 2.0));
+    assert!(a < Dual::new(1.5, -9.0) && a > Dual::new(0.5, 9.0));
+    assert!(Dual::new(f64::NAN, 0.0) != Dual::new(f64::NAN, 0.0));
+    assert_eq!(a.to_string(), "1 + 2ε");
+    assert_eq!(Dual::new(-0.5, 0.25).to_string(), "-0.5 + 0.25ε");
+}

@@ -149,3 +149,14 @@ fn bad_input_is_a_typed_error() {
         other => panic!("expected NonFinite, got {other:?}"),
     }
 }
+
+/// Option files written before `memory` existed still load, with the default 5; a saved
+/// memory round-trips.
+#[test]
+fn memory_loads_from_old_and_new_option_files() {
+    let old: SolveOptions = serde_json::from_str(r#"{"rtol":1e-6}"#).unwrap();
+    assert_eq!(old.memory, 5);
+    let saved = serde_json::to_string(&SolveOptions::default().memory(9)).unwrap();
+    let back: SolveOptions = serde_json::from_str(&saved).unwrap();
+    assert_eq!(back.memory, 9);
+}
