@@ -7,6 +7,7 @@
 //! cargo run --release --example maml_sinusoid                    # 1000 meta-iterations, ~1 min
 //! cargo run --release --example maml_sinusoid -- --full          # the paper's 70,000
 //! cargo run --release --example maml_sinusoid -- --iterations 5000 --k 5
+//! cargo run --release --example maml_sinusoid -- --full --k 5 --methods maml,fomaml,reptile,pretrained
 //! ```
 //!
 //! Protocol: 1-40-40-1 ReLU network, meta-batch 25, Adam 1e-3, K support + K query points
@@ -44,6 +45,8 @@ struct Args {
     iterations: u64,
     k: usize,
     eval_tasks: usize,
+    /// The methods to train (`--methods a,b,...`; default all).
+    methods: Option<Vec<String>>,
 }
 
 fn args() -> Args {
@@ -62,6 +65,11 @@ fn args() -> Args {
         iterations: value("--iterations").unwrap_or(if full { 70_000 } else { 1000 }),
         k: value("--k").unwrap_or(10) as usize,
         eval_tasks: value("--eval-tasks").unwrap_or(600) as usize,
+        methods: a
+            .iter()
+            .position(|x| x == "--methods")
+            .and_then(|i| a.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect()),
     }
 }
 
@@ -84,6 +92,39 @@ fn methods() -> Vec<(&'static str, Algorithm)> {
         ("reptile", Algorithm::Reptile(one.steps(5))),
         ("pretrained", Algorithm::Joint),
     ]
+}
+
+/// iMAML's query MSE after its own adaptation (the proximal solve) on the test tasks.
+fn imaml_own_adaptation(
+    mlp: &Mlp,
+    imaml_theta: &[f64],
+    dist: &Sinusoid,
+    eval: &EvalOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let own: Vec<Option<f64>> = eval
+        .test_tasks(dist)?
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Algorithm::Imaml(imaml())
+                .task_gradient(mlp, imaml_theta, t, i)
+                .ok()
+                .map(|g| g.loss)
+                .filter(|l| l.is_finite())
+        })
+        .collect();
+    let ok: Vec<f64> = own.iter().flatten().copied().collect();
+    let mean = ok.iter().sum::<f64>() / ok.len() as f64;
+    let sd =
+        (ok.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (ok.len().max(2) - 1) as f64).sqrt();
+    println!(
+        "{:<12} {:>16}  (iMAML's own adaptation: query MSE at the proximal solution; {} diverged)",
+        "imaml-prox",
+        format!("{mean:.3} ± {:.3}", 1.96 * sd / (ok.len() as f64).sqrt()),
+        own.len() - ok.len()
+    );
+
+    Ok(())
 }
 
 /// Peak heap bytes of one meta-gradient above the level at the start (ad-core's idle tape
@@ -111,8 +152,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rayon::current_num_threads()
     );
 
+    let chosen = |name: &str| {
+        args.methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == name))
+    };
+    if let Some(m) = &args.methods
+        && let Some(bad) = m.iter().find(|x| !methods().iter().any(|(n, _)| n == x))
+    {
+        return Err(format!("--methods: unknown method {bad:?}").into());
+    }
     let mut results: Vec<(&str, Vec<f64>, EvalReport, f64)> = Vec::new();
-    for (name, alg) in methods() {
+    for (name, alg) in methods().into_iter().filter(|(n, _)| chosen(n)) {
         let mut trainer = MetaTrainer::new(alg, mlp.clone(), theta0.clone(), train.clone())?;
         let bar = indicatif::ProgressBar::new(args.iterations);
         bar.set_style(
@@ -162,7 +213,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 String::new()
             };
-            format!("{:.3} ± {:.3}{d}", x.mean, x.ci95)
+            // A mean past 1e4 (fine-tuning blew up without overflowing) in exponent form.
+            if x.mean.abs() < 1e4 {
+                format!("{:.3} ± {:.3}{d}", x.mean, x.ci95)
+            } else {
+                format!("{:.2e} ± {:.1e}{d}", x.mean, x.ci95)
+            }
         };
         println!(
             "{:<12} {:>16} {:>16} {:>16} {:>16} {:>10.3}",
@@ -177,33 +233,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // iMAML adapts by its proximal solve, not by SGD with 0.01: its own adaptation on the
     // same test tasks (query MSE at phi*), diverged tasks counted apart.
-    let imaml_theta = &results
-        .iter()
-        .find(|r| r.0 == "imaml")
-        .expect("iMAML ran")
-        .1;
-    let own: Vec<Option<f64>> = eval
-        .test_tasks(&dist)?
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            Algorithm::Imaml(imaml())
-                .task_gradient(&mlp, imaml_theta, t, i)
-                .ok()
-                .map(|g| g.loss)
-                .filter(|l| l.is_finite())
-        })
-        .collect();
-    let ok: Vec<f64> = own.iter().flatten().copied().collect();
-    let mean = ok.iter().sum::<f64>() / ok.len() as f64;
-    let sd =
-        (ok.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (ok.len().max(2) - 1) as f64).sqrt();
-    println!(
-        "{:<12} {:>16}  (iMAML's own adaptation: query MSE at the proximal solution; {} diverged)",
-        "imaml-prox",
-        format!("{mean:.3} ± {:.3}", 1.96 * sd / (ok.len() as f64).sqrt()),
-        own.len() - ok.len()
-    );
+    if let Some((_, imaml_theta, _, _)) = results.iter().find(|r| r.0 == "imaml") {
+        imaml_own_adaptation(&mlp, imaml_theta, &dist, &eval)?;
+    }
 
     std::fs::create_dir_all("out")?;
     plot_mse(&results, args.k, "out/maml_sinusoid_mse.svg")?;
@@ -320,8 +352,9 @@ fn plot_task(
         let y = mlp.forward_f64(theta, &grid);
         grid.iter().zip(y.iter()).map(|(&x, &y)| (x, y)).collect()
     };
-    let maml = &results[0].1;
-    let pretrained = &results[results.len() - 1].1;
+    // The first and last methods trained (MAML and the baseline when all run).
+    let (first, maml) = (results[0].0, &results[0].1);
+    let (last, pretrained) = (results[results.len() - 1].0, &results[results.len() - 1].1);
     let inner = InnerSgd::default().steps(10);
     let maml_path = adapt(mlp, maml, &task, &inner)?;
     let pre_path = adapt(mlp, pretrained, &task, &inner)?;
@@ -345,25 +378,25 @@ fn plot_task(
     let series: Vec<Series> = vec![
         ("true function".into(), truth, BLACK, false),
         (
-            "MAML, before adaptation".into(),
+            format!("{first}, before adaptation"),
             curve(&maml_path[0]),
             COLORS[0],
             true,
         ),
         (
-            "MAML, 1 step".into(),
+            format!("{first}, 1 step"),
             curve(&maml_path[1.min(maml_path.len() - 1)]),
             COLORS[0],
             false,
         ),
         (
-            "MAML, 10 steps".into(),
+            format!("{first}, 10 steps"),
             curve(maml_path.last().unwrap()),
             COLORS[2],
             false,
         ),
         (
-            "pretrained, 10 steps".into(),
+            format!("{last}, 10 steps"),
             curve(pre_path.last().unwrap()),
             COLORS[4],
             false,

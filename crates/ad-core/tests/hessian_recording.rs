@@ -168,7 +168,12 @@ fn a_recording_replays_without_re_recording() {
     // Products at one recording are identical (bitwise) however often they are asked for,
     // and the tape does not grow.
     let p = vec![DMatrix::from_column_slice(3, 1, &[0.3, -0.1, 0.7])];
+    {
+        let two = HessianRecording::new(&blocks(&[0.1; 6]), |b| ScalarMix.eval(b)).unwrap();
+        assert_eq!(two.input_shapes(), vec![(2, 2), (2, 1)]);
+    }
     let rec = HessianRecording::new(&p, |b| b[0].tanh().sq_norm()).unwrap();
+    assert_eq!(rec.input_shapes(), vec![(3, 1)]);
     let v = DMatrix::from_column_slice(3, 1, &[1.0, 2.0, -1.0]);
     let first = rec.hvp(std::slice::from_ref(&v)).unwrap();
     for _ in 0..3 {

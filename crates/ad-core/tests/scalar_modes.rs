@@ -464,4 +464,8 @@ fn duals_compare_by_value_and_print_both_parts() {
     assert!(Dual::new(f64::NAN, 0.0) != Dual::new(f64::NAN, 0.0));
     assert_eq!(a.to_string(), "1 + 2ε");
     assert_eq!(Dual::new(-0.5, 0.25).to_string(), "-0.5 + 0.25ε");
+    // num_traits: zero means both parts zero.
+    use num_traits::Zero;
+    assert!(Dual::<f64>::zero().is_zero());
+    assert!(!Dual::new(0.0, 1.0).is_zero() && !Dual::new(1.0, 0.0).is_zero());
 }
