@@ -469,3 +469,21 @@ fn duals_compare_by_value_and_print_both_parts() {
     assert!(Dual::<f64>::zero().is_zero());
     assert!(!Dual::new(0.0, 1.0).is_zero() && !Dual::new(1.0, 0.0).is_zero());
 }
+
+/// `Real::max` / `Real::min` pick the larger / smaller operand by value in every mode,
+/// with its derivative; a tie picks `self` (so the derivative is `self`'s, as documented).
+#[test]
+fn max_and_min_pick_an_operand_with_its_derivative() {
+    let (a, b) = (Dual::new(1.0, 10.0), Dual::new(2.0, 20.0));
+    assert_eq!((Real::max(a, b).eps, Real::max(b, a).eps), (20.0, 20.0));
+    assert_eq!((Real::min(a, b).eps, Real::min(b, a).eps), (10.0, 10.0));
+    let tie = Dual::new(1.0, -5.0);
+    assert_eq!((Real::max(a, tie).eps, Real::min(a, tie).eps), (10.0, 10.0));
+    assert_eq!((Real::max(tie, a).eps, Real::min(tie, a).eps), (-5.0, -5.0));
+    assert_eq!((Real::max(1.0, 2.0), Real::min(1.0, 2.0)), (2.0, 1.0));
+    // On the tape: the gradient reaches the chosen operand only.
+    let tape = Tape::new();
+    let (x, y) = (tape.var(3.0), tape.var(-1.0));
+    let g = tape.gradient(Real::max(x, y) * 2.0 + Real::min(x, y) * 5.0).unwrap();
+    assert_eq!((g.wrt(x), g.wrt(y)), (2.0, 5.0));
+}
