@@ -180,3 +180,40 @@ fn a_recording_replays_without_re_recording() {
         assert_eq!(rec.hvp(std::slice::from_ref(&v)).unwrap(), first);
     }
 }
+
+/// A batch of directions that is square but not the identity (all ones), and one that is
+/// the identity's first columns ([I; 0], not square): both go through the general batched
+/// path and equal one product per column (the identity shortcut is taken only for the
+/// exact square identity).
+#[test]
+fn near_identity_direction_batches_are_not_mistaken_for_the_identity() {
+    let p = vec![DMatrix::from_column_slice(3, 1, &[0.3, -0.1, 0.7])];
+    let a = DMatrix::from_fn(3, 3, |i, j| 0.2 * i as f64 - 0.3 * j as f64 + 0.1);
+    let rec = HessianRecording::new(&p, |b| {
+        let x = &b[0];
+        // A x with a seeded column x: where the identity shortcut applies.
+        let ax = x.constant_like(a.clone()).matmul(x);
+        ax.tanh().sq_norm() + x.sum() * x.sum() * 0.5
+    })
+    .unwrap();
+    let ones = DMatrix::from_element(3, 3, 1.0);
+    let mut partial = DMatrix::zeros(3, 2);
+    partial[(0, 0)] = 1.0;
+    partial[(1, 1)] = 1.0;
+    for dirs in [ones, partial] {
+        let batch = rec.hvp_batch(&[Some(&dirs)]).unwrap().remove(0);
+        assert_eq!(batch.shape(), dirs.shape());
+        for j in 0..dirs.ncols() {
+            let col = DMatrix::from_column_slice(3, 1, dirs.column(j).as_slice());
+            let one = rec.hvp(&[col]).unwrap().remove(0);
+            check_close(
+                "column",
+                batch.column(j).as_slice(),
+                one.as_slice(),
+                MODES_REL,
+                1.0,
+            )
+            .unwrap();
+        }
+    }
+}

@@ -484,6 +484,24 @@ fn max_and_min_pick_an_operand_with_its_derivative() {
     // On the tape: the gradient reaches the chosen operand only.
     let tape = Tape::new();
     let (x, y) = (tape.var(3.0), tape.var(-1.0));
-    let g = tape.gradient(Real::max(x, y) * 2.0 + Real::min(x, y) * 5.0).unwrap();
+    let g = tape
+        .gradient(Real::max(x, y) * 2.0 + Real::min(x, y) * 5.0)
+        .unwrap();
     assert_eq!((g.wrt(x), g.wrt(y)), (2.0, 5.0));
+}
+
+/// |x|'s derivative is 0 at ±0 in every mode (the documented subgradient choice), ±1
+/// elsewhere.
+#[test]
+fn abs_has_derivative_zero_at_zero() {
+    for (x, d) in [(0.0, 0.0), (-0.0, 0.0), (2.0, 1.0), (-2.0, -1.0)] {
+        assert_eq!(Real::abs(Dual::new(x, 1.0)).eps, d, "dual at {x}");
+        let tape = Tape::new();
+        let v = tape.var(x);
+        assert_eq!(
+            tape.gradient(Real::abs(v)).unwrap().wrt(v),
+            d,
+            "tape at {x}"
+        );
+    }
 }
