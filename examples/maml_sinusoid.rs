@@ -299,11 +299,21 @@ fn plot_mse(
     path: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let steps = results[0].2.steps.len();
+    // The axis ends a little above the largest MSE before fine-tuning: a method whose
+    // fine-tuning blows up (iMAML under SGD) is drawn clipped at the top, not allowed to
+    // flatten every other curve.
+    let cap = 1.5
+        * results
+            .iter()
+            .map(|r| r.2.at(0).mean)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
     let hi = results
         .iter()
         .flat_map(|r| r.2.steps.iter().map(|s| s.mean + s.ci95))
         .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
+        .fold(0.0f64, f64::max)
+        .min(cap);
     let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -322,7 +332,11 @@ fn plot_mse(
         .draw()?;
     for (i, (name, _, r, _)) in results.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
-        let pts: Vec<(f64, f64)> = r.steps.iter().map(|s| (s.step as f64, s.mean)).collect();
+        let pts: Vec<(f64, f64)> = r
+            .steps
+            .iter()
+            .map(|s| (s.step as f64, s.mean.min(hi)))
+            .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
             .label(*name)

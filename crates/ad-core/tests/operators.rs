@@ -212,3 +212,18 @@ fn elementwise_matches_scalars_at_zeros_and_infinities() {
         }
     }
 }
+
+/// ReLU and |·| have derivative 0 at ±0 in the matrix modes, as in the scalar ones (the
+/// documented subgradient choice): reverse (tape) and forward (duals) alike.
+#[test]
+fn relu_and_abs_have_derivative_zero_at_zero_on_matrices() {
+    let z = DMatrix::from_row_slice(1, 2, &[0.0, -0.0]);
+    for f in [Unary::Relu, Unary::Abs] {
+        let tape = Tape::new();
+        let x = tape.mat_var(z.clone());
+        let g = tape.gradient(x.unary(f).sum()).unwrap().wrt_mat(&x);
+        assert_eq!(g.as_slice(), &[0.0, 0.0], "{f:?} on the tape");
+        let d = DualMat::new(z.clone(), DMatrix::from_element(1, 2, 1.0)).unary(f);
+        assert_eq!(d.eps.as_slice(), &[0.0, 0.0], "{f:?} forward");
+    }
+}

@@ -350,3 +350,28 @@ fn tape_survives_a_panicking_rule() {
     let z = x * x;
     assert_eq!(tape.gradient(z).unwrap().wrt(x), 4.0);
 }
+
+/// The tape's size reports: one scalar node per scalar operation; recorded bytes that are 0
+/// for an empty tape, cover every matrix value held (8 bytes an entry), and grow by more
+/// than a new op's value (its entry on the tape counts too).
+#[test]
+fn the_tape_reports_its_size() {
+    let tape = Tape::new();
+    assert_eq!(
+        (tape.scalar_len(), tape.op_len(), tape.recorded_bytes()),
+        (0, 0, 0)
+    );
+    let a = tape.mat_var(DMatrix::from_element(10, 10, 0.5));
+    let with_a = tape.recorded_bytes();
+    assert!(with_a >= 800, "{with_a}");
+    let b = a.scale_f64(2.0);
+    let with_b = tape.recorded_bytes();
+    assert!(with_b > with_a + 800, "{with_a} -> {with_b}");
+    let ops = tape.op_len();
+    let s = b.sum();
+    let n = tape.scalar_len();
+    let t = s * s + s;
+    assert_eq!(tape.scalar_len(), n + 2);
+    assert!(tape.recorded_bytes() > with_b && tape.op_len() >= ops);
+    assert!(t.value() > 0.0);
+}
