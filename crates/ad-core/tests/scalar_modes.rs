@@ -464,6 +464,11 @@ fn duals_compare_by_value_and_print_both_parts() {
     assert!(Dual::new(f64::NAN, 0.0) != Dual::new(f64::NAN, 0.0));
     assert_eq!(a.to_string(), "1 + 2ε");
     assert_eq!(Dual::new(-0.5, 0.25).to_string(), "-0.5 + 0.25ε");
+    // A tape variable prints its value (with the formatter's options), like an f64.
+    let tape = Tape::new();
+    let v = tape.var(1.25);
+    assert_eq!((v.to_string(), format!("{v:.1}")), ("1.25".to_string(), "1.2".to_string()));
+    drop(tape);
     // num_traits: zero means both parts zero.
     use num_traits::Zero;
     assert!(Dual::<f64>::zero().is_zero());
