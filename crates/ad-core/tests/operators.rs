@@ -227,3 +227,17 @@ fn relu_and_abs_have_derivative_zero_at_zero_on_matrices() {
         assert_eq!(d.eps.as_slice(), &[0.0, 0.0], "{f:?} forward");
     }
 }
+
+/// A product with an empty dimension contributes zero to the gradient and keeps what
+/// other uses of the same variable contributed (the accumulation into an existing adjoint
+/// is `y = 1·y + 0`).
+#[test]
+fn empty_products_keep_accumulated_gradients() {
+    let x0 = DMatrix::from_column_slice(3, 1, &[1.0, -2.0, 0.5]);
+    let tape = Tape::new();
+    let x = tape.mat_var(x0.clone());
+    let empty = x.constant_like(DMatrix::zeros(0, 3)).matmul(&x); // 0 x 1
+    let loss = empty.sum() + x.sq_norm();
+    let g = tape.gradient(loss).unwrap().wrt_mat(&x);
+    assert_eq!(g, &x0 * 2.0);
+}

@@ -157,3 +157,48 @@ fn non_finite_points_and_directions_are_errors() {
         other => panic!("expected NonFinite, got {other:?}"),
     }
 }
+
+/// The tape's forward sweep through products of constants (whose tangents are known zeros
+/// of the product's shape) and a mean: the same directional derivative as forward mode on
+/// duals.
+#[test]
+fn forward_sweep_through_constant_products_matches_duals() {
+    let a = DMatrix::from_fn(3, 2, |i, j| 0.3 * i as f64 - 0.2 * j as f64 + 0.1);
+    let b = DMatrix::from_fn(2, 4, |i, j| 0.5 - 0.1 * (i + 2 * j) as f64);
+    let w0 = DMatrix::from_fn(3, 4, |i, j| 0.05 * (i * 4 + j) as f64 - 0.2);
+    let dir = DMatrix::from_fn(3, 4, |i, j| ((i + j) % 3) as f64 - 1.0);
+    fn f<M: MatOps>(w: &M, a: &DMatrix<f64>, b: &DMatrix<f64>) -> M::Scalar {
+        let ab = w
+            .constant_like(a.clone())
+            .matmul(&w.constant_like(b.clone()));
+        ab.add(w).tanh().mean() + ab.mul_elem(w).sum()
+    }
+    let tape = ad_core::Tape::new();
+    let w = tape.mat_var(w0.clone());
+    let y = f(&w, &a, &b);
+    let t = tape
+        .forward(&ad_core::Seeds::new().mat(&w, dir.clone()))
+        .unwrap()
+        .of(y);
+    let dual = f(&DualMat::new(w0, dir), &a, &b).eps;
+    check_close("forward sweep vs duals", &[t], &[dual], MODES_REL, 1.0).unwrap();
+}
+
+/// Nested forward mode (`DualMat<DualMat<_>>`) gives second directional derivatives: for
+/// f(w) = ‖A w‖², vᵀ∇²f v = 2‖A v‖², through products whose inner tangents are not zero.
+#[test]
+fn nested_dual_matrices_give_second_directional_derivatives() {
+    let a = DMatrix::from_fn(4, 3, |i, j| 0.2 * i as f64 + 0.3 * j as f64 - 0.4);
+    let w0 = DMatrix::from_column_slice(3, 1, &[0.5, -1.0, 2.0]);
+    let v = DMatrix::from_column_slice(3, 1, &[1.0, 0.5, -0.25]);
+    let zero = DMatrix::zeros(3, 1);
+    let w = DualMat::new(DualMat::new(w0, v.clone()), DualMat::new(v.clone(), zero));
+    let aw = w.constant_like(a.clone()).matmul(&w);
+    let y = aw.sq_norm();
+    let want = 2.0 * (&a * &v).norm_squared();
+    assert!(
+        (y.eps.eps - want).abs() <= 1e-12 * want,
+        "{} vs {want}",
+        y.eps.eps
+    );
+}

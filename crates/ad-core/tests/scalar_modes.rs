@@ -467,7 +467,10 @@ fn duals_compare_by_value_and_print_both_parts() {
     // A tape variable prints its value (with the formatter's options), like an f64.
     let tape = Tape::new();
     let v = tape.var(1.25);
-    assert_eq!((v.to_string(), format!("{v:.1}")), ("1.25".to_string(), "1.2".to_string()));
+    assert_eq!(
+        (v.to_string(), format!("{v:.1}")),
+        ("1.25".to_string(), "1.2".to_string())
+    );
     drop(tape);
     // num_traits: zero means both parts zero.
     use num_traits::Zero;
