@@ -217,3 +217,37 @@ fn near_identity_direction_batches_are_not_mistaken_for_the_identity() {
         }
     }
 }
+
+/// Second-order products through a product whose right factor is a constant with several
+/// columns (only the left factor has tangents), and through a scaling of an intermediate
+/// by a scalar variable (both tangents needed): the batch equals `hvp_mat` column by column.
+#[test]
+fn constant_right_factors_and_scaled_intermediates() {
+    let c = DMatrix::from_fn(3, 4, |i, j| 0.3 * i as f64 - 0.1 * j as f64 + 0.05);
+    struct F(DMatrix<f64>);
+    impl MatFn for F {
+        fn eval<M: MatOps>(&self, p: &[M]) -> M::Scalar {
+            let w = &p[0];
+            let wc = w.matmul(&w.constant_like(self.0.clone())).tanh();
+            // Scale feeds only a sum: its own rule is what needs both tangents.
+            wc.scale(w.sum() * 0.5).sum() + wc.sum()
+        }
+    }
+    let f = F(c);
+    let p = vec![DMatrix::from_fn(2, 3, |i, j| 0.2 * (i + j) as f64 - 0.3)];
+    let rec = HessianRecording::new(&p, |b| f.eval(b)).unwrap();
+    let dirs = DMatrix::from_fn(6, 3, |i, j| ((i * 3 + j) % 5) as f64 * 0.25 - 0.5);
+    let batch = rec.hvp_batch(&[Some(&dirs)]).unwrap().remove(0);
+    for j in 0..3 {
+        let v = DMatrix::from_column_slice(2, 3, dirs.column(j).as_slice());
+        let want = hvp_mat(&f, &p, &[v]).unwrap().remove(0);
+        check_close(
+            "column",
+            batch.column(j).as_slice(),
+            want.as_slice(),
+            MODES_REL,
+            1.0,
+        )
+        .unwrap();
+    }
+}
