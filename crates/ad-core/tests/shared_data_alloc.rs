@@ -82,6 +82,30 @@ fn neither_recording_nor_sweeps_copy_shared_data() {
     let (_, warm) = allocated_by(cycle);
     assert!(warm < 500 * 16, "a warm tape cycle allocated {warm} bytes");
 
+    // Matrix buffers go back to the arena when their tape drops, counted at 8 bytes an
+    // entry, and the smallest pooled size (256 entries, 16 x 16) is reused like any other.
+    let matrix_cycle = || {
+        let t = Tape::new();
+        let x = t.mat_var(DMatrix::from_element(16, 16, 0.1));
+        let g = t.gradient(x.tanh().sum()).unwrap().wrt_mat(&x);
+        g[(0, 0)]
+    };
+    Tape::release_idle_buffers();
+    let before = Tape::idle_buffer_bytes();
+    matrix_cycle();
+    let pooled = Tape::idle_buffer_bytes() - before;
+    assert!(
+        pooled >= 256 * 8 && pooled % (256 * 8) == 0,
+        "{pooled} bytes pooled"
+    );
+    // The caller's input matrix and the gradient handed out are two fresh 16 x 16 buffers;
+    // the tape's own (its copy of x, tanh's value, the adjoints) all come from the arena.
+    let (_, warm) = allocated_by(matrix_cycle);
+    assert!(
+        warm < 3 * 256 * 8,
+        "a warm 16 x 16 cycle allocated {warm} bytes"
+    );
+
     // second order (a Hessian-vector product): the data's tangent is a known zero that is
     // never materialized, so neither recording nor the reverse sweep copies or zero-fills
     // anything of the data's size
