@@ -3,7 +3,8 @@
 #
 #   scripts/mutants.sh GROUP...
 #
-# Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out):
+# Groups (each a separate cargo-mutants run; results in target/mutants/GROUP/mutants.out, or
+# GROUP-sK/mutants.out for shard K of MUTANTS_ARGS="--shard K/N ..."):
 #   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
 #                and tests/kernels_exact.rs
 #   elementwise  ad-core's src/elementwise.rs, judged by tests/matrix_modes.rs and operators.rs
@@ -39,13 +40,26 @@ speed=(-C --config -C profile.release.incremental=true -C --config -C profile.re
 # and every mutant would rebuild every test binary of the package.
 tests=(-C --test -C)
 
+# The output directory of a group: target/mutants/GROUP, or GROUP-sK for shard K (so the
+# shards of one group do not overwrite each other).
+outdir() {
+    local group=$1
+    if [[ ${MUTANTS_ARGS:-} =~ --shard[=\ ]([0-9]+)/ ]]; then
+        echo "target/mutants/$group-s${BASH_REMATCH[1]}"
+    else
+        echo "target/mutants/$group"
+    fi
+}
+
 run() {
     local group=$1
     shift
-    echo "== mutants: $group" >&2
-    mkdir -p "target/mutants/$group"
+    local out
+    out=$(outdir "$group")
+    echo "== mutants: $group -> $out" >&2
+    mkdir -p "$out"
     # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of options
-    nice -n "$niceness" cargo mutants --jobs "$jobs" --output "target/mutants/$group" \
+    nice -n "$niceness" cargo mutants --jobs "$jobs" --output "$out" \
         "${speed[@]}" ${MUTANTS_ARGS:-} "$@"
     echo "== mutants: $group: exit $?" >&2
 }
@@ -92,7 +106,7 @@ for group in "$@"; do
 done
 
 for group in "$@"; do
-    f=target/mutants/$group/mutants.out/outcomes.json
+    f=$(outdir "$group")/mutants.out/outcomes.json
     [ -f "$f" ] && echo "$group: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join(f"{k}={d.get(k)}" for k in ("total_mutants","caught","missed","unviable","timeout")))' "$f")"
 done
 exit 0
