@@ -474,3 +474,30 @@ fn zero_cotangents_and_backward_names() {
     .collect();
     assert_eq!(names, ["exact", "phantom", "jacobian-free"]);
 }
+
+/// Refinement with a given factor stops as soon as a step fails to halve the residual: a
+/// factor of 10 A (each step removes only a tenth of the error) is `NotConverged` after
+/// one step, with its report, rather than a long crawl to the iteration limit.
+#[test]
+fn a_poor_factor_stops_refining_at_the_first_stall() {
+    let (n, p, seed) = (5, 2, 4);
+    let r = Ridge::random(n, p, seed);
+    let theta = r.theta(seed);
+    let w = r.solve(&theta);
+    let poor = Factor::Cholesky(DenseCholesky::factor(&(r.a(&theta) * 10.0), 0.0).unwrap());
+    let imp = Implicit::argmin_vec(&r, &w, &theta, IftOptions::default().estimate_error(false))
+        .unwrap()
+        .with_factor(poor);
+    match imp.vjp_flat(&vec![1.0; n]) {
+        Err(implicit::ImplicitError::Linear(implicit::linear::SolveError::NotConverged {
+            report,
+            ..
+        })) => {
+            assert_eq!((report.iterations, report.matvecs), (1, 2));
+            // y₀ = (10A)⁻¹b leaves 0.9 b; one refinement step leaves 0.81 b.
+            let ratio = report.residual_norm / report.initial_residual_norm;
+            assert!((ratio - 0.81).abs() < 1e-9, "{ratio}");
+        }
+        other => panic!("expected NotConverged after one step, got {other:?}"),
+    }
+}
