@@ -19,7 +19,7 @@ use crate::linear::operator::LinearOperator;
 use crate::linear::options::SolveOptions;
 use crate::linear::precond::Preconditioner;
 use crate::linear::report::{Solution, SolveReport};
-use crate::linear::workspace::Workspace;
+use crate::linear::workspace::{Workspace, anderson_memory};
 
 /// Relative Tikhonov regularization of the m x m least-squares system, against its largest
 /// diagonal entry: keeps the Cholesky factor defined when successive residual differences
@@ -63,12 +63,6 @@ pub fn anderson<A: LinearOperator + ?Sized>(
     opts: &SolveOptions,
 ) -> Result<Solution, SolveError> {
     Workspace::run_fresh(|ws| anderson_with(ws, op, b, x0, precond, opts))
-}
-
-/// The history length used on an `n`-column operator: the memory, at most `n` (more
-/// differences than dimensions are linearly dependent), at least 1.
-pub(crate) fn anderson_memory(memory: usize, n: usize) -> usize {
-    memory.min(n).max(1)
 }
 
 /// [`anderson`] in a reusable [`Workspace`]: the solution is left in

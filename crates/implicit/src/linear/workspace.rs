@@ -1,6 +1,5 @@
 //! Reusable scratch space for the Krylov solvers.
 
-use crate::linear::anderson::anderson_memory;
 use crate::linear::error::SolveError;
 use crate::linear::method::Method;
 use crate::linear::options::SolveOptions;
@@ -66,6 +65,12 @@ pub(crate) fn layout(
         }
         Method::Lu | Method::Cholesky | Method::Auto => ([(0, 0), (0, 0)], 0),
     }
+}
+
+/// Anderson's history length on an `n`-column operator: the memory, at most `n` (more
+/// differences than dimensions are linearly dependent), at least 1.
+pub(crate) fn anderson_memory(memory: usize, n: usize) -> usize {
+    memory.min(n).max(1)
 }
 
 /// The GMRES basis size: the restart length, at most `n` (a Krylov space has at most `n`
