@@ -501,3 +501,26 @@ fn a_poor_factor_stops_refining_at_the_first_stall() {
         other => panic!("expected NotConverged after one step, got {other:?}"),
     }
 }
+
+/// With the default options a VJP reports an estimate of the gradient error its final
+/// residual leaves (one loose extra solve), a relative residual within the solve's
+/// tolerance, and `options()` returns the options it was built with.
+#[test]
+fn default_vjps_report_their_error_estimate() {
+    let (n, p, seed) = (6, 3, 2);
+    let r = Ridge::random(n, p, seed);
+    let theta = r.theta(seed);
+    let w = r.solve(&theta);
+    // Matrix-free (CG), so the solve leaves a residual to estimate from.
+    let opts = IftOptions::default().dense_up_to(0);
+    let imp = Implicit::argmin_vec(&r, &w, &theta, opts).unwrap();
+    assert!(imp.options().estimate_error && imp.options().dense_up_to == 0);
+    let (_, report) = imp.vjp_flat(&vec![1.0; n]).unwrap();
+    let estimate = report.linear_error_estimate.expect("an error estimate");
+    assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
+    assert!(
+        (0.0..=1e-10).contains(&report.relative_residual),
+        "{}",
+        report.relative_residual
+    );
+}
