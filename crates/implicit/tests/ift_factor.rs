@@ -524,3 +524,24 @@ fn default_vjps_report_their_error_estimate() {
         report.relative_residual
     );
 }
+
+/// The linearizations' documented signs of the map f = x + σF (−1 for argmins, a gradient
+/// step; +1 for roots) and the argmin linearization's value of L at the point.
+#[test]
+fn linearization_signs_and_value() {
+    let (n, p, seed) = (4, 2, 6);
+    let r = Ridge::random(n, p, seed);
+    let theta = r.theta(seed);
+    let w = r.solve(&theta);
+    {
+        let lin = ArgminHessian::new(&r, &col(&w), &[col(&theta)]).unwrap();
+        assert_eq!(lin.map_sign(), -1.0);
+        let direct: f64 = implicit::Objective::value(&r, &col(&w), &[col(&theta)]);
+        assert!((lin.value() - direct).abs() <= 1e-14 * (1.0 + direct.abs()));
+    }
+    let t = TanhRoot::random(n, p, seed);
+    let theta = t.theta(seed);
+    let x = t.solve(&theta);
+    let root = RecordedRoot::new(&t, &col(&x), &[col(&theta)]).unwrap();
+    assert_eq!(root.map_sign(), 1.0);
+}
