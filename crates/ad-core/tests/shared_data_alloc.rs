@@ -95,7 +95,7 @@ fn neither_recording_nor_sweeps_copy_shared_data() {
     matrix_cycle();
     let pooled = Tape::idle_buffer_bytes() - before;
     assert!(
-        pooled >= 256 * 8 && pooled % (256 * 8) == 0,
+        pooled >= 256 * 8 && pooled.is_multiple_of(256 * 8),
         "{pooled} bytes pooled"
     );
     // The caller's input matrix and the gradient handed out are two fresh 16 x 16 buffers;
