@@ -46,11 +46,19 @@ impl<L: Linearization> LinearOperator for JacobianBlock<'_, L> {
     }
 }
 
-/// A solve's answer, its report and, when the solve's last pass made it, `Bᵀy`.
+/// A solve's answer, its report and, when its last residual check was a transpose pass
+/// (a given factor, reverse mode), what that pass made.
 struct Solved {
     y: Vec<f64>,
     report: SolveReport,
-    bt_y: Option<Vec<f64>>,
+    last_pass: Option<LastPass>,
+}
+
+/// `Bᵀy` and the residual `rhs − op(A) y` (ridge included) of the final iterate, from
+/// one pass of the linearization.
+struct LastPass {
+    bt_y: Vec<f64>,
+    residual: Vec<f64>,
 }
 
 /// A residual `rhs − op(A) y`, its norm and, for `Aᵀ`, `Bᵀy` from the same pass.
@@ -131,10 +139,10 @@ impl<L: Linearization> Implicit<L> {
     ) -> Result<Solved, ImplicitError> {
         let method = self.method();
         let given = self.factor.borrow().clone().filter(|_| self.factor_given);
-        let mut bt_y = None;
+        let mut last_pass = None;
         let sol = if let Some(factor) = given {
-            let (sol, bt) = self.solve_given(&factor, transpose, rhs, opts)?;
-            bt_y = bt;
+            let (sol, pass) = self.solve_given(&factor, transpose, rhs, opts)?;
+            last_pass = pass;
             sol
         } else if matches!(method, Method::Lu | Method::Cholesky) {
             // The solve that makes the factorization reports the n products it cost.
@@ -171,22 +179,23 @@ impl<L: Linearization> Implicit<L> {
         Ok(Solved {
             y: sol.x,
             report: sol.report,
-            bt_y,
+            last_pass,
         })
     }
 
     /// Solve `op(A) y = rhs` with a caller-given factor `F ≈ op(A)`: iterative refinement
     /// against the true operator (`y += F⁻¹ (rhs − op(A) y)`), stopping at the tolerance,
     /// after `max_iters` steps, or when the residual stops halving. For `Aᵀ` each residual
-    /// check also gives `Bᵀy` (one pass of the linearization gives both), returned for the
-    /// final `y`: a reverse-mode backward pass with a good factor then costs one pass.
+    /// check also gives `Bᵀy` (one pass of the linearization gives both), returned with the
+    /// final `y`'s residual: a reverse-mode backward pass with a good factor then costs one
+    /// pass, and its error estimate needs no second one.
     fn solve_given(
         &self,
         factor: &Factor,
         transpose: bool,
         rhs: &[f64],
         opts: &SolveOptions,
-    ) -> Result<(crate::linear::Solution, Option<Vec<f64>>), ImplicitError> {
+    ) -> Result<(crate::linear::Solution, Option<LastPass>), ImplicitError> {
         opts.validate()?;
         let inverse = |r: &mut [f64]| match (factor, transpose) {
             (Factor::Lu(lu), false) => lu.inverse_in_place(r),
@@ -249,7 +258,8 @@ impl<L: Linearization> Implicit<L> {
         };
         check_finite("solution", &y)?;
         if report.converged {
-            Ok((crate::linear::Solution { x: y, report }, bt_y))
+            let pass = bt_y.map(|bt_y| LastPass { bt_y, residual: r });
+            Ok((crate::linear::Solution { x: y, report }, pass))
         } else {
             Err(SolveError::NotConverged {
                 report: Box::new(report),
@@ -296,20 +306,21 @@ impl<L: Linearization> Implicit<L> {
         let Solved {
             y: w,
             report: linear,
-            bt_y: bt_w,
+            last_pass,
         } = self.solve_with(true, x_bar, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, x_bar);
-        let (bt_w, r) =
-            if let (Some(bt_w), false, Some(_)) = (bt_w, self.options.estimate_error, reported) {
-                // The given factor's residual check already made Bᵀw.
-                (bt_w, None)
-            } else if self.options.estimate_error || reported.is_none() {
-                let (at_w, bt_w) = self.transpose_products(&w)?;
-                let r: Vec<f64> = x_bar.iter().zip(&at_w).map(|(b, a)| b - a).collect();
-                (bt_w, Some(r))
-            } else {
-                (self.bt_product(&w)?, None)
-            };
+        let (bt_w, r) = if let (Some(pass), Some(_)) = (last_pass, reported) {
+            // The given factor's residual check already made Bᵀw and, without a ridge,
+            // the residual x̄ − Aᵀw itself.
+            let r = self.options.estimate_error.then_some(pass.residual);
+            (pass.bt_y, r)
+        } else if self.options.estimate_error || reported.is_none() {
+            let (at_w, bt_w) = self.transpose_products(&w)?;
+            let r: Vec<f64> = x_bar.iter().zip(&at_w).map(|(b, a)| b - a).collect();
+            (bt_w, Some(r))
+        } else {
+            (self.bt_product(&w)?, None)
+        };
         let theta_bar: Vec<f64> = bt_w.iter().map(|v| -v).collect();
         let linear_error_estimate = match (&r, self.options.estimate_error) {
             (Some(r), true) => match self.loose_correction(true, r) {
