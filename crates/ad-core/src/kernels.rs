@@ -1,5 +1,6 @@
 //! Vectorized elementwise math kernels over `f64` slices: [`tanh`], [`exp`], [`ln`],
-//! [`sigmoid`] and [`softplus`].
+//! [`sigmoid`] and [`softplus`]; and the matrix product kernel of AVX-512 CPUs,
+//! [`product`].
 //!
 //! Each kernel reads `x` and writes `out[i] = f(x[i])`; `x` and `out` must have the same
 //! length (a mismatch is a programmer error and panics with both lengths in the message).
@@ -122,6 +123,7 @@
 //! `[2^-80, 0.02947]`, absolute, monomials `z^1..z^7`.
 
 pub mod paths;
+pub mod product;
 
 use paths::Kernel;
 

@@ -32,6 +32,15 @@ pub(crate) fn gemm_slices(
     tb: bool,
     beta: f64,
 ) {
+    if !ta && !tb {
+        assert!(
+            ar == cr && bc == cc && ac == br,
+            "ad-core: product of {ar}x{ac} and {br}x{bc} into {cr}x{cc}"
+        );
+        if crate::kernels::product::gemm_best((cr, cc, ac), alpha, a, b, beta, c) {
+            return;
+        }
+    }
     let mut cv = DMatrixViewMut::from_slice(c, cr, cc);
     // nalgebra's small-matrix path assumes unit row strides: materialize transposes there;
     // otherwise read them through strided views (matrixmultiply takes any strides).
