@@ -207,18 +207,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for (name, _, r, secs) in &results {
         let cell = |s: usize| {
-            let x = r.at(s);
+            let Some(x) = r.at(s) else {
+                return "not evaluated".to_string();
+            };
             let d = if x.diverged > 0 {
                 format!(" ({} div)", x.diverged)
             } else {
                 String::new()
             };
-            // A mean past 1e4 (fine-tuning blew up without overflowing) in exponent form.
-            if x.mean.abs() < 1e4 {
-                format!("{:.3} ± {:.3}{d}", x.mean, x.ci95)
+            let Some(mean) = x.mean else {
+                return "all diverged".to_string();
+            };
+            // A mean past 1e4 (fine-tuning blew up without overflowing) in exponent form;
+            // no half-width with a single finite task.
+            let (m, ci) = if mean.abs() < 1e4 {
+                (format!("{mean:.3}"), x.ci95.map(|c| format!("{c:.3}")))
             } else {
-                format!("{:.2e} ± {:.1e}{d}", x.mean, x.ci95)
-            }
+                (format!("{mean:.2e}"), x.ci95.map(|c| format!("{c:.1e}")))
+            };
+            format!("{m} ± {}{d}", ci.as_deref().unwrap_or("n/a"))
         };
         println!(
             "{:<12} {:>16} {:>16} {:>16} {:>16} {:>10.3}",
@@ -266,7 +273,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         results
             .iter()
             .find(|r| r.0 == n)
-            .map(|r| r.2.at(1).mean)
+            .and_then(|r| r.2.at(1)?.mean)
             .unwrap_or(f64::NAN)
     };
     println!(
@@ -305,12 +312,12 @@ fn plot_mse(
     let cap = 1.5
         * results
             .iter()
-            .map(|r| r.2.at(0).mean)
-            .filter(|v| v.is_finite())
+            .filter_map(|r| r.2.at(0)?.mean)
             .fold(0.0f64, f64::max);
     let hi = results
         .iter()
-        .flat_map(|r| r.2.steps.iter().map(|s| s.mean + s.ci95))
+        .flat_map(|r| r.2.steps.iter())
+        .filter_map(|s| Some(s.mean? + s.ci95.unwrap_or(0.0)))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .min(cap);
@@ -335,7 +342,7 @@ fn plot_mse(
         let pts: Vec<(f64, f64)> = r
             .steps
             .iter()
-            .map(|s| (s.step as f64, s.mean.min(hi)))
+            .filter_map(|s| Some((s.step as f64, s.mean?.min(hi))))
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?

@@ -336,3 +336,50 @@ fn adam_applies_its_schedule_and_sgd_reports_its_state() {
     sgd.reset();
     assert_eq!((sgd.steps_taken(), sgd.state().buf.len()), (0, 0));
 }
+
+/// A saved Adam state that no run could have produced is refused, naming the field and the
+/// offending value; a state at the step limit cannot be resumed.
+#[test]
+fn adam_resume_refuses_impossible_states() {
+    use ad_core::optim::AdamState;
+    let state = |t: u64, m: Vec<f64>, v: Vec<f64>| AdamState { t, m, v };
+    let cases = [
+        (state(3, vec![0.1, f64::NAN], vec![0.1, 0.1]), "state.m"),
+        (state(3, vec![0.1, 0.2], vec![0.1, -1.0]), "state.v"),
+        (
+            state(3, vec![0.1, 0.2], vec![f64::INFINITY, 0.1]),
+            "state.v",
+        ),
+        (state(u64::MAX, vec![0.1], vec![0.1]), "state.t"),
+        (state(3, vec![0.1], vec![0.1, 0.2]), "state.v"),
+    ];
+    for (s, field) in cases {
+        match Adam::resume(AdamOptions::default(), s.clone()) {
+            Err(OptimError::InvalidOption { name, value, .. }) => {
+                assert_eq!(name, field, "{s:?}");
+                let expected = match field {
+                    "state.m" => f64::NAN,
+                    "state.t" => u64::MAX as f64,
+                    _ if s.v.len() != s.m.len() => s.v.len() as f64,
+                    _ => *s.v.iter().find(|v| !(v.is_finite() && **v >= 0.0)).unwrap(),
+                };
+                assert!(
+                    value.to_bits() == expected.to_bits() || (value.is_nan() && expected.is_nan()),
+                    "{field}: {value} vs {expected}"
+                );
+            }
+            other => panic!("{s:?}: expected InvalidOption({field}), got {other:?}"),
+        }
+    }
+    // A valid state one step from the limit resumes, and the count saturates there.
+    let mut adam = Adam::resume(
+        AdamOptions::default(),
+        state(u64::MAX - 1, vec![0.1], vec![0.1]),
+    )
+    .unwrap();
+    let mut p = [1.0];
+    adam.step(&mut p, &[0.5]);
+    adam.step(&mut p, &[0.5]);
+    assert!(p[0].is_finite());
+    assert_eq!(adam.state().t, u64::MAX);
+}

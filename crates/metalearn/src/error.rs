@@ -104,6 +104,42 @@ pub enum MetaError {
     #[error("empty meta-batch: at least one task is needed")]
     EmptyBatch,
 
+    /// A meta-iteration gave a non-finite meta-loss, meta-gradient, meta-parameter or Adam
+    /// moment; the trainer keeps its previous state.
+    #[error("meta-iteration {iteration}: {what} entry {index} is not finite ({value})")]
+    MetaDiverged {
+        /// What left the finite numbers ("meta-loss", "meta-gradient", "meta-parameters" ...).
+        what: &'static str,
+        /// The meta-iteration (from 0).
+        iteration: u64,
+        /// Position of the first offending entry.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+
+    /// A saved state holds a value it can never reach (a negative second moment ...).
+    #[error("invalid saved state: {what} entry {index} is {value}: {reason}")]
+    InvalidState {
+        /// Which part of the state.
+        what: &'static str,
+        /// Position of the first offending entry.
+        index: usize,
+        /// The offending value.
+        value: f64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// A step counter is at its limit: one more step would overflow it.
+    #[error("{what} is {count}: one more step would overflow it")]
+    StepLimit {
+        /// Which counter ("meta-iteration count", "Adam step count").
+        what: &'static str,
+        /// Its value.
+        count: u64,
+    },
+
     /// An error of ad-core (tape, derivatives, loss checks, model files).
     #[error(transparent)]
     Ad(#[from] AdError),

@@ -98,10 +98,11 @@ impl EvalOptions {
 pub struct StepResult {
     /// Fine-tuning steps taken.
     pub step: usize,
-    /// Mean query MSE over the tasks that stayed finite (NaN if none did).
-    pub mean: f64,
-    /// Half-width of the 95% confidence interval of the mean (`1.96 s / sqrt(n)`).
-    pub ci95: f64,
+    /// Mean query MSE over the tasks that stayed finite (`None` if none did).
+    pub mean: Option<f64>,
+    /// Half-width of the 95% confidence interval of the mean (`1.96 s / sqrt(n)`; `None`
+    /// with fewer than two finite tasks, or if it overflows).
+    pub ci95: Option<f64>,
     /// Tasks whose MSE was finite.
     pub finite: usize,
     /// Tasks whose fine-tuning left the finite numbers (not in the mean).
@@ -116,9 +117,9 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    /// The result after `step` fine-tuning steps. Panics if `step` is beyond the protocol.
-    pub fn at(&self, step: usize) -> &StepResult {
-        &self.steps[step]
+    /// The result after `step` fine-tuning steps (`None` beyond the protocol's steps).
+    pub fn at(&self, step: usize) -> Option<&StepResult> {
+        self.steps.get(step)
     }
 }
 
@@ -171,6 +172,31 @@ fn task_curve(
     Ok(curve)
 }
 
+/// Mean and 95% half-width of finite values, without overflow to infinity: `None` for
+/// the mean of no value, for the half-width of fewer than two or one that overflows.
+fn mean_ci95(vals: &[f64]) -> (Option<f64>, Option<f64>) {
+    let n = vals.len() as f64;
+    if vals.is_empty() {
+        return (None, None);
+    }
+    let mut mean = vals.iter().sum::<f64>() / n;
+    if !mean.is_finite() {
+        mean = vals.iter().map(|v| v / n).sum();
+    }
+    if vals.len() < 2 {
+        return (Some(mean), None);
+    }
+    let ss = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+    let mut ci = 1.96 * (ss / (n - 1.0) / n).sqrt();
+    if !ci.is_finite() {
+        // squares overflowed: scale by the largest deviation
+        let d = vals.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max);
+        let r = vals.iter().map(|v| ((v - mean) / d).powi(2)).sum::<f64>();
+        ci = 1.96 * d * (r / (n - 1.0) / n).sqrt();
+    }
+    (Some(mean), ci.is_finite().then_some(ci))
+}
+
 /// Evaluate meta-parameters `theta` by the protocol: fine-tune on each test task's
 /// support set and report the query MSE after each step.
 ///
@@ -181,7 +207,9 @@ fn task_curve(
 /// let theta = mlp.init(Init::HeNormal, 0);
 /// let report = evaluate(&mlp, &theta, &Sinusoid::default(), &EvalOptions::default().tasks(20).steps(2))?;
 /// assert_eq!(report.steps.len(), 3);
-/// assert_eq!(report.at(1).finite + report.at(1).diverged, 20);
+/// let one = report.at(1).unwrap();
+/// assert_eq!(one.finite + one.diverged, 20);
+/// assert!(report.at(3).is_none());
 /// # Ok::<(), metalearn::MetaError>(())
 /// ```
 pub fn evaluate<D: TaskDistribution + ?Sized>(
@@ -206,19 +234,13 @@ pub fn evaluate<D: TaskDistribution + ?Sized>(
                 .map(|c| c[s])
                 .filter(|v| v.is_finite())
                 .collect();
-            let n = vals.len();
-            let mean = vals.iter().sum::<f64>() / n as f64;
-            let var = if n > 1 {
-                vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-            } else {
-                0.0
-            };
+            let (mean, ci95) = mean_ci95(&vals);
             StepResult {
                 step: s,
                 mean,
-                ci95: 1.96 * (var / n as f64).sqrt(),
-                finite: n,
-                diverged: curves.len() - n,
+                ci95,
+                finite: vals.len(),
+                diverged: curves.len() - vals.len(),
             }
         })
         .collect();

@@ -17,7 +17,8 @@
 //! trainer.run(&Sinusoid::default(), 5, |_| {})?;                 // 5 meta-iterations of Adam
 //! let opts = EvalOptions::default().tasks(10).steps(1);
 //! let report = evaluate(trainer.mlp(), trainer.theta(), &Sinusoid::default(), &opts)?;
-//! assert!(report.at(1).mean.is_finite() && report.at(1).diverged == 0);
+//! let one_step = report.at(1).expect("steps 0 and 1 are evaluated");
+//! assert!(one_step.mean.is_some_and(f64::is_finite) && one_step.diverged == 0);
 //! # Ok::<(), metalearn::MetaError>(())
 //! ```
 //!

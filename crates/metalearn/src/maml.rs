@@ -71,11 +71,12 @@ pub(crate) fn reptile_task(
     let loss = losses.query.value(&phi);
     check_diverged("query loss", loss, &[], task, inner.steps)?;
     let scale = 1.0 / (inner.steps as f64 * inner.lr);
-    let grad = theta
+    let grad: Vec<f64> = theta
         .iter()
         .zip(&phi)
         .map(|(t, p)| (t - p) * scale)
         .collect();
+    check_diverged("Reptile direction", 0.0, &grad, task, inner.steps)?;
     Ok(TaskGradient {
         loss,
         grad,

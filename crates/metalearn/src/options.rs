@@ -41,11 +41,22 @@ impl InnerSgd {
         self
     }
 
-    /// [`MetaError::InvalidOption`] for zero steps or a learning rate that is not finite
-    /// and positive.
+    /// [`MetaError::InvalidOption`] for zero steps, a learning rate that is not finite and
+    /// positive, or one so small or large that `steps * lr` or its inverse (Reptile's
+    /// scale) is not finite.
     pub fn validate(&self) -> Result<(), MetaError> {
         check_count("inner steps", self.steps)?;
-        check_positive("inner lr", self.lr)
+        check_positive("inner lr", self.lr)?;
+        let span = self.steps as f64 * self.lr;
+        if span.is_finite() && (1.0 / span).is_finite() {
+            Ok(())
+        } else {
+            Err(MetaError::InvalidOption {
+                name: "inner lr",
+                value: self.lr,
+                reason: "steps * lr and its inverse must be finite",
+            })
+        }
     }
 }
 

@@ -152,15 +152,17 @@ impl TaskData {
 
     /// A support set of `k_support` and a disjoint query set of `k_query` points drawn
     /// without replacement, seeded by `rng`: [`MetaError::NotEnoughData`] if the pool holds
-    /// fewer than `k_support + k_query` points.
+    /// fewer than `k_support + k_query` points (`requested` saturates at `usize::MAX`) or a
+    /// count is zero.
     pub fn split(
         &self,
         k_support: usize,
         k_query: usize,
         rng: &mut StdRng,
     ) -> Result<Task, MetaError> {
-        let requested = k_support + k_query;
-        if requested > self.len() || k_support == 0 || k_query == 0 {
+        let total = k_support.checked_add(k_query);
+        let requested = total.unwrap_or(usize::MAX);
+        if total.is_none_or(|n| n > self.len()) || k_support == 0 || k_query == 0 {
             return Err(MetaError::NotEnoughData {
                 requested,
                 support: k_support,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithm::{Algorithm, check_theta};
 use crate::batch::{BatchStats, Parallelism, meta_gradient};
-use crate::error::{MetaError, check_count};
+use crate::error::{MetaError, check_count, check_finite};
 use crate::task::{TaskDistribution, sample_batch};
 use crate::task_gradient::norm;
 
@@ -170,11 +170,16 @@ impl MetaTrainer {
     }
 
     /// One meta-iteration: draw the meta-batch of this iteration, take the meta-gradient,
-    /// update with Adam. On an error nothing changes.
+    /// update with Adam. On an error nothing changes: [`MetaError::MetaDiverged`] if the
+    /// meta-loss, meta-gradient or the updated meta-parameters (or Adam moments) are not
+    /// finite, [`MetaError::StepLimit`] if a step counter is at `u64::MAX`.
     pub fn step<D: TaskDistribution + ?Sized>(
         &mut self,
         dist: &D,
     ) -> Result<IterationInfo, MetaError> {
+        let iteration = self.iteration;
+        check_step_count("meta-iteration count", iteration)?;
+        check_step_count("Adam step count", self.adam.state().t)?;
         let o = &self.options;
         let tasks = sample_batch(
             dist,
@@ -191,15 +196,36 @@ impl MetaTrainer {
             &tasks,
             o.parallelism,
         )?;
-        self.adam.step(&mut self.theta, &mg.grad);
-        let info = IterationInfo {
-            iteration: self.iteration,
+        let diverged = |e: MetaError| match e {
+            MetaError::NonFinite { what, index, value } => MetaError::MetaDiverged {
+                what,
+                iteration,
+                index,
+                value,
+            },
+            e => e,
+        };
+        check_finite("meta-loss", &[mg.loss])
+            .and_then(|()| check_finite("meta-gradient", &mg.grad))
+            .map_err(diverged)?;
+        // Update copies: ad-core's Adam can overflow (a huge rate or moment) and the trainer
+        // must keep its last finite state.
+        let mut theta = self.theta.clone();
+        let mut adam = self.adam.clone();
+        adam.step(&mut theta, &mg.grad);
+        check_finite("meta-parameters", &theta)
+            .and_then(|()| check_finite("Adam first moment", &adam.state().m))
+            .and_then(|()| check_finite("Adam second moment", &adam.state().v))
+            .map_err(diverged)?;
+        self.theta = theta;
+        self.adam = adam;
+        self.iteration += 1;
+        Ok(IterationInfo {
+            iteration,
             loss: mg.loss,
             grad_norm: norm(&mg.grad),
             stats: mg.stats,
-        };
-        self.iteration += 1;
-        Ok(info)
+        })
     }
 
     /// `iterations` meta-iterations, reporting each to `observer`.
@@ -228,7 +254,8 @@ impl MetaTrainer {
         }
     }
 
-    /// Resume from a checkpoint (the same run continues bit for bit).
+    /// Resume from a checkpoint (the same run continues bit for bit); the checkpoint is
+    /// checked as by [`Checkpoint::from_json`].
     pub fn resume(c: Checkpoint) -> Result<MetaTrainer, MetaError> {
         c.check()?;
         let (mlp, theta) = c.model.into_parts();
@@ -257,18 +284,47 @@ pub struct Checkpoint {
     pub iteration: u64,
 }
 
-impl Checkpoint {
-    fn check(&self) -> Result<(), MetaError> {
-        check_theta(self.model.mlp(), self.model.params())?;
-        let s = self.adam.state();
-        if s.t > 0 && s.m.len() != self.model.params().len() {
-            return Err(MetaError::Dimension {
-                what: "Adam state length",
-                expected: self.model.params().len(),
-                got: s.m.len(),
-            });
-        }
+/// [`MetaError::StepLimit`] if the counter cannot be incremented.
+fn check_step_count(what: &'static str, count: u64) -> Result<(), MetaError> {
+    if count < u64::MAX {
         Ok(())
+    } else {
+        Err(MetaError::StepLimit { what, count })
+    }
+}
+
+impl Checkpoint {
+    /// The whole state: finite parameters fitting the network, counters below their limit,
+    /// Adam moments of the parameters' length (once used), finite, `v >= 0`.
+    fn check(&self) -> Result<(), MetaError> {
+        let n = self.model.params().len();
+        check_theta(self.model.mlp(), self.model.params())?;
+        check_step_count("meta-iteration count", self.iteration)?;
+        let s = self.adam.state();
+        check_step_count("Adam step count", s.t)?;
+        for (what, got) in [
+            ("Adam state length", s.m.len()),
+            ("Adam second-moment length", s.v.len()),
+        ] {
+            if s.t > 0 && got != n {
+                return Err(MetaError::Dimension {
+                    what,
+                    expected: n,
+                    got,
+                });
+            }
+        }
+        check_finite("Adam first moment", &s.m)?;
+        check_finite("Adam second moment", &s.v)?;
+        match s.v.iter().position(|v| *v < 0.0) {
+            None => Ok(()),
+            Some(index) => Err(MetaError::InvalidState {
+                what: "Adam second moment",
+                index,
+                value: s.v[index],
+                reason: "must be >= 0",
+            }),
+        }
     }
 
     /// The checkpoint as JSON ([`MetaError::NonFinite`] for non-finite parameters).
@@ -282,7 +338,9 @@ impl Checkpoint {
     }
 
     /// A checkpoint from JSON: [`MetaError::Load`] for text that is not one,
-    /// [`MetaError::Dimension`] for a state that does not fit its network.
+    /// [`MetaError::Dimension`] for a state that does not fit its network,
+    /// [`MetaError::NonFinite`], [`MetaError::InvalidState`] or [`MetaError::StepLimit`]
+    /// for a state that cannot be resumed.
     pub fn from_json(json: &str) -> Result<Checkpoint, MetaError> {
         Checkpoint::parse(json, None)
     }
@@ -309,7 +367,8 @@ impl Checkpoint {
     }
 
     /// Read a checkpoint written by [`save_json`](Checkpoint::save_json):
-    /// [`MetaError::Io`], [`MetaError::Load`] (with the path) or [`MetaError::Dimension`].
+    /// [`MetaError::Io`], [`MetaError::Load`] (with the path), or the state errors of
+    /// [`Checkpoint::from_json`].
     pub fn load_json(path: impl AsRef<Path>) -> Result<Checkpoint, MetaError> {
         let path = path.as_ref();
         let json = std::fs::read_to_string(path).map_err(|source| MetaError::Io {

@@ -1,6 +1,7 @@
 //! Bad input gives typed errors carrying the numbers.
 
 use ad_core::nn::{Activation, Init, Mlp};
+use ad_core::optim::{Adam, AdamOptions, AdamState, OptimError};
 use implicit::linear::SolveError;
 use metalearn::{
     Algorithm, Checkpoint, EvalOptions, ImamlOptions, InnerSgd, MetaError, MetaTrainer,
@@ -310,9 +311,225 @@ fn evaluation_counts_diverged_tasks() {
     let mut opts = EvalOptions::default().tasks(10).steps(40);
     opts.lr = 1e3;
     let r = evaluate(&mlp, &[0.3, 0.1], &Sinusoid::default(), &opts).unwrap();
-    assert_eq!((r.at(0).finite, r.at(0).diverged), (10, 0));
-    assert!(r.at(0).mean.is_finite());
-    let last = r.at(40);
+    let first = r.at(0).unwrap();
+    assert_eq!((first.finite, first.diverged), (10, 0));
+    assert!(first.mean.is_some_and(f64::is_finite) && first.ci95.is_some_and(f64::is_finite));
+    let last = r.at(40).unwrap();
     assert_eq!((last.finite, last.diverged), (0, 10));
-    assert!(last.mean.is_nan());
+    assert_eq!((last.mean, last.ci95), (None, None));
+}
+
+/// The probe's network.
+fn ml() -> Mlp {
+    Mlp::new(&[1, 16, 1], Activation::Tanh, Activation::Identity)
+}
+
+#[test]
+fn split_counts_that_overflow_are_not_enough_data() {
+    let data = TaskData::new(col(&[0.0, 1.0, 2.0, 3.0]), col(&[0.0, 1.0, 4.0, 9.0])).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    for (s, q) in [(usize::MAX, 1), (1, usize::MAX), (usize::MAX, usize::MAX)] {
+        match data.split(s, q, &mut rng) {
+            Err(MetaError::NotEnoughData {
+                requested,
+                support,
+                query,
+                available,
+            }) => assert_eq!(
+                (requested, support, query, available),
+                (usize::MAX, s, q, 4)
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn reptile_rate_whose_inverse_overflows_is_refused() {
+    let mlp = ml();
+    let theta = mlp.init(Init::XavierUniform, 0);
+    let tasks = vec![good_task()];
+    for (steps, lr) in [(1, 1e-310), (3, 1e-309), (10, 1e308)] {
+        let alg = Algorithm::Reptile(InnerSgd::default().steps(steps).lr(lr));
+        match meta_gradient(&alg, &mlp, &theta, &tasks, Parallelism::Serial) {
+            Err(MetaError::InvalidOption {
+                name: "inner lr",
+                value,
+                ..
+            }) => assert_eq!(value, lr),
+            other => panic!("{steps} x {lr}: {other:?}"),
+        }
+    }
+    // the smallest rates that pass still give a finite direction
+    let alg = Algorithm::Reptile(InnerSgd::default().lr(1e-300));
+    let mg = meta_gradient(&alg, &mlp, &theta, &tasks, Parallelism::Serial).unwrap();
+    assert!(mg.grad.iter().all(|g| g.is_finite()));
+}
+
+/// The checkpoint of a trainer on `ml()` after one meta-iteration, its Adam state edited
+/// by `state`.
+fn checkpoint_with(state: impl FnOnce(&mut AdamState)) -> Checkpoint {
+    let mlp = ml();
+    let theta = mlp.init(Init::XavierUniform, 0);
+    let opts = TrainOptions::default()
+        .meta_batch(2)
+        .parallelism(Parallelism::Serial);
+    let alg = Algorithm::Fomaml(InnerSgd::default());
+    let mut t = MetaTrainer::new(alg, mlp, theta, opts).unwrap();
+    t.run(&Sinusoid::default(), 1, |_| {}).unwrap();
+    let mut c = t.checkpoint();
+    let mut s = c.adam.state().clone();
+    state(&mut s);
+    c.adam = Adam::resume(*c.adam.options(), s).unwrap();
+    c
+}
+
+/// The checkpoint fails both `from_json` and `MetaTrainer::resume` with `check`.
+fn refused(c: Checkpoint, check: impl Fn(MetaError)) {
+    let json = serde_json::to_string(&c).unwrap();
+    check(Checkpoint::from_json(&json).unwrap_err());
+    check(MetaTrainer::resume(c).unwrap_err());
+}
+
+/// A checkpoint's JSON with its Adam state edited by `edit`.
+fn checkpoint_json_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let c = checkpoint_with(|_| {});
+    let mut v = serde_json::to_value(&c).unwrap();
+    edit(&mut v["adam"]["state"]);
+    serde_json::to_string(&v).unwrap()
+}
+
+#[test]
+fn checkpoints_with_impossible_adam_state_are_refused() {
+    // ad-core's Adam refuses states no run produces (negative v, t at its limit), so such
+    // a checkpoint cannot be built, and its JSON does not load; the message names the field.
+    for (edit, field) in [
+        (
+            Box::new(|s: &mut serde_json::Value| s["v"][3] = (-1.0).into())
+                as Box<dyn FnOnce(&mut serde_json::Value)>,
+            "state.v",
+        ),
+        (Box::new(|s| s["t"] = u64::MAX.into()), "state.t"),
+    ] {
+        match Checkpoint::from_json(&checkpoint_json_with(edit)) {
+            Err(e @ MetaError::Load { what, .. }) => {
+                assert_eq!(what, "checkpoint");
+                assert!(e.to_string().contains(field), "{e}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut s = checkpoint_with(|_| {}).adam.state().clone();
+    s.v[3] = -1.0;
+    match Adam::resume(AdamOptions::default(), s) {
+        Err(OptimError::InvalidOption { name, value, .. }) => {
+            assert_eq!((name, value), ("state.v", -1.0))
+        }
+        other => panic!("{other:?}"),
+    }
+    // a state Adam accepts but that does not fit the network: both ways in are refused
+    let short = checkpoint_with(|s| {
+        s.m.pop();
+        s.v.pop();
+    });
+    refused(short, |e| match e {
+        MetaError::Dimension {
+            what,
+            expected,
+            got,
+        } => assert_eq!((what, expected, got), ("Adam state length", 49, 48)),
+        other => panic!("{other:?}"),
+    });
+    let mut late = checkpoint_with(|_| {});
+    late.iteration = u64::MAX;
+    match MetaTrainer::resume(late) {
+        Err(MetaError::StepLimit { what, count }) => {
+            assert_eq!((what, count), ("meta-iteration count", u64::MAX))
+        }
+        other => panic!("{other:?}"),
+    }
+    // serde_json writes infinities as null: a non-finite moment does not even parse
+    let json = checkpoint_json_with(|s| s["m"][2] = serde_json::Value::Null);
+    assert!(matches!(
+        Checkpoint::from_json(&json),
+        Err(MetaError::Load { .. })
+    ));
+}
+
+/// A step that would leave theta non-finite is an error naming the iteration, and the
+/// trainer keeps its state.
+fn step_refused(t: &mut MetaTrainer, iteration: u64) {
+    let (theta, ckpt) = (t.theta().to_vec(), t.checkpoint());
+    match t.step(&Sinusoid::default()) {
+        Err(MetaError::MetaDiverged {
+            what,
+            iteration: it,
+            index,
+            value,
+        }) => {
+            assert_eq!((what, it), ("meta-parameters", iteration));
+            assert!(index < theta.len() && !value.is_finite());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((t.theta(), t.iteration()), (&theta[..], iteration));
+    assert_eq!(t.checkpoint(), ckpt);
+}
+
+#[test]
+fn meta_steps_never_leave_theta_non_finite() {
+    // a moment that overflows once bias-corrected (valid as a state)
+    let c = checkpoint_with(|s| {
+        s.m.iter_mut().for_each(|m| *m = 1e308);
+        s.v.iter_mut().for_each(|v| *v = 0.0);
+    });
+    let mut t = MetaTrainer::resume(c).unwrap();
+    step_refused(&mut t, 1);
+    // a valid but huge meta learning rate
+    let mlp = ml();
+    let theta = mlp.init(Init::XavierUniform, 0);
+    let opts = TrainOptions::default()
+        .meta_batch(2)
+        .parallelism(Parallelism::Serial)
+        .adam(AdamOptions::default().learning_rate(1e308));
+    let mut t = MetaTrainer::new(Algorithm::Fomaml(InnerSgd::default()), mlp, theta, opts).unwrap();
+    step_refused(&mut t, 0);
+    step_refused(&mut t, 0); // and again: nothing was committed
+}
+
+#[test]
+fn eval_report_past_its_steps_is_none() {
+    let mlp = ml();
+    let theta = mlp.init(Init::XavierUniform, 0);
+    let opts = EvalOptions::default().tasks(5).steps(2);
+    let r = evaluate(&mlp, &theta, &Sinusoid::default(), &opts).unwrap();
+    assert_eq!(r.at(2).map(|s| (s.step, s.finite)), Some((2, 5)));
+    assert!(r.at(3).is_none() && r.at(10).is_none() && r.at(usize::MAX).is_none());
+}
+
+#[test]
+fn evaluation_with_every_task_diverged_has_no_mean() {
+    let mlp = ml();
+    let theta: Vec<f64> = (0..mlp.num_params())
+        .map(|i| if i % 2 == 0 { 1e200 } else { -1e200 })
+        .collect();
+    let opts = EvalOptions::default().tasks(5).steps(2);
+    let r = evaluate(&mlp, &theta, &Sinusoid::default(), &opts).unwrap();
+    assert_eq!(r.steps.len(), 3);
+    for (i, s) in r.steps.iter().enumerate() {
+        assert_eq!(
+            (s.step, s.finite, s.diverged, s.mean, s.ci95),
+            (i, 0, 5, None, None)
+        );
+    }
+    // one finite task: a mean but no confidence interval
+    let r = evaluate(
+        &mlp,
+        &mlp.init(Init::XavierUniform, 0),
+        &Sinusoid::default(),
+        &opts.clone().tasks(1),
+    )
+    .unwrap();
+    let s = r.at(0).unwrap();
+    assert!(s.mean.is_some_and(f64::is_finite) && s.ci95.is_none());
 }

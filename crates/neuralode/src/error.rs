@@ -9,7 +9,7 @@ use crate::stats::SolveStats;
 #[non_exhaustive]
 pub enum NodeError {
     /// An input (state, parameter, time, cotangent) contained NaN or an infinity.
-    #[error("non-finite {what}: entry {index} is {value}")]
+    #[error("non-finite {what}: entry {index} is {}", Num(*.value))]
     NonFinite {
         /// Which input.
         what: &'static str,
@@ -19,7 +19,7 @@ pub enum NodeError {
         value: f64,
     },
     /// An option is out of its valid range.
-    #[error("invalid option `{name}` = {value}: {reason}")]
+    #[error("invalid option `{name}` = {}: {reason}", Num(*.value))]
     InvalidOption {
         /// The option's name.
         name: &'static str,
@@ -42,7 +42,12 @@ pub enum NodeError {
     #[error("no observation times given")]
     NoObservations,
     /// Observation times must increase strictly.
-    #[error("observation times out of order: t[{index}] = {value} does not exceed t[{}] = {previous}", index - 1)]
+    #[error(
+        "observation times out of order: t[{index}] = {} does not exceed t[{}] = {}",
+        Num(*.value),
+        index - 1,
+        Num(*.previous)
+    )]
     TimesOutOfOrder {
         /// Index of the offending time.
         index: usize,
@@ -52,7 +57,11 @@ pub enum NodeError {
         value: f64,
     },
     /// An observation time lies before the initial time.
-    #[error("observation time t[{index}] = {value} lies before t0 = {t0}")]
+    #[error(
+        "observation time t[{index}] = {} lies before t0 = {}",
+        Num(*.value),
+        Num(*.t0)
+    )]
     TimeBeforeStart {
         /// Index of the offending time.
         index: usize,
@@ -62,7 +71,11 @@ pub enum NodeError {
         t0: f64,
     },
     /// The step size fell below what the floating-point time can resolve.
-    #[error("step size underflow at t = {t} (step {h}) in the {phase} solve; {stats}")]
+    #[error(
+        "step size underflow at t = {} (step {}) in the {phase} solve; {stats}",
+        Num(*.t),
+        Num(*.h)
+    )]
     StepSizeUnderflow {
         /// Time reached.
         t: f64,
@@ -75,7 +88,8 @@ pub enum NodeError {
     },
     /// The step budget ran out.
     #[error(
-        "maximum number of steps ({max_steps}) reached at t = {t} in the {phase} solve; {stats}"
+        "maximum number of steps ({max_steps}) reached at t = {} in the {phase} solve; {stats}",
+        Num(*.t)
     )]
     MaxSteps {
         /// Time reached.
@@ -89,7 +103,9 @@ pub enum NodeError {
     },
     /// The problem looks stiff (Hairer's test h*|lambda| > 3.25, 15 times in a row).
     #[error(
-        "the problem looks stiff at t = {t} (h*|lambda| = {h_lambda}) in the {phase} solve; {stats}"
+        "the problem looks stiff at t = {} (h*|lambda| = {}) in the {phase} solve; {stats}",
+        Num(*.t),
+        Num(*.h_lambda)
     )]
     Stiff {
         /// Time reached.
@@ -100,6 +116,35 @@ pub enum NodeError {
         phase: &'static str,
         /// Statistics up to the failure.
         stats: SolveStats,
+    },
+    /// The solution left the floating-point range: a step's stages or new state (or the
+    /// dense output at an observation) were NaN or infinite even at the smallest step.
+    #[error(
+        "non-finite {what} at t = {} (step {}) in the {phase} solve; {stats}",
+        Num(*.t),
+        Num(*.step)
+    )]
+    Diverged {
+        /// Time reached.
+        t: f64,
+        /// The last step size tried.
+        step: f64,
+        /// What was not finite.
+        what: &'static str,
+        /// "forward", "adjoint", ...
+        phase: &'static str,
+        /// Statistics up to the failure.
+        stats: SolveStats,
+    },
+    /// A matrix block has the wrong shape.
+    #[error("{what}: expected shape {expected:?}, got {got:?}")]
+    Shape {
+        /// Which block.
+        what: &'static str,
+        /// Shape required (rows, columns).
+        expected: (usize, usize),
+        /// Shape given.
+        got: (usize, usize),
     },
     /// A reference solver of `ode_solvers` failed.
     #[error("ode_solvers {method} failed: {message}")]
@@ -112,6 +157,21 @@ pub enum NodeError {
     /// The tape or a custom rule failed.
     #[error(transparent)]
     Ad(#[from] ad_core::AdError),
+}
+
+/// An f64 shown in shortest decimal form in ordinary ranges, in exponent form when huge or
+/// tiny (so 1e308 is not printed with 309 digits).
+pub(crate) struct Num(pub f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || !a.is_finite() || (1e-5..1e16).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
 }
 
 /// Reject the first non-finite entry of `xs`.

@@ -85,10 +85,18 @@ pub(crate) fn step_error(e: StepFail, phase: &'static str, stats: SolveStats) ->
             phase,
             stats,
         },
+        StepFail::NonFinite { t, h, what } => NodeError::Diverged {
+            t,
+            step: h,
+            what,
+            phase,
+            stats,
+        },
     }
 }
 
-/// Record the observations that fall in one accepted step.
+/// Record the observations that fall in one accepted step; returns the time of the first
+/// whose dense output is not finite.
 fn observe(
     s: &StepView<'_>,
     step: usize,
@@ -97,16 +105,21 @@ fn observe(
     states: &mut DMatrix<f64>,
     locs: &mut Vec<ObsLoc>,
     out: &mut [f64],
-) {
+) -> Option<f64> {
+    let mut bad = None;
     while *next < ts.len() && ts[*next] <= s.t_new {
         let theta = ((ts[*next] - s.t) / s.h).clamp(0.0, 1.0);
         dense_into(s.y, |i| &s.k[i], s.h, theta, out);
+        if bad.is_none() && out.iter().any(|v| !v.is_finite()) {
+            bad = Some(ts[*next]);
+        }
         for (j, v) in out.iter().enumerate() {
             states[(*next, j)] = *v;
         }
         locs.push(ObsLoc::Step { step, theta });
         *next += 1;
     }
+    bad
 }
 
 /// Solve from (t0, h0) through the observation times (validated by the caller).
@@ -135,16 +148,24 @@ pub(crate) fn run<D: Dynamics + ?Sized>(
     }
     let mut steps = (keep == Keep::AllSteps).then(|| Steps::new(d));
     let mut checkpoints = Vec::new();
+    if let Keep::Checkpoints(_) = keep {
+        // the initial state, even when there is no step (all times at t0)
+        checkpoints.push((0, st.snapshot()));
+    }
     let mut out = vec![0.0; d];
     let mut n = 0;
+    let mut bad_obs = None;
     while !st.done {
         if let Keep::Checkpoints(every) = keep
+            && n > 0
             && n % every == 0
         {
             checkpoints.push((n, st.snapshot()));
         }
         let r = st.step(&mut sys, |s| {
-            observe(s, n, ts, &mut next, &mut states, &mut locs, &mut out);
+            if let Some(t) = observe(s, n, ts, &mut next, &mut states, &mut locs, &mut out) {
+                bad_obs = bad_obs.or(Some((t, s.h)));
+            }
             if let Some(steps) = steps.as_mut() {
                 steps.push(s);
             }
@@ -157,6 +178,15 @@ pub(crate) fn run<D: Dynamics + ?Sized>(
         };
         if let Err(e) = r {
             return Err(step_error(e, "forward", stats));
+        }
+        if let Some((t, step)) = bad_obs {
+            return Err(NodeError::Diverged {
+                t,
+                step,
+                what: "dense output at an observation time",
+                phase: "forward",
+                stats,
+            });
         }
         n += 1;
     }

@@ -135,13 +135,24 @@ impl ForwardPass {
         &self.opts
     }
 
+    /// Check that `f` has the pass's state size and parameter count.
+    fn check_field<D: Dynamics + ?Sized>(&self, f: &D) -> Result<(), NodeError> {
+        check_len("state size of the field", self.h0.len(), f.dim())?;
+        check_len(
+            "parameter count of the field",
+            self.theta.len(),
+            f.num_params(),
+        )
+    }
+
     /// Gradients from the cotangents of the observed states (`K x dim`), by the method of
-    /// the options. `f` must be the field the pass was solved with.
+    /// the options. `f` must be the field the pass was solved with (its sizes are checked).
     pub fn vjp<D: Dynamics + ?Sized>(
         &self,
         f: &D,
         states_bar: &DMatrix<f64>,
     ) -> Result<Gradients, NodeError> {
+        self.check_field(f)?;
         let (k, d) = self.data.states.shape();
         check_len(
             "cotangent rows (one per observation)",
@@ -222,6 +233,7 @@ impl ForwardPass {
         t0_dot: f64,
         ts_dot: &[f64],
     ) -> Result<DMatrix<f64>, NodeError> {
+        self.check_field(f)?;
         check_len("tangent of h0", self.h0.len(), h0_dot.len())?;
         check_len("tangent of theta", self.theta.len(), theta_dot.len())?;
         check_len("tangent of the times", self.ts.len(), ts_dot.len())?;

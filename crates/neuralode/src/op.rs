@@ -11,6 +11,7 @@ use ad_core::{AdError, CustomFn, CustomRule, MatOps, RuleError};
 use nalgebra::DMatrix;
 
 use crate::dynamics::Dynamics;
+use crate::error::NodeError;
 use crate::grad::{ForwardPass, forward};
 use crate::options::GradOptions;
 
@@ -31,6 +32,35 @@ impl<D: Dynamics + 'static> OdeSolve<D> {
 pub struct OdeRule<D> {
     f: Rc<D>,
     pass: ForwardPass,
+}
+
+/// The four blocks, their shapes checked: h0 `dim x 1`, θ `p x 1`, t0 `1 x 1`, ts `K x 1`.
+fn blocks<'a, D: Dynamics>(
+    f: &D,
+    inputs: &'a [DMatrix<f64>],
+) -> Result<[&'a DMatrix<f64>; 4], RuleError> {
+    let [h0, theta, t0, ts] = inputs else {
+        return Err(format!(
+            "odeint takes 4 blocks (h0, theta, t0, ts), got {}",
+            inputs.len()
+        )
+        .into());
+    };
+    for (what, m, expected) in [
+        ("odeint block h0", h0, (f.dim(), 1)),
+        ("odeint block theta", theta, (f.num_params(), 1)),
+        ("odeint block t0", t0, (1, 1)),
+        ("odeint block ts", ts, (ts.len(), 1)),
+    ] {
+        if m.shape() != expected {
+            return Err(Box::new(NodeError::Shape {
+                what,
+                expected,
+                got: m.shape(),
+            }));
+        }
+    }
+    Ok([h0, theta, t0, ts])
 }
 
 fn col(x: &[f64]) -> DMatrix<f64> {
@@ -70,13 +100,7 @@ impl<D: Dynamics + 'static> CustomFn for OdeSolve<D> {
         &self,
         inputs: &[DMatrix<f64>],
     ) -> Result<(Vec<DMatrix<f64>>, OdeRule<D>), RuleError> {
-        let [h0, theta, t0, ts] = inputs else {
-            return Err(format!(
-                "odeint takes 4 blocks (h0, theta, t0, ts), got {}",
-                inputs.len()
-            )
-            .into());
-        };
+        let [h0, theta, t0, ts] = blocks(&*self.f, inputs)?;
         let pass = forward(
             &*self.f,
             theta.as_slice(),
@@ -95,13 +119,7 @@ impl<D: Dynamics + 'static> CustomFn for OdeSolve<D> {
         ))
     }
     fn eval(&self, inputs: &[DMatrix<f64>]) -> Result<Vec<DMatrix<f64>>, RuleError> {
-        let [h0, theta, t0, ts] = inputs else {
-            return Err(format!(
-                "odeint takes 4 blocks (h0, theta, t0, ts), got {}",
-                inputs.len()
-            )
-            .into());
-        };
+        let [h0, theta, t0, ts] = blocks(&*self.f, inputs)?;
         let sol = crate::grad::solve(
             &*self.f,
             theta.as_slice(),
@@ -115,7 +133,8 @@ impl<D: Dynamics + 'static> CustomFn for OdeSolve<D> {
 }
 
 /// The states at the observation times (`K x dim`) in the mode of the inputs: h0
-/// (`dim x 1`), θ (`p x 1`), t0 (`1 x 1`), ts (`K x 1`).
+/// (`dim x 1`), θ (`p x 1`), t0 (`1 x 1`), ts (`K x 1`); other shapes are a
+/// [`NodeError::Shape`] inside the op's error.
 ///
 /// ```
 /// use std::rc::Rc;

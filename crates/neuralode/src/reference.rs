@@ -23,17 +23,18 @@ use crate::dynamics::Dynamics;
 use crate::error::NodeError;
 use crate::forward::validate_problem;
 use crate::grad::Solution;
+use crate::options::SolverOptions;
 use crate::stats::SolveStats;
 
 /// Which `ode_solvers` method.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RefMethod {
-    /// Dormand–Prince 5(4), adaptive.
+    /// Dormand–Prince 5(4), adaptive (tolerances finite, >= 0, not both zero).
     Dopri5,
-    /// Dormand–Prince 8(5,3), adaptive.
+    /// Dormand–Prince 8(5,3), adaptive (tolerances as for Dopri5).
     Dop853,
-    /// Classical Runge–Kutta 4 with at most this step size (each interval is cut into
-    /// equal steps).
+    /// Classical Runge–Kutta 4 with at most this step size (finite, > 0; each interval is
+    /// cut into equal steps; the tolerances are not used).
     Rk4 {
         /// Largest step.
         max_step: f64,
@@ -61,7 +62,26 @@ fn failed(method: &'static str, e: impl std::fmt::Display) -> NodeError {
     }
 }
 
-/// States at the observation times by `ode_solvers`, one solve per interval.
+/// Check the options `method` uses: the tolerances of the adaptive methods as in
+/// [`SolverOptions::validate`], Rk4's `max_step` finite and > 0.
+fn validate_ref(rtol: f64, atol: f64, method: RefMethod) -> Result<(), NodeError> {
+    match method {
+        RefMethod::Dopri5 | RefMethod::Dop853 => {
+            SolverOptions::default().rtol(rtol).atol(atol).validate()
+        }
+        RefMethod::Rk4 { max_step } if !(max_step.is_finite() && max_step > 0.0) => {
+            Err(NodeError::InvalidOption {
+                name: "Rk4::max_step",
+                value: max_step,
+                reason: "must be finite and > 0",
+            })
+        }
+        RefMethod::Rk4 { .. } => Ok(()),
+    }
+}
+
+/// States at the observation times by `ode_solvers`, one solve per interval. Invalid
+/// options (see [`RefMethod`]) are a [`NodeError::InvalidOption`].
 #[allow(clippy::too_many_arguments)]
 pub fn solve_reference<D: Dynamics + ?Sized>(
     f: &D,
@@ -73,6 +93,7 @@ pub fn solve_reference<D: Dynamics + ?Sized>(
     atol: f64,
     method: RefMethod,
 ) -> Result<Solution, NodeError> {
+    validate_ref(rtol, atol, method)?;
     validate_problem(f, theta, h0, t0, ts)?;
     let mut y = DVector::from_column_slice(h0);
     let mut t = t0;

@@ -11,9 +11,24 @@ use crate::tableau::{A, C, E};
 /// Why stepping stopped.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum StepFail {
-    Underflow { t: f64, h: f64 },
-    MaxSteps { t: f64, max_steps: usize },
-    Stiff { t: f64, h_lambda: f64 },
+    Underflow {
+        t: f64,
+        h: f64,
+    },
+    MaxSteps {
+        t: f64,
+        max_steps: usize,
+    },
+    Stiff {
+        t: f64,
+        h_lambda: f64,
+    },
+    /// Stages or the new state stayed non-finite down to the smallest step.
+    NonFinite {
+        t: f64,
+        h: f64,
+        what: &'static str,
+    },
 }
 
 /// One accepted step: from `t` over `h` (signed), start state `y`, the seven stages
@@ -84,6 +99,8 @@ pub(crate) struct Stepper {
     stiff_every: usize,
     iasti: u32,
     non_stiff: u32,
+    /// What was non-finite in the last attempt, if it was rejected for that.
+    non_finite: Option<&'static str>,
     /// Step attempts so far.
     pub attempts: usize,
     pub accepted: usize,
@@ -137,6 +154,7 @@ impl Stepper {
             stiff_every: opts.stiffness_check,
             iasti: 0,
             non_stiff: 0,
+            non_finite: None,
             attempts: 0,
             accepted: 0,
             rejected: 0,
@@ -192,7 +210,7 @@ impl Stepper {
     }
 
     /// The seven stages of one step of size `h` from (t, y) into `k`, the end state into
-    /// `y_new`; returns nothing (k[0] must hold f(t, y)).
+    /// `ytmp` (k[0] must hold f(t, y)); returns what was not finite, if anything.
     pub fn stages<F: FnMut(f64, &[f64], &mut [f64])>(
         sys: &mut F,
         t: f64,
@@ -201,7 +219,8 @@ impl Stepper {
         k: &mut [Vec<f64>],
         ytmp: &mut [f64],
         y_stiff: &mut [f64],
-    ) {
+    ) -> Option<&'static str> {
+        let mut bad = None;
         for s in 1..7 {
             ytmp.copy_from_slice(y);
             for j in 0..s {
@@ -212,11 +231,18 @@ impl Stepper {
                     }
                 }
             }
+            if bad.is_none() && !all_finite(ytmp) {
+                bad = Some(if s == 6 { "new state" } else { "stage state" });
+            }
             sys(t + C[s] * h, ytmp, &mut k[s]);
+            if bad.is_none() && !all_finite(&k[s]) {
+                bad = Some("stage derivative f(t, h)");
+            }
             if s == 5 {
                 y_stiff.copy_from_slice(ytmp);
             }
         }
+        bad
     }
 
     /// Attempt steps until one is accepted; `on_accept` sees it before the state advances.
@@ -230,6 +256,13 @@ impl Stepper {
             return Ok(true);
         }
         self.ensure_buffers();
+        if !all_finite(&self.k[0]) {
+            return Err(StepFail::NonFinite {
+                t: self.t,
+                h: self.h,
+                what: "derivative f at the start",
+            });
+        }
         let dir = (self.t_end - self.t).signum();
         loop {
             if self.attempts >= self.max_steps {
@@ -239,9 +272,10 @@ impl Stepper {
                 });
             }
             if self.h == 0.0 || 0.1 * self.h.abs() <= f64::EPSILON * self.t.abs() {
-                return Err(StepFail::Underflow {
-                    t: self.t,
-                    h: self.h,
+                let (t, h) = (self.t, self.h);
+                return Err(match self.non_finite {
+                    Some(what) => StepFail::NonFinite { t, h, what },
+                    None => StepFail::Underflow { t, h },
                 });
             }
             let mut last = false;
@@ -252,7 +286,7 @@ impl Stepper {
             self.attempts += 1;
             let h = self.h;
             let mut ytmp = std::mem::take(&mut self.ytmp);
-            Self::stages(
+            let bad = Self::stages(
                 sys,
                 self.t,
                 h,
@@ -265,6 +299,14 @@ impl Stepper {
             // the last stage's input is the 5th-order solution (FSAL)
             std::mem::swap(&mut self.y_new, &mut ytmp);
             self.ytmp = ytmp;
+            self.non_finite = bad;
+            if bad.is_some() {
+                // an overflow is not an accepted step: shrink as much as the controller may
+                self.rejected += 1;
+                self.control.reject = true;
+                self.h = h / self.control.facc1;
+                continue;
+            }
             let err = self.error_norm(h);
             let (ok, h_new) = self.control.decide(err, h);
             if !ok {
@@ -366,4 +408,8 @@ impl Stepper {
             self.y_stiff = vec![0.0; n];
         }
     }
+}
+
+fn all_finite(x: &[f64]) -> bool {
+    x.iter().all(|v| v.is_finite())
 }

@@ -136,8 +136,9 @@ impl Adam {
         Adam::resume(options, AdamState::default())
     }
 
-    /// Continue from a saved state. The state's moment vectors must have equal lengths
-    /// ([`OptimError::InvalidOption`] naming `state.v` otherwise).
+    /// Continue from a saved state. The state's moment vectors must have equal lengths,
+    /// finite entries (`v >= 0`) and a step count below `u64::MAX`
+    /// ([`OptimError::InvalidOption`] naming `state.m`, `state.v` or `state.t` otherwise).
     pub fn resume(options: AdamOptions, state: AdamState) -> Result<Adam, OptimError> {
         options.validate()?;
         if state.m.len() != state.v.len() {
@@ -145,6 +146,27 @@ impl Adam {
                 name: "state.v",
                 value: state.v.len() as f64,
                 requirement: "as long as state.m",
+            });
+        }
+        if let Some(&m) = state.m.iter().find(|m| !m.is_finite()) {
+            return Err(OptimError::InvalidOption {
+                name: "state.m",
+                value: m,
+                requirement: "finite in every entry",
+            });
+        }
+        if let Some(&v) = state.v.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+            return Err(OptimError::InvalidOption {
+                name: "state.v",
+                value: v,
+                requirement: "finite and >= 0 in every entry",
+            });
+        }
+        if state.t == u64::MAX {
+            return Err(OptimError::InvalidOption {
+                name: "state.t",
+                value: state.t as f64,
+                requirement: "below u64::MAX (the step count must be able to grow)",
             });
         }
         Ok(Adam { options, state })
@@ -170,7 +192,8 @@ impl Optimizer for Adam {
         }
         let lr = self.learning_rate();
         let o = &self.options;
-        self.state.t += 1;
+        // Saturating: at u64::MAX the bias corrections are 1 either way.
+        self.state.t = self.state.t.saturating_add(1);
         let t = self.state.t as f64;
         let (c1, c2) = (1.0 - o.beta1.powf(t), 1.0 - o.beta2.powf(t));
         let s = &mut self.state;
