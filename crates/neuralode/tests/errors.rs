@@ -574,3 +574,35 @@ fn a_pass_differentiated_with_another_field_is_a_length_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A field whose output is a row, not the state's column.
+struct RowField;
+
+impl VectorField for RowField {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn param_shapes(&self) -> Vec<(usize, usize)> {
+        vec![(1, 1)]
+    }
+    fn eval<M: MatOps>(&self, _t: f64, h: &M, theta: &[M]) -> M {
+        theta[0].matmul(&h.transpose())
+    }
+}
+
+/// A field of the wrong output shape is a programmer error: the panic names both shapes.
+#[test]
+#[should_panic(
+    expected = "VectorField::eval returned a 1x2 matrix for a state of 2 entries (expected 2x1)"
+)]
+fn a_field_of_the_wrong_output_shape_panics_with_both_shapes() {
+    let f = TapeDynamics::new(RowField);
+    let _ = solve(
+        &f,
+        &[1.0],
+        &[1.0, 2.0],
+        0.0,
+        &[1.0],
+        &SolverOptions::default(),
+    );
+}

@@ -106,6 +106,19 @@ fn write_blocks(blocks: &[DMatrix<f64>], out: &mut [f64]) {
     }
 }
 
+/// A field must return a `dim x 1` column, like the state it was given: a programmer error
+/// otherwise, reported with both shapes.
+#[track_caller]
+fn check_output_shape(got: (usize, usize), dim: usize) {
+    assert!(
+        got == (dim, 1),
+        "neuralode: VectorField::eval returned a {}x{} matrix for a state of {dim} entries \
+         (expected {dim}x1)",
+        got.0,
+        got.1
+    );
+}
+
 impl<F: VectorField> Dynamics for TapeDynamics<F> {
     fn dim(&self) -> usize {
         self.field.dim()
@@ -117,6 +130,7 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
 
     fn eval(&self, t: f64, h: &[f64], theta: &[f64], out: &mut [f64]) {
         let y = self.field.eval(t, &column(h), &self.blocks(theta));
+        check_output_shape(y.shape(), h.len());
         out.copy_from_slice(y.as_slice());
     }
 
@@ -145,6 +159,7 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
                 let hv = tape.mat_var(column(h));
                 let th: Vec<MatVar> = blocks.into_iter().map(|b| tape.mat_var(b)).collect();
                 let y = self.field.eval(t, &hv, &th);
+                check_output_shape(y.shape(), h.len());
                 f_out.copy_from_slice(y.value().as_slice());
                 let s = y.dot(&hv.constant_like(column(a)));
                 // plain matrix ops at finite points: the sweep has nothing that can fail
@@ -160,6 +175,7 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
                 at.extend(blocks);
                 let rec = Recording::new(&at, |v| vec![self.field.eval(t, &v[0], &v[1..])])
                     .expect("neuralode: the solvers pass finite points");
+                check_output_shape(rec.outputs()[0].shape(), h.len());
                 f_out.copy_from_slice(rec.outputs()[0].as_slice());
                 let bars = rec
                     .vjp(&[column(a)])
@@ -179,6 +195,7 @@ impl<F: VectorField> Dynamics for TapeDynamics<F> {
             .map(|(x, d)| DualMat::new(x, d))
             .collect();
         let y = self.field.eval(t, &hd, &th);
+        check_output_shape(y.eps.shape(), h.len());
         out.copy_from_slice(y.eps.as_slice());
     }
 }
