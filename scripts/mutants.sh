@@ -7,6 +7,8 @@
 # GROUP-sK/mutants.out for shard K of MUTANTS_ARGS="--shard K/N ..."):
 #   kernels      ad-core's src/kernels.rs and src/kernels/*.rs, judged by tests/kernels.rs
 #                and tests/kernels_exact.rs
+#   product      ad-core's src/kernels/product.rs (the matrix product kernel), judged by
+#                tests/kernels_product.rs
 #   elementwise  ad-core's src/elementwise.rs, judged by tests/matrix_modes.rs and operators.rs
 #   nn           ad-core's src/nn/*, judged by tests/nn.rs
 #   optim        ad-core's src/optim/*, judged by tests/optim.rs
@@ -75,6 +77,9 @@ for group in "$@"; do
         run kernels --package ad-core -f crates/ad-core/src/kernels.rs \
             -f 'crates/ad-core/src/kernels/*.rs' "${tests[@]}" kernels \
             "${tests[@]}" kernels_exact ;;
+    product)
+        run product --package ad-core -f crates/ad-core/src/kernels/product.rs \
+            "${tests[@]}" kernels_product ;;
     elementwise)
         run elementwise --package ad-core -f crates/ad-core/src/elementwise.rs \
             "${tests[@]}" matrix_modes "${tests[@]}" operators ;;

@@ -12,8 +12,9 @@
 //! 1000x50x1000.
 //!
 //! Only the AVX-512 path has it: LLVM vectorizes this plain Rust into the intended code for
-//! AVX-512, but for AVX2 + FMA (16 registers of 4 lanes) the same code ran 3-10x slower
-//! than matrixmultiply, so other CPUs keep nalgebra's product. [`gemm`] says which ran.
+//! AVX-512. For AVX2 + FMA (16 registers of 4 lanes) these 16 x 8 tiles spill; 8 x 4 tiles
+//! looked good on an AVX-512 core but were not compared with matrixmultiply's AVX2 kernel on
+//! an AVX2 machine, so other CPUs keep nalgebra's product. [`gemm`] says whether it ran.
 //!
 //! Summation order: each entry is `sum_p a[i, p] b[p, j]` accumulated in order of `p` with
 //! fused multiply-adds, then scaled by `alpha` (and `beta c` added): the same order as a
