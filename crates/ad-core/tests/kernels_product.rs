@@ -152,7 +152,27 @@ fn large_products_are_declined() {
         0.0,
         &mut c
     ));
-    // At the limits exactly, the kernel runs (where the CPU has it).
+    // m n k = MAX_WORK exactly runs; one more step of k does not.
+    let (m, n, kk) = (512, 512, 256);
+    assert_eq!(m * n * kk, MAX_WORK);
+    let a = vec![0.5; m * (kk + 1)];
+    let b = vec![0.25; (kk + 1) * n];
+    let mut c = vec![0.0; m * n];
+    let ran = product::gemm(Path::Avx512, (m, n, kk), 1.0, &a, &b, 0.0, &mut c);
+    assert_eq!(ran, Path::Avx512.is_supported());
+    if ran {
+        assert!(c.iter().all(|&v| v == 0.125 * kk as f64));
+    }
+    assert!(!product::gemm(
+        Path::Avx512,
+        (m, n, kk + 1),
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c
+    ));
+    // At the inner limit exactly, the kernel runs (where the CPU has it).
     let (m, n) = (16, 16);
     let a = entries(m * MAX_INNER, 3);
     let b = entries(MAX_INNER * n, 4);
@@ -236,4 +256,48 @@ fn batched_hessian_products_agree_with_the_formula() {
             "direction {j}"
         );
     }
+}
+
+/// The library's products go through the kernel where it applies: with an inner dimension
+/// past matrixmultiply's blocking (it sums `p` in blocks of 256, so its bits differ), plain
+/// `matmul` and the tape's transposed backward products (`Aᵀ G`, `G Bᵀ`) equal the textbook
+/// loop bit for bit on AVX-512 CPUs. A regression that quietly sent them back to nalgebra
+/// would change only speed; this test sees it.
+#[test]
+fn library_products_run_the_kernel_where_it_applies() {
+    let (m, k, n) = (16, 300, 16);
+    let a = entries(m * k, 31);
+    let b = entries(k * n, 32);
+    let am = DMatrix::from_column_slice(m, k, &a);
+    let bm = DMatrix::from_column_slice(k, n, &b);
+    let kernel = Path::Avx512.is_supported();
+    let nalgebra = &am * &bm;
+    let expected = reference((m, n, k), 1.0, &a, &b, 0.0, &[]);
+    // The premise: nalgebra's bits differ here (else the test could not tell).
+    assert!(!same_bits(nalgebra.as_slice(), &expected));
+    let plain = am.matmul(&bm);
+    assert_eq!(same_bits(plain.as_slice(), &expected), kernel, "A B");
+    // Backward of sum(A B): dA = 1 Bᵀ (m x n by n x k), dB = Aᵀ 1 (k x m by m x n); with a
+    // seed G of ones those are the products below, run by the tape's sweep.
+    let (m2, k2, n2) = (300, 16, 300); // A: 300 x 16, B: 16 x 300, so dB = Aᵀ G sums 300 terms
+    let a2 = DMatrix::from_column_slice(m2, k2, &entries(m2 * k2, 33));
+    let b2 = DMatrix::from_column_slice(k2, n2, &entries(k2 * n2, 34));
+    let tape = Tape::new();
+    let (av, bv) = (tape.mat_var(a2.clone()), tape.mat_var(b2.clone()));
+    let g = tape.gradient(av.matmul(&bv).sum()).unwrap();
+    let ones = vec![1.0; m2 * n2];
+    let at = a2.transpose();
+    let expected_db = reference((k2, n2, m2), 1.0, at.as_slice(), &ones, 0.0, &[]);
+    assert_eq!(
+        same_bits(g.wrt_mat(&bv).as_slice(), &expected_db),
+        kernel,
+        "Aᵀ G through the sweep"
+    );
+    let bt = b2.transpose();
+    let expected_da = reference((m2, k2, n2), 1.0, &ones, bt.as_slice(), 0.0, &[]);
+    assert_eq!(
+        same_bits(g.wrt_mat(&av).as_slice(), &expected_da),
+        kernel,
+        "G Bᵀ through the sweep"
+    );
 }
