@@ -1,6 +1,8 @@
 //! Elementwise kernels of `ad_core::kernels` on every dispatch path this CPU can execute
 //! (`kernels::paths`), including the per-element loop over Rust std (the platform libm),
-//! on 2048 elements, single thread. Prints the paths the public functions select.
+//! on 2048 elements, single thread. Prints the paths the public functions select. Also the
+//! matrix product kernel (`kernels::product`) against nalgebra's product at the W3 and W5
+//! shapes (`examples/product_kernel.rs` prints the full table in one run).
 //!
 //! Run with `cargo bench -p ad-core --bench kernels`.
 
@@ -63,12 +65,52 @@ fn bench_kernels(c: &mut Criterion) {
     }
 }
 
+fn bench_product(c: &mut Criterion) {
+    use ad_core::kernels::product;
+    use nalgebra::DMatrix;
+    let path = paths::best_vector_path();
+    for (m, k, n) in [(64, 64, 32), (10, 40, 40)] {
+        let a = DMatrix::from_fn(m, k, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let b = DMatrix::from_fn(k, n, |i, j| ((i * 5 + j * 2) % 13) as f64 - 6.0);
+        let mut out = DMatrix::zeros(m, n);
+        let mut group = c.benchmark_group(format!("product {m}x{k}x{n}"));
+        group.throughput(Throughput::Elements((m * n * k) as u64));
+        group.bench_function("nalgebra", |bch| {
+            bch.iter(|| out.gemm(1.0, black_box(&a), black_box(&b), 0.0))
+        });
+        if product::gemm(
+            path,
+            (m, n, k),
+            1.0,
+            a.as_slice(),
+            b.as_slice(),
+            0.0,
+            out.as_mut_slice(),
+        ) {
+            group.bench_function(format!("kernel-{}", path.name()), |bch| {
+                bch.iter(|| {
+                    product::gemm(
+                        path,
+                        (m, n, k),
+                        1.0,
+                        black_box(a.as_slice()),
+                        black_box(b.as_slice()),
+                        0.0,
+                        out.as_mut_slice(),
+                    )
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     // Short runs: the machine is shared, and 2048-element kernels settle quickly.
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = bench_kernels
+    targets = bench_kernels, bench_product
 }
 criterion_main!(benches);
