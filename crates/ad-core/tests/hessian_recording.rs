@@ -200,7 +200,12 @@ fn near_identity_direction_batches_are_not_mistaken_for_the_identity() {
     let mut partial = DMatrix::zeros(3, 2);
     partial[(0, 0)] = 1.0;
     partial[(1, 1)] = 1.0;
-    for dirs in [ones, partial] {
+    // The identity's complement and its first column alone: each would pass a detector
+    // that tested the wrong entries (diagonal and off-diagonal swapped, or only the first).
+    let complement = &ones - DMatrix::identity(3, 3);
+    let mut first = DMatrix::zeros(3, 3);
+    first[(0, 0)] = 1.0;
+    for dirs in [ones, partial, complement, first] {
         let batch = rec.hvp_batch(&[Some(&dirs)]).unwrap().remove(0);
         assert_eq!(batch.shape(), dirs.shape());
         for j in 0..dirs.ncols() {
