@@ -149,8 +149,14 @@ pub fn check_finite(what: &'static str, xs: &[f64]) -> Result<(), AdError> {
 
 /// Whether every entry is finite. `x * 0.0` is 0 for finite `x` and NaN for NaN or an
 /// infinity; summing it in eight independent lanes vectorizes (no early exit), so the check
-/// costs a fraction of a pass over the data. The slow search runs only on failure.
-fn all_finite(xs: &[f64]) -> bool {
+/// costs a fraction of a pass over the data ([`check_finite`] searches for the offending
+/// entry only when this fails).
+///
+/// ```
+/// assert!(ad_core::all_finite(&[1.0, -2.0, 0.0]));
+/// assert!(!ad_core::all_finite(&[1.0, f64::NAN]) && !ad_core::all_finite(&[f64::INFINITY]));
+/// ```
+pub fn all_finite(xs: &[f64]) -> bool {
     let chunks = xs.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|x| x * 0.0).sum();
     let mut acc = [0.0f64; 8];

@@ -63,7 +63,7 @@ pub use drivers::{
     jacobian_reverse, jvp, jvp_mat, value_and_grad, value_and_grad_mat, vjp,
 };
 pub use dual::{Dual, Dual64};
-pub use error::{AdError, RuleError, check_finite};
+pub use error::{AdError, RuleError, all_finite, check_finite};
 pub use hessian_recording::HessianRecording;
 pub use matrix::{DualMat, MatOps, MatVar, Unary};
 pub use real::Real;

@@ -310,8 +310,9 @@ impl<L: Linearization> Implicit<L> {
         } = self.solve_with(true, x_bar, &self.options.linear)?;
         let reported = self.reported_relative_residual(&linear, x_bar);
         let (bt_w, r) = if let (Some(pass), Some(_)) = (last_pass, reported) {
-            // The given factor's residual check already made Bᵀw and, without a ridge,
-            // the residual x̄ − Aᵀw itself.
+            // The given factor's residual check already made Bᵀw and the residual
+            // x̄ − Aᵀw (`reported` is `Some` only without a ridge, so that residual is the
+            // system's own).
             let r = self.options.estimate_error.then_some(pass.residual);
             (pass.bt_y, r)
         } else if self.options.estimate_error || reported.is_none() {

@@ -118,23 +118,10 @@ pub enum MetaError {
         value: f64,
     },
 
-    /// A saved state holds a value it can never reach (a negative second moment ...).
-    #[error("invalid saved state: {what} entry {index} is {value}: {reason}")]
-    InvalidState {
-        /// Which part of the state.
-        what: &'static str,
-        /// Position of the first offending entry.
-        index: usize,
-        /// The offending value.
-        value: f64,
-        /// Why it is refused.
-        reason: &'static str,
-    },
-
     /// A step counter is at its limit: one more step would overflow it.
     #[error("{what} is {count}: one more step would overflow it")]
     StepLimit {
-        /// Which counter ("meta-iteration count", "Adam step count").
+        /// Which counter ("meta-iteration count").
         what: &'static str,
         /// Its value.
         count: u64,

@@ -172,14 +172,13 @@ impl MetaTrainer {
     /// One meta-iteration: draw the meta-batch of this iteration, take the meta-gradient,
     /// update with Adam. On an error nothing changes: [`MetaError::MetaDiverged`] if the
     /// meta-loss, meta-gradient or the updated meta-parameters (or Adam moments) are not
-    /// finite, [`MetaError::StepLimit`] if a step counter is at `u64::MAX`.
+    /// finite, [`MetaError::StepLimit`] if the iteration count is at `u64::MAX`.
     pub fn step<D: TaskDistribution + ?Sized>(
         &mut self,
         dist: &D,
     ) -> Result<IterationInfo, MetaError> {
         let iteration = self.iteration;
         check_step_count("meta-iteration count", iteration)?;
-        check_step_count("Adam step count", self.adam.state().t)?;
         let o = &self.options;
         let tasks = sample_batch(
             dist,
@@ -294,14 +293,15 @@ fn check_step_count(what: &'static str, count: u64) -> Result<(), MetaError> {
 }
 
 impl Checkpoint {
-    /// The whole state: finite parameters fitting the network, counters below their limit,
-    /// Adam moments of the parameters' length (once used), finite, `v >= 0`.
+    /// The whole state: finite parameters fitting the network, an iteration count below
+    /// its limit, Adam moments of the parameters' length (once used) and finite. (Adam
+    /// itself refuses a negative second moment or a step count at its limit: `Adam::resume`,
+    /// which deserialization goes through.)
     fn check(&self) -> Result<(), MetaError> {
         let n = self.model.params().len();
         check_theta(self.model.mlp(), self.model.params())?;
         check_step_count("meta-iteration count", self.iteration)?;
         let s = self.adam.state();
-        check_step_count("Adam step count", s.t)?;
         for (what, got) in [
             ("Adam state length", s.m.len()),
             ("Adam second-moment length", s.v.len()),
@@ -315,16 +315,7 @@ impl Checkpoint {
             }
         }
         check_finite("Adam first moment", &s.m)?;
-        check_finite("Adam second moment", &s.v)?;
-        match s.v.iter().position(|v| *v < 0.0) {
-            None => Ok(()),
-            Some(index) => Err(MetaError::InvalidState {
-                what: "Adam second moment",
-                index,
-                value: s.v[index],
-                reason: "must be >= 0",
-            }),
-        }
+        check_finite("Adam second moment", &s.v)
     }
 
     /// The checkpoint as JSON ([`MetaError::NonFinite`] for non-finite parameters).
@@ -339,8 +330,8 @@ impl Checkpoint {
 
     /// A checkpoint from JSON: [`MetaError::Load`] for text that is not one,
     /// [`MetaError::Dimension`] for a state that does not fit its network,
-    /// [`MetaError::NonFinite`], [`MetaError::InvalidState`] or [`MetaError::StepLimit`]
-    /// for a state that cannot be resumed.
+    /// [`MetaError::NonFinite`] or [`MetaError::StepLimit`] for a state that cannot be
+    /// resumed (and [`MetaError::Load`] for an Adam state that Adam refuses).
     pub fn from_json(json: &str) -> Result<Checkpoint, MetaError> {
         Checkpoint::parse(json, None)
     }

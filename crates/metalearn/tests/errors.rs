@@ -1,7 +1,7 @@
 //! Bad input gives typed errors carrying the numbers.
 
 use ad_core::nn::{Activation, Init, Mlp};
-use ad_core::optim::{Adam, AdamOptions, AdamState, OptimError};
+use ad_core::optim::{Adam, AdamOptions, AdamState, OptimError, Optimizer};
 use implicit::linear::SolveError;
 use metalearn::{
     Algorithm, Checkpoint, EvalOptions, ImamlOptions, InnerSgd, MetaError, MetaTrainer,
@@ -445,6 +445,24 @@ fn checkpoints_with_impossible_adam_state_are_refused() {
     match MetaTrainer::resume(late) {
         Err(MetaError::StepLimit { what, count }) => {
             assert_eq!((what, count), ("meta-iteration count", u64::MAX))
+        }
+        other => panic!("{other:?}"),
+    }
+    // An Adam that stepped on a huge gradient holds an infinite second moment (Adam
+    // itself allows that; the trainer never commits it): such a checkpoint is refused.
+    let mut c = checkpoint_with(|_| {});
+    let n = c.model.params().len();
+    let mut adam = Adam::new(AdamOptions::default()).unwrap();
+    let mut p = vec![0.0; n];
+    adam.step(&mut p, &vec![1e200; n]);
+    assert!(adam.state().v[0].is_infinite());
+    c.adam = adam;
+    match MetaTrainer::resume(c) {
+        Err(MetaError::NonFinite { what, index, value }) => {
+            assert_eq!(
+                (what, index, value),
+                ("Adam second moment", 0, f64::INFINITY)
+            )
         }
         other => panic!("{other:?}"),
     }

@@ -5,6 +5,8 @@
 //! Step-size control, initial step and stiffness test follow Hairer's DOPRI5 with the
 //! defaults of `ode_solvers::Dopri5`, so on the same problem both take the same steps.
 
+use ad_core::all_finite;
+
 use crate::options::SolverOptions;
 use crate::tableau::{A, C, E};
 
@@ -408,8 +410,4 @@ impl Stepper {
             self.y_stiff = vec![0.0; n];
         }
     }
-}
-
-fn all_finite(x: &[f64]) -> bool {
-    x.iter().all(|v| v.is_finite())
 }

@@ -114,18 +114,18 @@ pub(crate) fn gemm(
         c.ncols()
     );
     // A B through the register-tiled kernel where the CPU has one (AVX-512).
-    if !ta && !tb {
-        let shape = (c.nrows(), c.ncols(), a.ncols());
-        if kernels::product::gemm_best(
-            shape,
+    if !ta
+        && !tb
+        && kernels::product::gemm_best(
+            (am, bn, ak),
             alpha,
             a.as_slice(),
             b.as_slice(),
             beta,
             c.as_mut_slice(),
-        ) {
-            return;
-        }
+        )
+    {
+        return;
     }
     // A^T B or A B^T: the transposed operand copied once, then the same kernel, when the
     // product's work is at least 32 times the copy's (measured: 64x64 by 64x32 as

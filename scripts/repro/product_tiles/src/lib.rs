@@ -80,12 +80,13 @@ fn rows8<const NC: usize>(m: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
-pub fn avx2_84(m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
+/// Every column of C: `NC`-column panels of 8-row tiles, then single columns.
+#[inline(always)]
+fn columns<const NC: usize>(m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
     let mut j = 0;
-    while j + 4 <= n {
-        rows8::<4>(m, k, a, &b[j * k..], &mut c[j * m..]);
-        j += 4;
+    while j + NC <= n {
+        rows8::<NC>(m, k, a, &b[j * k..], &mut c[j * m..]);
+        j += NC;
     }
     while j < n {
         rows8::<1>(m, k, a, &b[j * k..], &mut c[j * m..]);
@@ -93,15 +94,14 @@ pub fn avx2_84(m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]
     }
 }
 
+/// 8 x 4 tiles, compiled for AVX2 + FMA.
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub fn avx2_84(m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
+    columns::<4>(m, n, k, a, b, c)
+}
+
+/// 8 x 6 tiles, compiled for AVX2 + FMA.
 #[multiversion(targets("x86_64+avx2+fma"))]
 pub fn avx2_86(m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
-    let mut j = 0;
-    while j + 6 <= n {
-        rows8::<6>(m, k, a, &b[j * k..], &mut c[j * m..]);
-        j += 6;
-    }
-    while j < n {
-        rows8::<1>(m, k, a, &b[j * k..], &mut c[j * m..]);
-        j += 1;
-    }
+    columns::<6>(m, n, k, a, b, c)
 }
