@@ -119,14 +119,13 @@ impl HessianRecording {
             assert_same_shape("HessianRecording::hvp_batch", (r * c, k), d.shape());
             check_finite("directions", d.as_slice())?;
             // (entries x k) column-major is (r x c k) column-major: block j = column j.
-            seeds.push((
-                x.index(),
-                DMatrix::from_column_slice(r, c * k, d.as_slice()),
-            ));
+            let mut seed = crate::tape::arena::take(r, c * k);
+            seed.as_mut_slice().copy_from_slice(d.as_slice());
+            seeds.push((x.index(), seed));
         }
         let mut so = self
             .tape
-            .with_records(|data| hessian_products(data, self.loss, &seeds, k))?;
+            .with_records(|data| hessian_products(data, self.loss, seeds, k))?;
         let mut grads = Vec::with_capacity(self.inputs.len());
         let mut hvs = Vec::with_capacity(self.inputs.len());
         for x in &self.inputs {

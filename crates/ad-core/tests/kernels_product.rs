@@ -300,4 +300,28 @@ fn library_products_run_the_kernel_where_it_applies() {
         kernel,
         "G Bᵀ through the sweep"
     );
+    // A dense Hessian of sq_norm(X w) by one batched second-order sweep: its tangent
+    // product Xᵀ (2 X) (40 x 300 by 300 x 40) is a transposed product of the second-order
+    // sweep, which must reach the kernel too (after copying Xᵀ).
+    let (rows, d) = (300, 40);
+    let x = DMatrix::from_column_slice(rows, d, &entries(rows * d, 35));
+    let w = [DMatrix::from_column_slice(d, 1, &entries(d, 36))];
+    let rec = HessianRecording::new(&w, |b| {
+        let xv = b[0].constant_like(x.clone());
+        xv.matmul(&b[0]).sq_norm()
+    })
+    .unwrap();
+    let h = rec.hessian_columns(0).unwrap().remove(0);
+    let xt = x.transpose();
+    let expected_h: Vec<f64> = reference((d, d, rows), 1.0, xt.as_slice(), x.as_slice(), 0.0, &[])
+        .iter()
+        .map(|v| 2.0 * v)
+        .collect();
+    let nalgebra_h = (&xt * &x) * 2.0;
+    assert!(!same_bits(nalgebra_h.as_slice(), &expected_h));
+    assert_eq!(
+        same_bits(h.as_slice(), &expected_h),
+        kernel,
+        "Xᵀ (2 X) through a Hessian sweep"
+    );
 }

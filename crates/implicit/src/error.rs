@@ -83,6 +83,31 @@ pub enum ImplicitError {
         tolerance: f64,
     },
 
+    /// The phantom backward pass grew instead of converging: after its damped steps the
+    /// relative residual of the system it approximates is larger than before the first
+    /// step. The damped map `(1−τ)I + τJ_f` is not contractive along this direction, so the
+    /// truncated series is further from the implicit derivative than no steps at all
+    /// (Jacobian-free), and growing with every step. Nothing is returned: lower the
+    /// damping, use [`Backward::Exact`](crate::Backward::Exact), or
+    /// [`Backward::JacobianFree`](crate::Backward::JacobianFree) knowingly.
+    #[error(
+        "phantom {direction:?} pass diverged: relative residual {final_residual:.3e} after \
+         {steps} damped steps (damping {damping}), {initial_residual:.3e} before the first; \
+         the damped map is not contractive here"
+    )]
+    PhantomDiverged {
+        /// Reverse (VJP) or forward (JVP) mode.
+        direction: crate::Direction,
+        /// Steps taken.
+        steps: usize,
+        /// The damping τ.
+        damping: f64,
+        /// Relative residual before the first step (that of the Jacobian-free pass).
+        initial_residual: f64,
+        /// Relative residual after the last step (non-finite when the steps overflowed).
+        final_residual: f64,
+    },
+
     /// The user's forward solver reported a failure.
     #[error("forward solver failed: {0}")]
     ForwardSolver(ad_core::RuleError),

@@ -27,7 +27,7 @@ use ad_core::{MatOps, Real, Tape};
 use ift_common::bad::*;
 use implicit::linear::{SolveError, SolveOptions};
 use implicit::{
-    Argmin, Backward, IftOptions, Implicit, ImplicitError, Root, RootCondition,
+    Argmin, Backward, Direction, IftOptions, Implicit, ImplicitError, Root, RootCondition,
     ScalarRootCondition, Scalars, implicit_node, implicit_scalar_node,
 };
 use nalgebra::DMatrix;
@@ -455,4 +455,103 @@ fn invalid_options_are_rejected_before_any_work() {
         }
         other => panic!("expected NotAtSolution, got {other:?}"),
     }
+}
+
+// =======================================================================================
+// A phantom pass on a map that does not contract
+// =======================================================================================
+
+/// The linear fixed point z = s z + U θ (J_f = s I): z* = U θ / (1 − s) exists for s ≠ 1,
+/// but for |s| > 1 the map does not contract.
+struct Scaled {
+    s: f64,
+    u: DMatrix<f64>,
+}
+
+impl implicit::FixedPointMap for Scaled {
+    fn map<M: MatOps>(&self, z: &M, theta: &[M]) -> M {
+        z.scale_f64(self.s)
+            .add(&z.constant_like(self.u.clone()).matmul(&theta[0]))
+    }
+}
+
+/// Phantom steps on z = 2z + Uθ multiply the residual by (1 − τ) + 2τ > 1 each: after k
+/// steps it is that factor^k times the Jacobian-free one. That is `PhantomDiverged` with
+/// both residuals (exactly the powers of the factor, to rounding), in reverse and forward
+/// mode, not a gradient 2^k times too large. The same map with the exact pass, and a
+/// contracting one (s = −0.5) with the phantom pass, give the implicit derivative.
+#[test]
+fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
+    let u = DMatrix::from_row_slice(3, 2, &[1.0, 0.5, -1.0, 2.0, 0.25, -0.75]);
+    let theta = [0.3, -0.7];
+    let x_bar = [1.0, -2.0, 0.5];
+    let theta_dot = [0.4, 1.1];
+    for (steps, damping) in [(10usize, 1.0), (6, 0.25)] {
+        let map = Scaled {
+            s: 2.0,
+            u: u.clone(),
+        };
+        let z = (&u * DMatrix::from_column_slice(2, 1, &theta)) / (1.0 - map.s);
+        let pass = Backward::Phantom { steps, damping };
+        let imp = Implicit::fixed_point_vec(
+            &map,
+            z.as_slice(),
+            &theta,
+            IftOptions::default().backward(pass),
+        )
+        .unwrap();
+        let factor: f64 = (1.0 - damping) + damping * map.s;
+        let expect = |err: ImplicitError, direction: Direction| match err {
+            ImplicitError::PhantomDiverged {
+                direction: d,
+                steps: k,
+                damping: t,
+                initial_residual,
+                final_residual,
+            } => {
+                assert_eq!((d, k, t), (direction, steps, damping));
+                // The Jacobian-free residual is ‖J_fᵀ x̄‖/‖x̄‖ = s (reverse) or s (forward).
+                assert!(
+                    (initial_residual - map.s).abs() < 1e-12,
+                    "{initial_residual}"
+                );
+                let grown = map.s * factor.powi(steps as i32);
+                assert!(
+                    (final_residual - grown).abs() < 1e-12 * grown,
+                    "{final_residual} vs {grown}"
+                );
+            }
+            other => panic!("expected PhantomDiverged, got {other:?}"),
+        };
+        expect(error_of(imp.vjp_flat(&x_bar)), Direction::Reverse);
+        expect(error_of(imp.jvp_flat(&theta_dot)), Direction::Forward);
+
+        // The exact pass on the same map: θ̄ = Uᵀ x̄ / (1 − s).
+        let exact =
+            Implicit::fixed_point_vec(&map, z.as_slice(), &theta, IftOptions::default()).unwrap();
+        let (bar, _) = exact.vjp_flat(&x_bar).unwrap();
+        let want = u.transpose() * DMatrix::from_column_slice(3, 1, &x_bar) / (1.0 - map.s);
+        assert!((DMatrix::from_column_slice(2, 1, &bar) - want).norm() < 1e-12);
+    }
+    // A contraction (s = −0.5): the phantom pass converges and is accepted.
+    let map = Scaled {
+        s: -0.5,
+        u: u.clone(),
+    };
+    let z = (&u * DMatrix::from_column_slice(2, 1, &theta)) / (1.0 - map.s);
+    let pass = Backward::Phantom {
+        steps: 60,
+        damping: 1.0,
+    };
+    let imp = Implicit::fixed_point_vec(
+        &map,
+        z.as_slice(),
+        &theta,
+        IftOptions::default().backward(pass),
+    )
+    .unwrap();
+    let (bar, report) = imp.vjp_flat(&x_bar).unwrap();
+    let want = u.transpose() * DMatrix::from_column_slice(3, 1, &x_bar) / (1.0 - map.s);
+    assert!((DMatrix::from_column_slice(2, 1, &bar) - want).norm() < 1e-12);
+    assert!(report.relative_residual < 1e-15);
 }

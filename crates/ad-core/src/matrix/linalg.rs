@@ -1,6 +1,6 @@
 //! Plain `f64` kernels shared by the plain matrix mode and the tape's sweeps.
 
-use nalgebra::{DMatrix, DMatrixView, Dyn};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn};
 
 use super::Unary;
 use crate::elementwise;
@@ -113,43 +113,15 @@ pub(crate) fn gemm(
         c.nrows(),
         c.ncols()
     );
-    // A B through the register-tiled kernel where the CPU has one (AVX-512).
-    if !ta
-        && !tb
-        && kernels::product::gemm_best(
-            (am, bn, ak),
-            alpha,
-            a.as_slice(),
-            b.as_slice(),
-            beta,
-            c.as_mut_slice(),
-        )
-    {
+    if kernel_product(
+        c.as_mut_slice(),
+        (am, bn, ak),
+        alpha,
+        (a.as_slice(), ta),
+        (b.as_slice(), tb),
+        beta,
+    ) {
         return;
-    }
-    // A^T B or A B^T: the transposed operand copied once, then the same kernel, when the
-    // product's work is at least 32 times the copy's (measured: 64x64 by 64x32 as
-    // 1.3 us of transpose + 3.1 us of product against 5.5 us for matrixmultiply's strided
-    // product; at 10x40 by 40x40 the copy would cost more than it saves).
-    if ta != tb {
-        let shape = (am, bn, ak);
-        let moved = if ta { a.len() } else { b.len() };
-        if kernels::product::accepts(shape) && shape.0 * shape.1 * shape.2 >= 32 * moved {
-            let t = transpose(if ta { a } else { b }, Alloc::Arena);
-            let (l, r) = if ta { (&t, b) } else { (a, &t) };
-            let ran = kernels::product::gemm_best(
-                shape,
-                alpha,
-                l.as_slice(),
-                r.as_slice(),
-                beta,
-                c.as_mut_slice(),
-            );
-            arena::give(t);
-            if ran {
-                return;
-            }
-        }
     }
     // nalgebra 0.34 uses matrixmultiply only when all of these exceed 5.
     const SMALL: usize = 5;
@@ -174,6 +146,60 @@ pub(crate) fn gemm(
         (true, false) => c.gemm(alpha, &t_view(a), b, beta),
         (false, true) => c.gemm(alpha, a, &t_view(b), beta),
         (true, true) => c.gemm(alpha, &t_view(a), &t_view(b), beta),
+    }
+}
+
+thread_local! {
+    /// The transposed operand of [`kernel_product`], reused between calls.
+    static TRANSPOSED: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `c = alpha op(a) op(b) + beta c` on contiguous column-major slices through the
+/// register-tiled kernel (`kernels::product`), where the CPU has one; `(m, n, k)` is the
+/// shape of the product (`op(a)` is `m x k`). Returns `false`, leaving `c` untouched, when
+/// the kernel does not take the product: the caller computes it another way.
+///
+/// `A B` goes to the kernel directly. `Aᵀ B` and `A Bᵀ` go after a copy of the transposed
+/// operand (into a per-thread buffer), when the product's work is at least 32 times the copy
+/// (measured: 64x64 by 64x32 as 1.3 us of transpose + 3.1 us of product against 5.5 us for
+/// matrixmultiply's strided product; at 10x40 by 40x40 the copy would cost more than it
+/// saves). Both transposed goes back to the caller.
+pub(crate) fn kernel_product(
+    c: &mut [f64],
+    (m, n, k): (usize, usize, usize),
+    alpha: f64,
+    (a, ta): (&[f64], bool),
+    (b, tb): (&[f64], bool),
+    beta: f64,
+) -> bool {
+    let shape = (m, n, k);
+    match (ta, tb) {
+        (false, false) => kernels::product::gemm_best(shape, alpha, a, b, beta, c),
+        (true, true) => false,
+        _ => {
+            let moved = if ta { m * k } else { k * n };
+            if !kernels::product::accepts(shape) || m * n * k < 32 * moved {
+                return false;
+            }
+            // op(a) = aᵀ with a stored k x m; op(b) = bᵀ with b stored n x k.
+            let (src, rows, cols) = if ta { (a, k, m) } else { (b, n, k) };
+            // The copy goes to a per-thread buffer kept between calls: sweeps outside a tape
+            // scope have no arena, and a fresh buffer of this size is a fresh mapping from
+            // the system (page faults on every product).
+            let mut scratch = TRANSPOSED.take();
+            scratch.resize(rows * cols, 0.0);
+            let src = DMatrixView::from_slice(&src[..rows * cols], rows, cols);
+            let mut t = DMatrixViewMut::from_slice(&mut scratch, cols, rows);
+            src.transpose_to(&mut t);
+            let (l, r) = if ta {
+                (&scratch[..], b)
+            } else {
+                (a, &scratch[..])
+            };
+            let ran = kernels::product::gemm_best(shape, alpha, l, r, beta, c);
+            TRANSPOSED.set(scratch);
+            ran
+        }
     }
 }
 

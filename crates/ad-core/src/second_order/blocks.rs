@@ -4,6 +4,7 @@
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use crate::error::AdError;
+use crate::tape::arena;
 
 pub(crate) fn ix(i: u32) -> usize {
     i as usize
@@ -32,14 +33,14 @@ pub(crate) fn gemm_slices(
     tb: bool,
     beta: f64,
 ) {
-    if !ta && !tb {
-        assert!(
-            ar == cr && bc == cc && ac == br,
-            "ad-core: product of {ar}x{ac} and {br}x{bc} into {cr}x{cc}"
-        );
-        if crate::kernels::product::gemm_best((cr, cc, ac), alpha, a, b, beta, c) {
-            return;
-        }
+    let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if tb { (bc, br) } else { (br, bc) };
+    assert!(
+        m == cr && n == cc && k == kb,
+        "ad-core: product of {m}x{k} and {kb}x{n} into {cr}x{cc}"
+    );
+    if crate::matrix::linalg::kernel_product(c, (m, n, k), alpha, (a, ta), (b, tb), beta) {
+        return;
     }
     let mut cv = DMatrixViewMut::from_slice(c, cr, cc);
     // nalgebra's small-matrix path assumes unit row strides: materialize transposes there;
@@ -76,8 +77,20 @@ pub(crate) fn gemm_slices(
     }
 }
 
+/// A zero `r x (c k)` tangent matrix, from the arena (every tangent matrix of a sweep comes
+/// from the arena and goes back when the sweep ends: large fresh buffers would be fresh
+/// mappings from the system, with page faults on every sweep).
 pub(crate) fn zeros_k(shape: (usize, usize), k: usize) -> DMatrix<f64> {
-    DMatrix::zeros(shape.0, shape.1 * k)
+    arena::take_zeroed(shape.0, shape.1 * k)
+}
+
+/// `s x` in an arena buffer.
+pub(crate) fn scaled_copy(x: &DMatrix<f64>, s: f64) -> DMatrix<f64> {
+    let mut o = arena::copy_of(x);
+    if s != 1.0 {
+        o.as_mut_slice().iter_mut().for_each(|v| *v *= s);
+    }
+    o
 }
 
 pub(crate) fn acc_k(
@@ -147,19 +160,25 @@ pub(crate) fn fma_into(slot: &mut Option<DMatrix<f64>>, t: &DMatrix<f64>, w: &[f
 /// `t_j ⊙ w` for every block (one pass, no copy of `t` first).
 pub(crate) fn mul_blocks(t: &DMatrix<f64>, w: &[f64]) -> DMatrix<f64> {
     if w.is_empty() {
-        return t.clone();
+        return arena::copy_of(t);
     }
-    let mut data = Vec::with_capacity(t.len());
-    for tj in t.as_slice().chunks_exact(w.len()) {
-        data.extend(tj.iter().zip(w).map(|(&x, &c)| x * c));
+    let mut out = arena::take(t.nrows(), t.ncols());
+    for (oj, tj) in out
+        .as_mut_slice()
+        .chunks_exact_mut(w.len())
+        .zip(t.as_slice().chunks_exact(w.len()))
+    {
+        for ((o, &x), &c) in oj.iter_mut().zip(tj).zip(w) {
+            *o = x * c;
+        }
     }
-    DMatrix::from_vec(t.nrows(), t.ncols(), data)
+    out
 }
 
 /// `slot += s x`; an empty slot is written directly.
 pub(crate) fn add_scaled_into(slot: &mut Option<DMatrix<f64>>, s: f64, x: &DMatrix<f64>) {
     match slot {
         Some(acc) => add_scaled(acc, s, x),
-        None => *slot = Some(if s == 1.0 { x.clone() } else { x * s }),
+        None => *slot = Some(scaled_copy(x, s)),
     }
 }

@@ -6,6 +6,7 @@ use super::Tangents;
 use super::blocks::*;
 use crate::error::AdError;
 use crate::matrix::linalg;
+use crate::tape::arena;
 use crate::tape::op::Op;
 use crate::tape::{NONE, TapeData, TapeMat};
 use crate::unary::Unary;
@@ -121,9 +122,9 @@ pub(crate) fn forward_op(
             if t.identity.contains(&b) && m == 1 && c == k {
                 // Ḃ = I (the seed of a column's Hessian): A Ḃ = A, copied (the same
                 // numbers the product gives, without its n c² work).
-                o = Some(DMatrix::from_column_slice(r, k, ma.as_slice()));
+                o = Some(arena::copy_of(ma));
             } else if let Some(tb) = &t.mats[ix(b)] {
-                let mut out = DMatrix::zeros(r, m * k);
+                let mut out = arena::take(r, m * k);
                 gemm_slices(
                     out.as_mut_slice(),
                     (r, m * k),
@@ -139,7 +140,7 @@ pub(crate) fn forward_op(
                 o = Some(out);
             }
             if let Some(ta) = &t.mats[ix(a)] {
-                let out = o.get_or_insert_with(|| DMatrix::zeros(r, m * k));
+                let out = o.get_or_insert_with(|| arena::take_zeroed(r, m * k));
                 for j in 0..k {
                     gemm_slices(
                         blk_mut(out, j, r * m),
@@ -159,7 +160,7 @@ pub(crate) fn forward_op(
         }
         Op::Transpose { a, .. } => t.mats[ix(a)].as_ref().map(|ta| {
             let (r, c) = shape(a);
-            let mut out = DMatrix::zeros(c, r * k);
+            let mut out = arena::take(c, r * k);
             for j in 0..k {
                 let src = DMatrixView::from_slice(blk(ta, j, r * c), r, c);
                 let dst = blk_mut(&mut out, j, r * c);
@@ -177,9 +178,13 @@ pub(crate) fn forward_op(
             };
             match (&t.mats[ix(a)], &t.mats[ix(b)]) {
                 (None, None) => None,
-                (Some(ta), None) => Some(ta.clone()),
-                (None, Some(tb)) => Some(tb * sign),
-                (Some(ta), Some(tb)) => Some(ta + tb * sign),
+                (Some(ta), None) => Some(arena::copy_of(ta)),
+                (None, Some(tb)) => Some(scaled_copy(tb, sign)),
+                (Some(ta), Some(tb)) => {
+                    let mut o = arena::copy_of(ta);
+                    add_scaled(&mut o, sign, tb);
+                    Some(o)
+                }
             }
         }
         Op::MulElem { a, b, .. } => {
@@ -227,7 +232,7 @@ pub(crate) fn forward_op(
                 (None, false) => None,
                 (ta, _) => {
                     let mut out = match ta {
-                        Some(ta) => ta * s_value,
+                        Some(ta) => scaled_copy(ta, s_value),
                         None => zeros_k(ma.shape(), k),
                     };
                     each_block(&mut out, k, rc, |j, o| {
@@ -239,13 +244,13 @@ pub(crate) fn forward_op(
                 }
             }
         }
-        Op::ScaleConst { a, c, .. } => t.mats[ix(a)].as_ref().map(|ta| ta * c),
-        Op::AddConst { a, .. } | Op::Reshape { a, .. } => t.mats[ix(a)].clone().map(|ta| {
+        Op::ScaleConst { a, c, .. } => t.mats[ix(a)].as_ref().map(|ta| scaled_copy(ta, c)),
+        Op::AddConst { a, .. } | Op::Reshape { a, .. } => t.mats[ix(a)].as_ref().map(|ta| {
             let (r, c) = match *op {
                 Op::Reshape { out, .. } => shape(out),
                 _ => shape(a),
             };
-            ta.reshape_generic(nalgebra::Dyn(r), nalgebra::Dyn(c * k))
+            arena::copy_of(ta).reshape_generic(nalgebra::Dyn(r), nalgebra::Dyn(c * k))
         }),
         Op::Unary { a, f, out } => {
             let has_tangent = t.mats[ix(a)].is_some();
@@ -331,7 +336,9 @@ fn broadcast_add(
     if ta.is_none() && tv.is_none() {
         return None;
     }
-    let mut o = ta.clone().unwrap_or_else(|| zeros_k((r, c), k));
+    let mut o = ta
+        .as_ref()
+        .map_or_else(|| zeros_k((r, c), k), arena::copy_of);
     if let Some(tv) = tv {
         let vl = tv.len() / k.max(1);
         each_block(&mut o, k, r * c, |j, dst| {

@@ -25,6 +25,7 @@ use nalgebra::DMatrix;
 
 use crate::error::AdError;
 use crate::sweep::{Seeds, needs_adjoint, reverse};
+use crate::tape::arena;
 use crate::tape::{MatSlots, TapeData};
 use crate::var::Var;
 use blocks::ix;
@@ -49,10 +50,21 @@ pub(crate) struct Tangents {
 }
 
 /// The result of a second-order sweep: adjoints (the gradient) and adjoint tangents
-/// (`H V`, `k` blocks per entry) of every matrix and scalar entry.
+/// (`H V`, `k` blocks per entry) of every matrix and scalar entry. What the caller does not
+/// take goes back to the arena when this drops.
 pub(crate) struct SecondOrder {
     pub madj: MatSlots,
     pub mat_hv: Vec<Option<DMatrix<f64>>>,
+}
+
+impl Drop for SecondOrder {
+    fn drop(&mut self) {
+        self.madj
+            .drain(..)
+            .chain(self.mat_hv.drain(..))
+            .flatten()
+            .for_each(arena::give);
+    }
 }
 
 /// Hessian-vector products of the scalar `y` recorded on the second-order tape `data`:
@@ -61,7 +73,7 @@ pub(crate) struct SecondOrder {
 pub(crate) fn hessian_products(
     data: &TapeData,
     y: Var,
-    seeds: &[(u32, DMatrix<f64>)],
+    seeds: Vec<(u32, DMatrix<f64>)>,
     k: usize,
 ) -> Result<SecondOrder, AdError> {
     let ns = data.scalars.len();
@@ -76,10 +88,10 @@ pub(crate) fn hessian_products(
         need_scalars,
     };
     for (i, d) in seeds {
-        if d.ncols() == d.nrows() && d.ncols() == k && is_identity(d) {
-            fwd.identity.push(*i);
+        if d.ncols() == d.nrows() && d.ncols() == k && is_identity(&d) {
+            fwd.identity.push(i);
         }
-        fwd.mats[ix(*i)] = Some(d.clone());
+        fwd.mats[ix(i)] = Some(d);
     }
     for &c in &data.const_mats {
         fwd.mats[ix(c)] = None;
@@ -115,6 +127,7 @@ pub(crate) fn hessian_products(
     }
     rev.scalars(data, 0, hi, &mut curv);
     let mat_hv = rev.at;
+    fwd.mats.into_iter().flatten().for_each(arena::give);
     Ok(SecondOrder { madj, mat_hv })
 }
 

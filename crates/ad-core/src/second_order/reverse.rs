@@ -5,6 +5,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 use super::Tangents;
 use super::blocks::*;
 use crate::error::AdError;
+use crate::tape::arena;
 use crate::tape::op::Op;
 use crate::tape::{MatSlots, NONE, TapeData, TapeMat};
 
@@ -343,6 +344,10 @@ impl Reverse<'_> {
             | Op::Get { .. }
             | Op::FromScalars { .. }
             | Op::Custom(_) => unreachable!("handled above"),
+        }
+        // The output's adjoint tangent is spent: its buffer serves the next op.
+        if let Some(ho) = ho {
+            arena::give(ho);
         }
         Ok(())
     }
