@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{MetaError, check_finite};
 use crate::imaml::imaml_task;
 use crate::maml::{joint_task, maml_task, reptile_task};
-use crate::options::{ImamlOptions, InnerSgd};
+use crate::meta_sgd::meta_sgd_task;
+use crate::options::{ImamlOptions, InnerSgd, MetaSgdOptions};
 use crate::task::Task;
 use crate::task_gradient::{TaskGradient, TaskLosses};
 
@@ -37,6 +38,9 @@ pub enum Algorithm {
     /// The pretrained baseline: the gradient of the support and query losses at `theta`
     /// itself (joint regression on all tasks, no adaptation).
     Joint,
+    /// Meta-SGD: MAML with a learned inner rate per parameter. Its meta-parameters are
+    /// `[theta, alpha]`, twice the network's length (see [`Algorithm::init_meta_params`]).
+    MetaSgd(MetaSgdOptions),
 }
 
 impl Algorithm {
@@ -48,7 +52,73 @@ impl Algorithm {
             Algorithm::Imaml(_) => "iMAML",
             Algorithm::Reptile(_) => "Reptile",
             Algorithm::Joint => "pretrained",
+            Algorithm::MetaSgd(_) => "Meta-SGD",
         }
+    }
+
+    /// The length of this algorithm's meta-parameter vector for `mlp`: the network's
+    /// parameter count, twice that for Meta-SGD (`[theta, alpha]`).
+    pub fn meta_params_len(&self, mlp: &Mlp) -> usize {
+        match self {
+            Algorithm::MetaSgd(_) => 2 * mlp.num_params(),
+            _ => mlp.num_params(),
+        }
+    }
+
+    /// The meta-parameters to start training from, given network parameters `theta`:
+    /// `theta` itself, or for Meta-SGD `[theta, alpha]` with every rate `init_lr`.
+    ///
+    /// ```
+    /// use metalearn::{Algorithm, MetaSgdOptions};
+    /// let alg = Algorithm::MetaSgd(MetaSgdOptions::default().init_lr(0.05));
+    /// assert_eq!(alg.init_meta_params(vec![1.0, 2.0]), vec![1.0, 2.0, 0.05, 0.05]);
+    /// ```
+    pub fn init_meta_params(&self, theta: Vec<f64>) -> Vec<f64> {
+        match self {
+            Algorithm::MetaSgd(o) => {
+                let mut p = theta;
+                let n = p.len();
+                p.resize(2 * n, o.init_lr);
+                p
+            }
+            _ => theta,
+        }
+    }
+
+    /// The network's parameters and, for Meta-SGD, the learned rates, from a meta-parameter
+    /// vector of [`meta_params_len`](Algorithm::meta_params_len) entries.
+    ///
+    /// Panics if `params` has an odd length for Meta-SGD.
+    #[track_caller]
+    pub fn split_meta_params<'a>(&self, params: &'a [f64]) -> (&'a [f64], Option<&'a [f64]>) {
+        match self {
+            Algorithm::MetaSgd(_) => {
+                assert!(
+                    params.len().is_multiple_of(2),
+                    "metalearn: Meta-SGD meta-parameters [theta, alpha] of odd length {}",
+                    params.len()
+                );
+                let (theta, alpha) = params.split_at(params.len() / 2);
+                (theta, Some(alpha))
+            }
+            _ => (params, None),
+        }
+    }
+
+    /// Check a meta-parameter vector against a network for this algorithm:
+    /// [`MetaError::Dimension`] for a length other than
+    /// [`meta_params_len`](Algorithm::meta_params_len), [`MetaError::NonFinite`] for a NaN
+    /// or infinite entry.
+    pub fn check_meta_params(&self, mlp: &Mlp, params: &[f64]) -> Result<(), MetaError> {
+        let expected = self.meta_params_len(mlp);
+        if params.len() != expected {
+            return Err(MetaError::Dimension {
+                what: "meta-parameter vector length",
+                expected,
+                got: params.len(),
+            });
+        }
+        check_finite("meta-parameters", params)
     }
 
     /// Check the options ([`MetaError::InvalidOption`]).
@@ -56,11 +126,13 @@ impl Algorithm {
         match self {
             Algorithm::Maml(o) | Algorithm::Fomaml(o) | Algorithm::Reptile(o) => o.validate(),
             Algorithm::Imaml(o) => o.validate(),
+            Algorithm::MetaSgd(o) => o.validate(),
             Algorithm::Joint => Ok(()),
         }
     }
 
-    /// One task's contribution at `theta`: the loss after adaptation and the gradient.
+    /// One task's contribution at the meta-parameters `theta` (for Meta-SGD
+    /// `[theta, alpha]`): the loss after adaptation and the gradient (of the same length).
     /// `index` is the task's position in its meta-batch (it names the task in errors).
     ///
     /// Errors: [`MetaError::Dimension`] if the network does not fit the task or `theta`
@@ -75,10 +147,15 @@ impl Algorithm {
         index: usize,
     ) -> Result<TaskGradient, MetaError> {
         self.validate()?;
-        check_theta(mlp, theta)?;
+        self.check_meta_params(mlp, theta)?;
         task.check_dims(mlp.inputs(), mlp.outputs())?;
         let losses = TaskLosses::new(mlp, task)?;
         match self {
+            Algorithm::MetaSgd(o) => {
+                let (theta, alpha) = self.split_meta_params(theta);
+                let alpha = alpha.expect("Meta-SGD has rates");
+                meta_sgd_task(&losses, theta, alpha, o, index)
+            }
             Algorithm::Maml(o) => maml_task(&losses, theta, o, true, index),
             Algorithm::Fomaml(o) => maml_task(&losses, theta, o, false, index),
             Algorithm::Imaml(o) => imaml_task(&losses, theta, o, index),

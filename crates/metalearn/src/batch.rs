@@ -5,7 +5,7 @@ use ad_core::nn::Mlp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{Algorithm, check_theta};
+use crate::algorithm::Algorithm;
 use crate::error::MetaError;
 use crate::task::Task;
 use crate::task_gradient::TaskGradient;
@@ -52,7 +52,8 @@ pub struct BatchStats {
     pub cg_iterations: usize,
 }
 
-/// The meta-gradient of `algorithm` at `theta` over `tasks`: mean loss and mean gradient.
+/// The meta-gradient of `algorithm` at the meta-parameters `theta` (for Meta-SGD
+/// `[theta, alpha]`) over `tasks`: mean loss and mean gradient.
 ///
 /// Errors: [`MetaError::EmptyBatch`], and the first error (in task order) of
 /// [`Algorithm::task_gradient`].
@@ -79,7 +80,7 @@ pub fn meta_gradient(
         return Err(MetaError::EmptyBatch);
     }
     algorithm.validate()?;
-    check_theta(mlp, theta)?;
+    algorithm.check_meta_params(mlp, theta)?;
     let one = |(i, t): (usize, &Task)| algorithm.task_gradient(mlp, theta, t, i);
     let parts: Vec<Result<TaskGradient, MetaError>> = match parallelism {
         Parallelism::Serial => tasks.iter().enumerate().map(one).collect(),

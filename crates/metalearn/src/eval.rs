@@ -5,9 +5,10 @@ use ad_core::nn::Mlp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::check_theta;
+use crate::algorithm::{Algorithm, check_theta};
 use crate::batch::Parallelism;
-use crate::error::{MetaError, check_count, check_positive};
+use crate::error::{MetaError, check_count, check_finite, check_positive};
+use crate::meta_sgd::rate_step;
 use crate::options::InnerSgd;
 use crate::task::{Task, TaskDistribution, sample_batch};
 use crate::task_gradient::{TaskLosses, axpy};
@@ -25,7 +26,8 @@ pub struct EvalOptions {
     pub k_query: usize,
     /// Fine-tuning steps: the MSE is reported after 0, 1, ..., `steps`. Default 10.
     pub steps: usize,
-    /// Fine-tuning rate. Default 0.01.
+    /// Fine-tuning rate. Default 0.01. (Meta-SGD's learned rates take its place in
+    /// [`evaluate_meta_params`].)
     pub lr: f64,
     /// Seed of the test tasks (the same tasks for every method). Default `0xE7A1`.
     pub seed: u64,
@@ -134,16 +136,64 @@ pub fn adapt(
 ) -> Result<Vec<Vec<f64>>, MetaError> {
     inner.validate()?;
     check_theta(mlp, theta)?;
+    adapt_by(mlp, theta, task, inner.steps, Rates::One(inner.lr))
+}
+
+/// [`adapt`] with one rate per parameter (Meta-SGD's learned `alpha`):
+/// `phi <- phi - rates ⊙ grad L_support(phi)`, `steps` times. [`MetaError::Dimension`] if
+/// `rates` is not as long as `theta`, [`MetaError::NonFinite`] for a non-finite rate.
+pub fn adapt_with_rates(
+    mlp: &Mlp,
+    theta: &[f64],
+    rates: &[f64],
+    task: &Task,
+    steps: usize,
+) -> Result<Vec<Vec<f64>>, MetaError> {
+    check_theta(mlp, theta)?;
+    check_rates(mlp, rates)?;
+    adapt_by(mlp, theta, task, steps, Rates::Each(rates))
+}
+
+/// The fine-tuning step's rate: one for every parameter, or one each.
+#[derive(Clone, Copy)]
+enum Rates<'a> {
+    One(f64),
+    Each(&'a [f64]),
+}
+
+/// [`MetaError::Dimension`] / [`MetaError::NonFinite`] for rates that do not fit `mlp`.
+fn check_rates(mlp: &Mlp, rates: &[f64]) -> Result<(), MetaError> {
+    if rates.len() != mlp.num_params() {
+        return Err(MetaError::Dimension {
+            what: "inner rates length",
+            expected: mlp.num_params(),
+            got: rates.len(),
+        });
+    }
+    check_finite("inner rates", rates)
+}
+
+/// The iterates of `steps` fine-tuning steps (checked input).
+fn adapt_by(
+    mlp: &Mlp,
+    theta: &[f64],
+    task: &Task,
+    steps: usize,
+    rates: Rates<'_>,
+) -> Result<Vec<Vec<f64>>, MetaError> {
     task.check_dims(mlp.inputs(), mlp.outputs())?;
     let losses = TaskLosses::new(mlp, task)?;
     let mut out = vec![theta.to_vec()];
     let mut phi = theta.to_vec();
-    for _ in 0..inner.steps {
+    for _ in 0..steps {
         let (l, g) = losses.support.value_and_grad(&phi)?;
         if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
             break;
         }
-        axpy(-inner.lr, &g, &mut phi);
+        match rates {
+            Rates::One(lr) => axpy(-lr, &g, &mut phi),
+            Rates::Each(r) => rate_step(r, &g, &mut phi),
+        }
         if phi.iter().any(|v| !v.is_finite()) {
             break;
         }
@@ -158,11 +208,10 @@ fn task_curve(
     theta: &[f64],
     task: &Task,
     o: &EvalOptions,
+    rates: Rates<'_>,
 ) -> Result<Vec<f64>, MetaError> {
-    let inner = InnerSgd::default().steps(o.steps.max(1)).lr(o.lr);
-    task.check_dims(mlp.inputs(), mlp.outputs())?;
+    let iterates = adapt_by(mlp, theta, task, o.steps, rates)?; // checks the dimensions
     let losses = TaskLosses::new(mlp, task)?;
-    let iterates = adapt(mlp, theta, task, &inner)?;
     let mut curve: Vec<f64> = iterates
         .iter()
         .take(o.steps + 1)
@@ -220,8 +269,51 @@ pub fn evaluate<D: TaskDistribution + ?Sized>(
 ) -> Result<EvalReport, MetaError> {
     opts.validate()?;
     check_theta(mlp, theta)?;
+    evaluate_by(mlp, theta, dist, opts, Rates::One(opts.lr))
+}
+
+/// Evaluate what `algorithm` meta-learned: [`evaluate`] for every algorithm but Meta-SGD,
+/// whose meta-parameters `[theta, alpha]` fine-tune with the learned rates `alpha` in
+/// place of `opts.lr` (`phi <- phi - alpha ⊙ grad`).
+///
+/// ```
+/// use ad_core::nn::{Activation, Init, Mlp};
+/// use metalearn::{evaluate, evaluate_meta_params, Algorithm, EvalOptions, MetaSgdOptions, Sinusoid};
+/// let mlp = Mlp::new(&[1, 8, 1], Activation::Tanh, Activation::Identity);
+/// let alg = Algorithm::MetaSgd(MetaSgdOptions::default().init_lr(0.01));
+/// let params = alg.init_meta_params(mlp.init(Init::HeNormal, 0));
+/// let opts = EvalOptions::default().tasks(8).steps(2);
+/// let learned = evaluate_meta_params(&alg, &mlp, &params, &Sinusoid::default(), &opts)?;
+/// // Rates all equal to the protocol's 0.01 fine-tune exactly like plain SGD.
+/// let (theta, _) = alg.split_meta_params(&params);
+/// assert_eq!(learned, evaluate(&mlp, theta, &Sinusoid::default(), &opts)?);
+/// # Ok::<(), metalearn::MetaError>(())
+/// ```
+pub fn evaluate_meta_params<D: TaskDistribution + ?Sized>(
+    algorithm: &Algorithm,
+    mlp: &Mlp,
+    params: &[f64],
+    dist: &D,
+    opts: &EvalOptions,
+) -> Result<EvalReport, MetaError> {
+    opts.validate()?;
+    algorithm.check_meta_params(mlp, params)?;
+    match algorithm.split_meta_params(params) {
+        (theta, Some(alpha)) => evaluate_by(mlp, theta, dist, opts, Rates::Each(alpha)),
+        (theta, None) => evaluate_by(mlp, theta, dist, opts, Rates::One(opts.lr)),
+    }
+}
+
+/// The protocol on checked input.
+fn evaluate_by<D: TaskDistribution + ?Sized>(
+    mlp: &Mlp,
+    theta: &[f64],
+    dist: &D,
+    opts: &EvalOptions,
+    rates: Rates<'_>,
+) -> Result<EvalReport, MetaError> {
     let tasks = opts.test_tasks(dist)?;
-    let one = |t: &Task| task_curve(mlp, theta, t, opts);
+    let one = |t: &Task| task_curve(mlp, theta, t, opts, rates);
     let curves: Vec<Result<Vec<f64>, MetaError>> = match opts.parallelism {
         Parallelism::Serial => tasks.iter().map(one).collect(),
         Parallelism::Rayon => tasks.par_iter().map(one).collect(),

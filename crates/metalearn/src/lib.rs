@@ -1,4 +1,4 @@
-//! # metalearn — MAML, FOMAML, iMAML and Reptile on ad-core's tape
+//! # metalearn — MAML, FOMAML, iMAML, Reptile and Meta-SGD on ad-core's tape
 //!
 //! Learn an initialization `theta` from which a few gradient steps fit a new task.
 //! Tasks come from a seeded [`TaskDistribution`] (the [`Sinusoid`] family of Finn et al.
@@ -25,11 +25,13 @@
 //! - [`task`](mod@task): [`Task`] (support and query sets), [`TaskData`], the
 //!   [`TaskDistribution`] trait and [`sample_batch`] (each task seeded by
 //!   [`task_seed`]`(seed, iteration, index)`);
-//! - [`Algorithm`]: MAML, FOMAML, iMAML, Reptile and the joint-training baseline, with
-//!   [`InnerSgd`] and [`ImamlOptions`];
+//! - [`Algorithm`]: MAML, FOMAML, iMAML, Reptile, Meta-SGD (learned per-parameter inner
+//!   rates) and the joint-training baseline, with [`InnerSgd`], [`ImamlOptions`] and
+//!   [`MetaSgdOptions`];
 //! - [`meta_gradient`]: a meta-batch's mean loss and gradient, serial or parallel;
 //! - [`MetaTrainer`] (Adam from `ad_core::optim`) and its [`Checkpoint`];
-//! - [`evaluate`]: the protocol (MSE after 0..n fine-tuning steps, 95% CI, diverged tasks
+//! - [`evaluate`] (and [`evaluate_meta_params`], which fine-tunes with Meta-SGD's learned
+//!   rates): the protocol (MSE after 0..n fine-tuning steps, 95% CI, diverged tasks
 //!   counted apart);
 //! - [`w5`]: the peers' W5 workload (fixed network, 25 tasks, JAX's reference values).
 //!
@@ -43,6 +45,7 @@ mod eval;
 mod families;
 mod imaml;
 mod maml;
+mod meta_sgd;
 mod options;
 pub mod task;
 mod task_gradient;
@@ -56,9 +59,11 @@ pub use rand;
 pub use algorithm::{Algorithm, check_theta};
 pub use batch::{BatchStats, MetaGradient, Parallelism, meta_gradient};
 pub use error::MetaError;
-pub use eval::{EvalOptions, EvalReport, StepResult, adapt, evaluate};
+pub use eval::{
+    EvalOptions, EvalReport, StepResult, adapt, adapt_with_rates, evaluate, evaluate_meta_params,
+};
 pub use families::{LinearRegression, Sinusoid, SinusoidTask};
-pub use options::{ImamlOptions, InnerSgd, Stop};
+pub use options::{ImamlOptions, InnerSgd, MetaSgdOptions, Stop};
 pub use task::{Task, TaskData, TaskDistribution, sample_batch, task_seed};
 pub use task_gradient::{TaskGradient, TaskStats};
 pub use train::{Checkpoint, IterationInfo, MetaTrainer, TrainOptions};
@@ -67,7 +72,7 @@ pub use train::{Checkpoint, IterationInfo, MetaTrainer, TrainOptions};
 /// implicit's preludes).
 pub mod prelude {
     pub use crate::{
-        Algorithm, EvalOptions, ImamlOptions, InnerSgd, MetaError, MetaTrainer, Parallelism,
-        Sinusoid, Task, TaskDistribution, TrainOptions, evaluate, meta_gradient,
+        Algorithm, EvalOptions, ImamlOptions, InnerSgd, MetaError, MetaSgdOptions, MetaTrainer,
+        Parallelism, Sinusoid, Task, TaskDistribution, TrainOptions, evaluate, meta_gradient,
     };
 }

@@ -205,3 +205,67 @@ impl ImamlOptions {
         self.cg.validate("cg tol", "cg iterations")
     }
 }
+
+/// Meta-SGD (Li et al. 2017): MAML whose inner step has a learned rate per parameter,
+/// `phi <- phi - alpha ⊙ grad L_support(phi)`. The meta-parameters are `theta` and `alpha`,
+/// one vector `[theta, alpha]` twice the network's length
+/// ([`Algorithm::init_meta_params`](crate::Algorithm::init_meta_params) builds it), and both
+/// are meta-learned: the meta-gradient of `alpha` is `-sum_j grad L_support(phi_j) ⊙ v_{j+1}`
+/// with `v` the query gradient carried back through the steps.
+///
+/// ```
+/// use metalearn::MetaSgdOptions;
+/// let o = MetaSgdOptions::default().steps(2);
+/// assert_eq!((o.steps, o.init_lr, o.first_order), (2, 0.01, false));
+/// assert!(MetaSgdOptions::default().init_lr(f64::INFINITY).validate().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaSgdOptions {
+    /// Inner steps (at least 1). Default 1.
+    pub steps: usize,
+    /// The rate every entry of `alpha` starts from (in `init_meta_params`). Default 0.01.
+    pub init_lr: f64,
+    /// Drop the second-order terms (the inner gradients are constants, as in FOMAML):
+    /// `theta`'s meta-gradient is the query gradient at the adapted parameters, and
+    /// `alpha`'s uses it at every step. Default `false` (exact, by Hessian-vector products
+    /// through each step's `I - diag(alpha) H`).
+    pub first_order: bool,
+}
+
+impl Default for MetaSgdOptions {
+    fn default() -> Self {
+        MetaSgdOptions {
+            steps: 1,
+            init_lr: 0.01,
+            first_order: false,
+        }
+    }
+}
+
+impl MetaSgdOptions {
+    /// Set the number of inner steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// Set the initial rate.
+    pub fn init_lr(mut self, lr: f64) -> Self {
+        self.init_lr = lr;
+        self
+    }
+
+    /// Drop (`true`) or keep the second-order terms.
+    pub fn first_order(mut self, on: bool) -> Self {
+        self.first_order = on;
+        self
+    }
+
+    /// [`MetaError::InvalidOption`] for zero steps or an initial rate that is not finite
+    /// and positive. (The learned rates themselves may take any finite value.)
+    pub fn validate(&self) -> Result<(), MetaError> {
+        check_count("inner steps", self.steps)?;
+        check_positive("init_lr", self.init_lr)
+    }
+}

@@ -7,7 +7,7 @@ use ad_core::nn::{Mlp, Model};
 use ad_core::optim::{Adam, AdamOptions, Optimizer};
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{Algorithm, check_theta};
+use crate::algorithm::Algorithm;
 use crate::batch::{BatchStats, Parallelism, meta_gradient};
 use crate::error::{MetaError, check_count, check_finite};
 use crate::task::{TaskDistribution, sample_batch};
@@ -122,7 +122,8 @@ pub struct MetaTrainer {
 }
 
 impl MetaTrainer {
-    /// A trainer starting from `theta`: [`MetaError::InvalidOption`] for bad options,
+    /// A trainer starting from the meta-parameters `theta` (for Meta-SGD `[theta, alpha]`:
+    /// [`Algorithm::init_meta_params`]): [`MetaError::InvalidOption`] for bad options,
     /// [`MetaError::Dimension`] / [`MetaError::NonFinite`] for a bad `theta`.
     pub fn new(
         algorithm: Algorithm,
@@ -132,7 +133,7 @@ impl MetaTrainer {
     ) -> Result<MetaTrainer, MetaError> {
         algorithm.validate()?;
         options.validate()?;
-        check_theta(&mlp, &theta)?;
+        algorithm.check_meta_params(&mlp, &theta)?;
         let adam = Adam::new(options.adam)?;
         Ok(MetaTrainer {
             algorithm,
@@ -154,7 +155,8 @@ impl MetaTrainer {
         &self.mlp
     }
 
-    /// The current meta-parameters.
+    /// The current meta-parameters (for Meta-SGD `[theta, alpha]`:
+    /// [`Algorithm::split_meta_params`] separates them).
     pub fn theta(&self) -> &[f64] {
         &self.theta
     }
@@ -243,10 +245,12 @@ impl MetaTrainer {
 
     /// The whole state, to save and resume.
     pub fn checkpoint(&self) -> Checkpoint {
+        let (theta, rates) = self.algorithm.split_meta_params(&self.theta);
         Checkpoint {
             algorithm: self.algorithm,
-            model: Model::new(self.mlp.clone(), self.theta.clone())
+            model: Model::new(self.mlp.clone(), theta.to_vec())
                 .expect("the trainer's theta fits its network"),
+            inner_rates: rates.map(<[f64]>::to_vec).unwrap_or_default(),
             options: self.options.clone(),
             adam: self.adam.clone(),
             iteration: self.iteration,
@@ -257,7 +261,8 @@ impl MetaTrainer {
     /// checked as by [`Checkpoint::from_json`].
     pub fn resume(c: Checkpoint) -> Result<MetaTrainer, MetaError> {
         c.check()?;
-        let (mlp, theta) = c.model.into_parts();
+        let (mlp, mut theta) = c.model.into_parts();
+        theta.extend_from_slice(&c.inner_rates);
         let mut t = MetaTrainer::new(c.algorithm, mlp, theta, c.options)?;
         t.adam = c.adam;
         t.iteration = c.iteration;
@@ -273,8 +278,12 @@ impl MetaTrainer {
 pub struct Checkpoint {
     /// The algorithm and its options.
     pub algorithm: Algorithm,
-    /// The network and its meta-parameters.
+    /// The network and its meta-learned parameters.
     pub model: Model,
+    /// Meta-SGD's learned inner rates, one per network parameter (empty for the other
+    /// algorithms, and then absent from the JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inner_rates: Vec<f64>,
     /// The training options.
     pub options: TrainOptions,
     /// The meta-optimizer with its state.
@@ -298,8 +307,10 @@ impl Checkpoint {
     /// itself refuses a negative second moment or a step count at its limit: `Adam::resume`,
     /// which deserialization goes through.)
     fn check(&self) -> Result<(), MetaError> {
-        let n = self.model.params().len();
-        check_theta(self.model.mlp(), self.model.params())?;
+        let params = self.meta_params();
+        let n = params.len();
+        self.algorithm
+            .check_meta_params(self.model.mlp(), &params)?;
         check_step_count("meta-iteration count", self.iteration)?;
         let s = self.adam.state();
         for (what, got) in [
@@ -320,12 +331,20 @@ impl Checkpoint {
 
     /// The checkpoint as JSON ([`MetaError::NonFinite`] for non-finite parameters).
     pub fn to_json(&self) -> Result<String, MetaError> {
-        check_theta(self.model.mlp(), self.model.params())?;
+        self.algorithm
+            .check_meta_params(self.model.mlp(), &self.meta_params())?;
         serde_json::to_string(self).map_err(|source| MetaError::Load {
             what: "checkpoint",
             path: None,
             source,
         })
+    }
+
+    /// The meta-parameters: the network's, then (Meta-SGD) the inner rates.
+    pub fn meta_params(&self) -> Vec<f64> {
+        let mut p = self.model.params().to_vec();
+        p.extend_from_slice(&self.inner_rates);
+        p
     }
 
     /// A checkpoint from JSON: [`MetaError::Load`] for text that is not one,

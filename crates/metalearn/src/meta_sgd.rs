@@ -1,0 +1,69 @@
+//! Meta-SGD's meta-gradient of one task: MAML with a learned rate per parameter.
+
+use crate::error::MetaError;
+use crate::options::MetaSgdOptions;
+use crate::task_gradient::{TaskGradient, TaskLosses, TaskStats, check_diverged};
+
+/// `phi <- phi - rates ⊙ g`.
+pub(crate) fn rate_step(rates: &[f64], g: &[f64], phi: &mut [f64]) {
+    for ((p, r), gi) in phi.iter_mut().zip(rates).zip(g) {
+        *p -= r * gi;
+    }
+}
+
+/// The meta-gradient `[d theta, d alpha]` of the query loss after `o.steps` steps
+/// `phi_{j+1} = phi_j - alpha ⊙ g_j` (`g_j` the support gradient at `phi_j`, `phi_0 = theta`).
+/// Backward from `v = grad L_query(phi_k)`, for `j = k-1, ..., 0`:
+/// `d alpha -= g_j ⊙ v`, then (second order) `v <- v - H(phi_j) (alpha ⊙ v)`, the transpose
+/// of the step's Jacobian `I - diag(alpha) H(phi_j)` applied to `v`. Finally `d theta = v`.
+pub(crate) fn meta_sgd_task(
+    losses: &TaskLosses<'_>,
+    theta: &[f64],
+    alpha: &[f64],
+    o: &MetaSgdOptions,
+    task: usize,
+) -> Result<TaskGradient, MetaError> {
+    let mut phi = theta.to_vec();
+    // (phi_j, g_j) for the backward pass (phi_j only in second order).
+    let mut trajectory = Vec::with_capacity(o.steps);
+    for step in 0..o.steps {
+        let (l, g) = losses.support.value_and_grad(&phi)?;
+        check_diverged("support loss", l, &g, task, step)?;
+        let kept = if o.first_order {
+            Vec::new()
+        } else {
+            phi.clone()
+        };
+        rate_step(alpha, &g, &mut phi);
+        check_diverged("inner iterate", 0.0, &phi, task, step + 1)?;
+        trajectory.push((kept, g));
+    }
+    let (loss, mut v) = losses.query.value_and_grad(&phi)?;
+    check_diverged("query loss", loss, &v, task, o.steps)?;
+    let mut d_alpha = vec![0.0; alpha.len()];
+    let mut hvps = 0;
+    for (p, g) in trajectory.iter().rev() {
+        for ((d, gi), vi) in d_alpha.iter_mut().zip(g).zip(&v) {
+            *d -= gi * vi;
+        }
+        if !o.first_order {
+            let scaled: Vec<f64> = alpha.iter().zip(&v).map(|(a, vi)| a * vi).collect();
+            let hv = losses.support.hvp(p, &scaled)?;
+            v.iter_mut().zip(&hv).for_each(|(vi, h)| *vi -= h);
+            hvps += 1;
+        }
+    }
+    let mut grad = v;
+    grad.extend_from_slice(&d_alpha);
+    check_diverged("meta-gradient", 0.0, &grad, task, o.steps)?;
+    Ok(TaskGradient {
+        loss,
+        grad,
+        stats: TaskStats {
+            gradients: o.steps + 1,
+            hvps,
+            inner_steps: o.steps,
+            ..TaskStats::default()
+        },
+    })
+}
