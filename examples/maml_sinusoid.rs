@@ -202,7 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         let report = evaluate_meta_params(&alg, &mlp, trainer.theta(), &dist, &eval)?;
-        let (theta, rates) = alg.split_meta_params(trainer.theta());
+        let (theta, rates) = alg.split_meta_params(&mlp, trainer.theta())?;
         if let Some(r) = rates {
             let mean = r.iter().sum::<f64>() / r.len() as f64;
             let (lo, hi) = r

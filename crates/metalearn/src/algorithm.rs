@@ -86,23 +86,33 @@ impl Algorithm {
     }
 
     /// The network's parameters and, for Meta-SGD, the learned rates, from a meta-parameter
-    /// vector of [`meta_params_len`](Algorithm::meta_params_len) entries.
+    /// vector for `mlp` (checked as by [`check_meta_params`](Algorithm::check_meta_params)).
     ///
-    /// Panics if `params` has an odd length for Meta-SGD.
-    #[track_caller]
-    pub fn split_meta_params<'a>(&self, params: &'a [f64]) -> (&'a [f64], Option<&'a [f64]>) {
-        match self {
+    /// ```
+    /// use ad_core::nn::{Activation, Mlp};
+    /// use metalearn::{Algorithm, MetaError, MetaSgdOptions};
+    /// let mlp = Mlp::new(&[1, 1], Activation::Tanh, Activation::Identity); // w and b
+    /// let alg = Algorithm::MetaSgd(MetaSgdOptions::default());
+    /// let (theta, alpha) = alg.split_meta_params(&mlp, &[1.0, 2.0, 0.1, 0.2])?;
+    /// assert_eq!((theta, alpha), (&[1.0, 2.0][..], Some(&[0.1, 0.2][..])));
+    /// // The network's parameters alone are not Meta-SGD's meta-parameters.
+    /// assert!(matches!(alg.split_meta_params(&mlp, &[1.0, 2.0]), Err(MetaError::Dimension { .. })));
+    /// # Ok::<(), MetaError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn split_meta_params<'a>(
+        &self,
+        mlp: &Mlp,
+        params: &'a [f64],
+    ) -> Result<(&'a [f64], Option<&'a [f64]>), MetaError> {
+        self.check_meta_params(mlp, params)?;
+        Ok(match self {
             Algorithm::MetaSgd(_) => {
-                assert!(
-                    params.len().is_multiple_of(2),
-                    "metalearn: Meta-SGD meta-parameters [theta, alpha] of odd length {}",
-                    params.len()
-                );
-                let (theta, alpha) = params.split_at(params.len() / 2);
+                let (theta, alpha) = params.split_at(mlp.num_params());
                 (theta, Some(alpha))
             }
             _ => (params, None),
-        }
+        })
     }
 
     /// Check a meta-parameter vector against a network for this algorithm:
@@ -113,7 +123,12 @@ impl Algorithm {
         let expected = self.meta_params_len(mlp);
         if params.len() != expected {
             return Err(MetaError::Dimension {
-                what: "meta-parameter vector length",
+                what: match self {
+                    Algorithm::MetaSgd(_) => {
+                        "Meta-SGD meta-parameter vector length ([theta, alpha]: init_meta_params)"
+                    }
+                    _ => "meta-parameter vector length",
+                },
                 expected,
                 got: params.len(),
             });
@@ -152,8 +167,7 @@ impl Algorithm {
         let losses = TaskLosses::new(mlp, task)?;
         match self {
             Algorithm::MetaSgd(o) => {
-                let (theta, alpha) = self.split_meta_params(theta);
-                let alpha = alpha.expect("Meta-SGD has rates");
+                let (theta, alpha) = theta.split_at(mlp.num_params());
                 meta_sgd_task(&losses, theta, alpha, o, index)
             }
             Algorithm::Maml(o) => maml_task(&losses, theta, o, true, index),

@@ -285,7 +285,7 @@ pub fn evaluate<D: TaskDistribution + ?Sized>(
 /// let opts = EvalOptions::default().tasks(8).steps(2);
 /// let learned = evaluate_meta_params(&alg, &mlp, &params, &Sinusoid::default(), &opts)?;
 /// // Rates all equal to the protocol's 0.01 fine-tune exactly like plain SGD.
-/// let (theta, _) = alg.split_meta_params(&params);
+/// let (theta, _) = alg.split_meta_params(&mlp, &params)?;
 /// assert_eq!(learned, evaluate(&mlp, theta, &Sinusoid::default(), &opts)?);
 /// # Ok::<(), metalearn::MetaError>(())
 /// ```
@@ -297,8 +297,7 @@ pub fn evaluate_meta_params<D: TaskDistribution + ?Sized>(
     opts: &EvalOptions,
 ) -> Result<EvalReport, MetaError> {
     opts.validate()?;
-    algorithm.check_meta_params(mlp, params)?;
-    match algorithm.split_meta_params(params) {
+    match algorithm.split_meta_params(mlp, params)? {
         (theta, Some(alpha)) => evaluate_by(mlp, theta, dist, opts, Rates::Each(alpha)),
         (theta, None) => evaluate_by(mlp, theta, dist, opts, Rates::One(opts.lr)),
     }

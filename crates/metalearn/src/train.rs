@@ -245,7 +245,10 @@ impl MetaTrainer {
 
     /// The whole state, to save and resume.
     pub fn checkpoint(&self) -> Checkpoint {
-        let (theta, rates) = self.algorithm.split_meta_params(&self.theta);
+        let (theta, rates) = self
+            .algorithm
+            .split_meta_params(&self.mlp, &self.theta)
+            .expect("the trainer's meta-parameters fit its network");
         Checkpoint {
             algorithm: self.algorithm,
             model: Model::new(self.mlp.clone(), theta.to_vec())

@@ -15,6 +15,10 @@ use metalearn::{
 };
 use proptest::prelude::*;
 
+/// The `what` of a Meta-SGD meta-parameter vector of the wrong length.
+const META_SGD_LEN: &str =
+    "Meta-SGD meta-parameter vector length ([theta, alpha]: init_meta_params)";
+
 fn meta_sgd(steps: usize) -> MetaSgdOptions {
     MetaSgdOptions::default().steps(steps)
 }
@@ -172,7 +176,7 @@ fn training_checkpoints_and_evaluation_carry_the_rates() {
     let mut a = MetaTrainer::new(alg, mlp.clone(), params.clone(), opts.clone()).unwrap();
     a.run(&dist, 3, |_| {}).unwrap();
     let n = theta.len();
-    let (_, learned) = alg.split_meta_params(a.theta());
+    let (_, learned) = alg.split_meta_params(&mlp, a.theta()).unwrap();
     let learned = learned.unwrap().to_vec();
     assert!(
         learned.iter().any(|&r| r != 0.02),
@@ -196,10 +200,7 @@ fn training_checkpoints_and_evaluation_carry_the_rates() {
             what,
             expected,
             got,
-        }) => assert_eq!(
-            (what, expected, got),
-            ("meta-parameter vector length", 2 * n, n)
-        ),
+        }) => assert_eq!((what, expected, got), (META_SGD_LEN, 2 * n, n)),
         other => panic!("{other:?}"),
     }
     // MAML's checkpoints carry no rates field at all.
@@ -218,7 +219,7 @@ fn training_checkpoints_and_evaluation_carry_the_rates() {
     let mut eopts = EvalOptions::default().tasks(6).steps(2);
     eopts.parallelism = Parallelism::Serial;
     let report = evaluate_meta_params(&alg, &mlp, a.theta(), &dist, &eopts).unwrap();
-    let (theta_now, rates_now) = alg.split_meta_params(a.theta());
+    let (theta_now, rates_now) = alg.split_meta_params(&mlp, a.theta()).unwrap();
     let rates_now = rates_now.unwrap();
     let mut sum = 0.0;
     for t in eopts.test_tasks(&dist).unwrap() {
@@ -246,10 +247,7 @@ fn meta_sgd_bad_input_is_typed() {
             what,
             expected,
             got,
-        }) => assert_eq!(
-            (what, expected, got),
-            ("meta-parameter vector length", 2 * n, n)
-        ),
+        }) => assert_eq!((what, expected, got), (META_SGD_LEN, 2 * n, n)),
         other => panic!("{other:?}"),
     }
     let mut params = alg.init_meta_params(theta.clone());
