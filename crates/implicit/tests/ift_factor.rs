@@ -494,6 +494,8 @@ fn a_poor_factor_stops_refining_at_the_first_stall() {
             ..
         })) => {
             assert_eq!((report.iterations, report.matvecs), (1, 2));
+            // The factor was applied to b and to the one step's residual.
+            assert_eq!(report.precond_applications, 2);
             // y₀ = (10A)⁻¹b leaves 0.9 b; one refinement step leaves 0.81 b.
             let ratio = report.residual_norm / report.initial_residual_norm;
             assert!((ratio - 0.81).abs() < 1e-9, "{ratio}");
