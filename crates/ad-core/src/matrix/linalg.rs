@@ -189,8 +189,7 @@ pub(crate) fn kernel_product(
             let mut scratch = TRANSPOSED.take();
             scratch.resize(rows * cols, 0.0);
             let src = DMatrixView::from_slice(&src[..rows * cols], rows, cols);
-            let mut t = DMatrixViewMut::from_slice(&mut scratch, cols, rows);
-            src.transpose_to(&mut t);
+            src.transpose_to(&mut DMatrixViewMut::from_slice(&mut scratch, cols, rows));
             let (l, r) = if ta {
                 (&scratch[..], b)
             } else {

@@ -58,6 +58,10 @@ pub(super) fn check_finite(
     iteration: usize,
     xs: &[f64],
 ) -> Result<(), NewtonError> {
+    // The vectorized test first; the entry is searched for only when there is one.
+    if ad_core::all_finite(xs) {
+        return Ok(());
+    }
     match xs.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(NewtonError::NonFinite {
             what,
