@@ -504,7 +504,7 @@ fn a_poor_factor_stops_refining_at_the_first_stall() {
     }
 }
 
-/// With the default options a VJP reports an estimate of the gradient error its final
+/// With the default options a VJP (and a JVP) reports an estimate of the error its final
 /// residual leaves (one loose extra solve), a relative residual within the solve's
 /// tolerance, and `options()` returns the options it was built with.
 #[test]
@@ -515,16 +515,23 @@ fn default_vjps_report_their_error_estimate() {
     let w = r.solve(&theta);
     // Matrix-free (CG), so the solve leaves a residual to estimate from.
     let opts = IftOptions::default().dense_up_to(0);
-    let imp = Implicit::argmin_vec(&r, &w, &theta, opts).unwrap();
+    let imp = Implicit::argmin_vec(&r, &w, &theta, opts.clone()).unwrap();
     assert!(imp.options().estimate_error && imp.options().dense_up_to == 0);
     let (_, report) = imp.vjp_flat(&vec![1.0; n]).unwrap();
-    let estimate = report.linear_error_estimate.expect("an error estimate");
-    assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
-    assert!(
-        (0.0..=1e-10).contains(&report.relative_residual),
-        "{}",
-        report.relative_residual
-    );
+    let (_, forward) = imp.jvp_flat(&vec![1.0; p]).unwrap();
+    for report in [report, forward] {
+        let estimate = report.linear_error_estimate.expect("an error estimate");
+        assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
+        assert!(
+            (0.0..=1e-10).contains(&report.relative_residual),
+            "{}",
+            report.relative_residual
+        );
+    }
+    // Turned off, neither mode estimates.
+    let quiet = Implicit::argmin_vec(&r, &w, &theta, opts.estimate_error(false)).unwrap();
+    assert!(quiet.vjp_flat(&vec![1.0; n]).unwrap().1.linear_error_estimate.is_none());
+    assert!(quiet.jvp_flat(&vec![1.0; p]).unwrap().1.linear_error_estimate.is_none());
 }
 
 /// The linearizations' documented signs of the map f = x + σF (−1 for argmins, a gradient
