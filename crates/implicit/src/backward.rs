@@ -103,15 +103,29 @@ impl IftReport {
         error: &crate::ImplicitError,
     ) -> IftReport {
         let linear = error.report().cloned();
+        // A phantom pass that grew has no linear report; its own numbers say what it did.
+        let phantom = match *error {
+            crate::ImplicitError::PhantomDiverged {
+                steps,
+                final_residual,
+                ..
+            } => Some((steps, final_residual)),
+            _ => None,
+        };
         IftReport {
             forward_residual,
             direction,
             backward,
-            steps: linear.as_ref().map_or(0, |r| r.iterations),
+            steps: phantom.map_or_else(|| linear.as_ref().map_or(0, |r| r.iterations), |p| p.0),
             products: linear.as_ref().map_or(0, |r| r.matvecs),
-            relative_residual: linear
-                .as_ref()
-                .map_or(f64::NAN, |r| relative(r.residual_norm, r.rhs_norm)),
+            relative_residual: phantom.map_or_else(
+                || {
+                    linear
+                        .as_ref()
+                        .map_or(f64::NAN, |r| relative(r.residual_norm, r.rhs_norm))
+                },
+                |p| p.1,
+            ),
             linear,
             linear_error_estimate: None,
             failure: Some(error.to_string()),

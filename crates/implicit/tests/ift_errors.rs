@@ -533,6 +533,40 @@ fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
         let want = u.transpose() * DMatrix::from_column_slice(3, 1, &x_bar) / (1.0 - map.s);
         assert!((DMatrix::from_column_slice(2, 1, &bar) - want).norm() < 1e-12);
     }
+    // Inside a tape: the gradient is the custom rule's error, whose source is
+    // PhantomDiverged, and the node keeps the failed pass with its steps and residual.
+    let tape = Tape::new();
+    let tv = tape.mat_var(DMatrix::from_column_slice(2, 1, &theta));
+    let uu = u.clone();
+    let (z, node) = implicit_node(
+        implicit::FixedPoint(Scaled {
+            s: 2.0,
+            u: u.clone(),
+        }),
+        &[tv],
+        move |t: &[DMatrix<f64>]| &uu * &t[0] / (1.0 - 2.0),
+        IftOptions::default().backward(Backward::Phantom {
+            steps: 10,
+            damping: 1.0,
+        }),
+    )
+    .unwrap();
+    match tape.gradient(z.sum()) {
+        Err(ad_core::AdError::CustomRule { source, .. }) => assert!(
+            matches!(
+                source.downcast_ref::<ImplicitError>(),
+                Some(ImplicitError::PhantomDiverged { steps: 10, .. })
+            ),
+            "{source}"
+        ),
+        other => panic!("expected the rule's error, got {:?}", other.map(|_| ())),
+    }
+    let failed = node.failures();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].steps, 10);
+    assert!((failed[0].relative_residual - 2.0 * 2f64.powi(10)).abs() < 1e-9);
+    drop(tape);
+
     // A contraction (s = −0.5): the phantom pass converges and is accepted.
     let map = Scaled {
         s: -0.5,

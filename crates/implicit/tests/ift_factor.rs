@@ -519,6 +519,11 @@ fn default_vjps_report_their_error_estimate() {
     assert!(imp.options().estimate_error && imp.options().dense_up_to == 0);
     let (_, report) = imp.vjp_flat(&vec![1.0; n]).unwrap();
     let (_, forward) = imp.jvp_flat(&vec![1.0; p]).unwrap();
+    // The same VJP again costs and reports the same products (counted per call, not since
+    // the value was built).
+    let (_, again) = imp.vjp_flat(&vec![1.0; n]).unwrap();
+    assert!(report.products > 0);
+    assert_eq!(again.products, report.products);
     for report in [report, forward] {
         let estimate = report.linear_error_estimate.expect("an error estimate");
         assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
@@ -530,8 +535,22 @@ fn default_vjps_report_their_error_estimate() {
     }
     // Turned off, neither mode estimates.
     let quiet = Implicit::argmin_vec(&r, &w, &theta, opts.estimate_error(false)).unwrap();
-    assert!(quiet.vjp_flat(&vec![1.0; n]).unwrap().1.linear_error_estimate.is_none());
-    assert!(quiet.jvp_flat(&vec![1.0; p]).unwrap().1.linear_error_estimate.is_none());
+    assert!(
+        quiet
+            .vjp_flat(&vec![1.0; n])
+            .unwrap()
+            .1
+            .linear_error_estimate
+            .is_none()
+    );
+    assert!(
+        quiet
+            .jvp_flat(&vec![1.0; p])
+            .unwrap()
+            .1
+            .linear_error_estimate
+            .is_none()
+    );
 }
 
 /// The linearizations' documented signs of the map f = x + σF (−1 for argmins, a gradient
