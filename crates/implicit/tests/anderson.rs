@@ -160,3 +160,20 @@ fn memory_loads_from_old_and_new_option_files() {
     let back: SolveOptions = serde_json::from_str(&saved).unwrap();
     assert_eq!(back.memory, 9);
 }
+
+/// A = 0 (K = I): the residual never moves. Anderson must stop early with `Stalled` (its
+/// report counting the iterations it spent, well under the budget), not spend the whole
+/// budget and call it `NotConverged`.
+#[test]
+fn a_residual_that_never_moves_is_stalled_early() {
+    let a = DMatrix::<f64>::zeros(3, 3);
+    let opts = SolveOptions::default().max_iters(400);
+    match anderson(&a, &[1.0, 1.0, 1.0], None, None, &opts) {
+        Err(SolveError::Stalled { report, .. }) => {
+            assert!(!report.converged && report.method == Method::Anderson);
+            assert!(report.iterations < 400, "{}", report.iterations);
+            assert!((report.residual_norm - 3f64.sqrt()).abs() < 1e-12);
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+}

@@ -57,6 +57,7 @@ proptest! {
         let v = &v[..n];
         let op = HessianOperator::new(&Energy, &x);
         prop_assert_eq!(op.structure(), Structure::SYMMETRIC);
+        prop_assert_eq!(op.point(), &x[..]);
         let mut y = vec![0.0; n];
         op.apply(v, &mut y).unwrap();
         let h = ad_core::hessian(&Energy, &x).unwrap();
@@ -82,6 +83,7 @@ proptest! {
         let n = x.len();
         let op = JacobianOperator::new(&Residual, &x);
         prop_assert_eq!((op.nrows(), op.ncols()), (n + 1, n));
+        prop_assert_eq!(op.point(), &x[..]);
         let j = ad_core::jacobian(&Residual, &x).unwrap();
         let mut y = vec![0.0; n + 1];
         op.apply(&v[..n], &mut y).unwrap();
