@@ -2,7 +2,7 @@
 //! iteration limit.
 
 use implicit::linear::{
-    FnOperator, Method, SolveError, SolveOptions, bicgstab, cg, gmres, minres, solve,
+    FnOperator, Method, SolveError, SolveOptions, bicgstab, cg, gmres, minres, normal_cg, solve,
 };
 use nalgebra::DMatrix;
 
@@ -170,4 +170,36 @@ fn stall_and_divergence_options_are_validated() {
     // The automatic window is max(100, n).
     assert_eq!(SolveOptions::default().stall_window_for(10), 100);
     assert_eq!(SolveOptions::default().stall_window_for(500), 500);
+}
+
+/// BiCGSTAB on A = 2I: the first half step (s = r − αv) is already exact, and the solve
+/// stops there after one iteration, with x = b/2.
+#[test]
+fn bicgstab_counts_a_solve_finished_at_the_half_step() {
+    let a = DMatrix::<f64>::identity(3, 3) * 2.0;
+    let sol = bicgstab(&a, &[2.0, -4.0, 6.0], None, None, &SolveOptions::default()).unwrap();
+    assert_eq!(sol.x, vec![1.0, -2.0, 3.0]);
+    assert_eq!(sol.report.iterations, 1);
+    assert!(sol.report.converged);
+}
+
+/// Least squares by CGLS stops on the normal-equations residual, against
+/// `rtol ||Aᵀ b||` (the report's tolerance and right-hand side say so).
+#[test]
+fn normal_cg_measures_least_squares_against_atb() {
+    let a = DMatrix::from_row_slice(4, 2, &[1.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 3.0]);
+    let b = [1.0, 2.0, 2.0, 5.0];
+    let rtol = 1e-6;
+    let sol = normal_cg(
+        &a,
+        &b,
+        None,
+        None,
+        &SolveOptions::default().rtol(rtol).atol(0.0),
+    )
+    .unwrap();
+    let atb = a.transpose() * nalgebra::DVector::from_column_slice(&b);
+    assert!((sol.report.rhs_norm - atb.norm()).abs() <= 1e-12 * atb.norm());
+    assert!((sol.report.tolerance - rtol * atb.norm()).abs() <= 1e-12 * rtol * atb.norm());
+    assert!(sol.report.residual_norm <= sol.report.tolerance);
 }
