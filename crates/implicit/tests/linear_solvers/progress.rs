@@ -203,3 +203,22 @@ fn normal_cg_measures_least_squares_against_atb() {
     assert!((sol.report.tolerance - rtol * atb.norm()).abs() <= 1e-12 * rtol * atb.norm());
     assert!(sol.report.residual_norm <= sol.report.tolerance);
 }
+
+/// CGLS on a square system with a ridge solves `(A + ridge I) x = b`: the ridge enters the
+/// transposed products too.
+#[test]
+fn normal_cg_with_a_ridge_solves_the_damped_system() {
+    let a = DMatrix::from_row_slice(3, 3, &[2.0, 1.0, 0.0, -1.0, 3.0, 1.0, 0.5, 0.0, 1.5]);
+    let b = [1.0, -2.0, 0.5];
+    let ridge = 0.7;
+    let opts = SolveOptions::default().rtol(1e-13).atol(0.0).ridge(ridge);
+    let sol = normal_cg(&a, &b, None, None, &opts).unwrap();
+    let damped = &a + DMatrix::<f64>::identity(3, 3) * ridge;
+    let want = damped
+        .lu()
+        .solve(&nalgebra::DVector::from_column_slice(&b))
+        .unwrap();
+    for (x, w) in sol.x.iter().zip(want.iter()) {
+        assert!((x - w).abs() < 1e-11, "{x} vs {w}");
+    }
+}
