@@ -222,3 +222,42 @@ fn normal_cg_with_a_ridge_solves_the_damped_system() {
         assert!((x - w).abs() < 1e-11, "{x} vs {w}");
     }
 }
+
+/// MINRES needs a positive definite preconditioner (its inner product is `rᵀ M⁻¹ r`). With
+/// the indefinite `M = diag(1, −1)` and `b` mostly along the first axis the starting
+/// product is positive and the next one is not: a `Breakdown` naming the preconditioner, not a
+/// square root of a negative number carried on as NaN.
+#[test]
+fn minres_with_an_indefinite_preconditioner_breaks_down() {
+    struct Indefinite;
+    impl implicit::linear::Preconditioner for Indefinite {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<(), implicit::linear::OperatorError> {
+            z[0] = r[0];
+            z[1] = -r[1];
+            Ok(())
+        }
+    }
+    let a = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]);
+    match minres(
+        &a,
+        &[1.0, 0.1],
+        None,
+        Some(&Indefinite),
+        &SolveOptions::default(),
+    ) {
+        Err(SolveError::Breakdown {
+            method,
+            reason,
+            report,
+            ..
+        }) => {
+            assert_eq!(method, Method::Minres);
+            assert!(reason.contains("precondition"), "{reason}");
+            assert!(!report.converged);
+        }
+        other => panic!("expected Breakdown, got {other:?}"),
+    }
+}
