@@ -144,3 +144,26 @@ fn cholesky_still_rejects_indefinite_and_singular_matrices_with_the_pivot() {
         other => panic!("expected NotPositiveDefinite, got {other:?}"),
     }
 }
+
+/// Accessors the solvers' callers read: Jacobi's stored inverse diagonal, a report's
+/// relative residual (plain when the right-hand side is zero), an operator's debug form.
+#[test]
+fn accessors_return_what_they_name() {
+    let jacobi = implicit::linear::Jacobi::new(&[2.0, 4.0, -0.5]).unwrap();
+    assert_eq!(jacobi.inverse_diagonal(), &[0.5, 0.25, -2.0]);
+
+    let a = DMatrix::from_row_slice(2, 2, &[3.0, 1.0, 1.0, 2.0]);
+    let opts = implicit::linear::SolveOptions::default()
+        .rtol(1e-3)
+        .atol(0.0);
+    let sol = implicit::linear::cg(&a, &[1.0, 2.0], None, None, &opts).unwrap();
+    let r = &sol.report;
+    assert_eq!(r.relative_residual(), r.residual_norm / r.rhs_norm);
+    let mut zero_rhs = r.clone();
+    zero_rhs.rhs_norm = 0.0;
+    zero_rhs.residual_norm = 0.25;
+    assert_eq!(zero_rhs.relative_residual(), 0.25);
+
+    let op = implicit::linear::FnOperator::new(3, |x: &[f64], y: &mut [f64]| y.copy_from_slice(x));
+    assert!(format!("{op:?}").contains("FnOperator"), "{op:?}");
+}
