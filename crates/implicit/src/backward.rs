@@ -104,28 +104,25 @@ impl IftReport {
     ) -> IftReport {
         let linear = error.report().cloned();
         // A phantom pass that grew has no linear report; its own numbers say what it did.
-        let phantom = match *error {
-            crate::ImplicitError::PhantomDiverged {
-                steps,
-                final_residual,
-                ..
-            } => Some((steps, final_residual)),
-            _ => None,
+        let (steps, relative_residual) = match (error, &linear) {
+            (
+                crate::ImplicitError::PhantomDiverged {
+                    steps,
+                    final_residual,
+                    ..
+                },
+                _,
+            ) => (*steps, *final_residual),
+            (_, Some(r)) => (r.iterations, relative(r.residual_norm, r.rhs_norm)),
+            (_, None) => (0, f64::NAN),
         };
         IftReport {
             forward_residual,
             direction,
             backward,
-            steps: phantom.map_or_else(|| linear.as_ref().map_or(0, |r| r.iterations), |p| p.0),
+            steps,
             products: linear.as_ref().map_or(0, |r| r.matvecs),
-            relative_residual: phantom.map_or_else(
-                || {
-                    linear
-                        .as_ref()
-                        .map_or(f64::NAN, |r| relative(r.residual_norm, r.rhs_norm))
-                },
-                |p| p.1,
-            ),
+            relative_residual,
             linear,
             linear_error_estimate: None,
             failure: Some(error.to_string()),

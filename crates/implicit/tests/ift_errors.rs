@@ -463,6 +463,7 @@ fn invalid_options_are_rejected_before_any_work() {
 
 /// The linear fixed point z = s z + U θ (J_f = s I): z* = U θ / (1 − s) exists for s ≠ 1,
 /// but for |s| > 1 the map does not contract.
+#[derive(Clone)]
 struct Scaled {
     s: f64,
     u: DMatrix<f64>,
@@ -472,6 +473,34 @@ impl implicit::FixedPointMap for Scaled {
     fn map<M: MatOps>(&self, z: &M, theta: &[M]) -> M {
         z.scale_f64(self.s)
             .add(&z.constant_like(self.u.clone()).matmul(&theta[0]))
+    }
+}
+
+impl Scaled {
+    /// z* = U θ / (1 − s).
+    fn solution(&self, theta: &[f64]) -> DMatrix<f64> {
+        &self.u * DMatrix::from_column_slice(theta.len(), 1, theta) / (1.0 - self.s)
+    }
+
+    /// The implicit derivative at z*(θ) with `backward`.
+    fn implicit(
+        &self,
+        theta: &[f64],
+        backward: Backward,
+    ) -> Implicit<impl implicit::Linearization + '_> {
+        let z = self.solution(theta);
+        Implicit::fixed_point_vec(
+            self,
+            z.as_slice(),
+            theta,
+            IftOptions::default().backward(backward),
+        )
+        .unwrap()
+    }
+
+    /// The exact VJP θ̄ = Uᵀ x̄ / (1 − s).
+    fn vjp(&self, x_bar: &[f64]) -> DMatrix<f64> {
+        self.u.transpose() * DMatrix::from_column_slice(x_bar.len(), 1, x_bar) / (1.0 - self.s)
     }
 }
 
@@ -486,21 +515,13 @@ fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
     let theta = [0.3, -0.7];
     let x_bar = [1.0, -2.0, 0.5];
     let theta_dot = [0.4, 1.1];
+    let growing = Scaled {
+        s: 2.0,
+        u: u.clone(),
+    };
     for (steps, damping) in [(10usize, 1.0), (6, 0.25)] {
-        let map = Scaled {
-            s: 2.0,
-            u: u.clone(),
-        };
-        let z = (&u * DMatrix::from_column_slice(2, 1, &theta)) / (1.0 - map.s);
-        let pass = Backward::Phantom { steps, damping };
-        let imp = Implicit::fixed_point_vec(
-            &map,
-            z.as_slice(),
-            &theta,
-            IftOptions::default().backward(pass),
-        )
-        .unwrap();
-        let factor: f64 = (1.0 - damping) + damping * map.s;
+        let imp = growing.implicit(&theta, Backward::Phantom { steps, damping });
+        let factor: f64 = (1.0 - damping) + damping * growing.s;
         let expect = |err: ImplicitError, direction: Direction| match err {
             ImplicitError::PhantomDiverged {
                 direction: d,
@@ -512,10 +533,10 @@ fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
                 assert_eq!((d, k, t), (direction, steps, damping));
                 // The Jacobian-free residual is ‖J_fᵀ x̄‖/‖x̄‖ = s (reverse) or s (forward).
                 assert!(
-                    (initial_residual - map.s).abs() < 1e-12,
+                    (initial_residual - growing.s).abs() < 1e-12,
                     "{initial_residual}"
                 );
-                let grown = map.s * factor.powi(steps as i32);
+                let grown = growing.s * factor.powi(steps as i32);
                 assert!(
                     (final_residual - grown).abs() < 1e-12 * grown,
                     "{final_residual} vs {grown}"
@@ -525,26 +546,23 @@ fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
         };
         expect(error_of(imp.vjp_flat(&x_bar)), Direction::Reverse);
         expect(error_of(imp.jvp_flat(&theta_dot)), Direction::Forward);
-
-        // The exact pass on the same map: θ̄ = Uᵀ x̄ / (1 − s).
-        let exact =
-            Implicit::fixed_point_vec(&map, z.as_slice(), &theta, IftOptions::default()).unwrap();
-        let (bar, _) = exact.vjp_flat(&x_bar).unwrap();
-        let want = u.transpose() * DMatrix::from_column_slice(3, 1, &x_bar) / (1.0 - map.s);
-        assert!((DMatrix::from_column_slice(2, 1, &bar) - want).norm() < 1e-12);
     }
+    // The exact pass on the same map gives the implicit derivative.
+    let (bar, _) = growing
+        .implicit(&theta, Backward::Exact)
+        .vjp_flat(&x_bar)
+        .unwrap();
+    assert!((DMatrix::from_column_slice(2, 1, &bar) - growing.vjp(&x_bar)).norm() < 1e-12);
+
     // Inside a tape: the gradient is the custom rule's error, whose source is
     // PhantomDiverged, and the node keeps the failed pass with its steps and residual.
     let tape = Tape::new();
     let tv = tape.mat_var(DMatrix::from_column_slice(2, 1, &theta));
-    let uu = u.clone();
+    let solver = growing.clone();
     let (z, node) = implicit_node(
-        implicit::FixedPoint(Scaled {
-            s: 2.0,
-            u: u.clone(),
-        }),
+        implicit::FixedPoint(growing.clone()),
         &[tv],
-        move |t: &[DMatrix<f64>]| &uu * &t[0] / (1.0 - 2.0),
+        move |t: &[DMatrix<f64>]| solver.solution(t[0].as_slice()),
         IftOptions::default().backward(Backward::Phantom {
             steps: 10,
             damping: 1.0,
@@ -568,24 +586,12 @@ fn a_phantom_pass_that_grows_is_an_error_with_both_residuals() {
     drop(tape);
 
     // A contraction (s = −0.5): the phantom pass converges and is accepted.
-    let map = Scaled {
-        s: -0.5,
-        u: u.clone(),
-    };
-    let z = (&u * DMatrix::from_column_slice(2, 1, &theta)) / (1.0 - map.s);
+    let contracting = Scaled { s: -0.5, u };
     let pass = Backward::Phantom {
         steps: 60,
         damping: 1.0,
     };
-    let imp = Implicit::fixed_point_vec(
-        &map,
-        z.as_slice(),
-        &theta,
-        IftOptions::default().backward(pass),
-    )
-    .unwrap();
-    let (bar, report) = imp.vjp_flat(&x_bar).unwrap();
-    let want = u.transpose() * DMatrix::from_column_slice(3, 1, &x_bar) / (1.0 - map.s);
-    assert!((DMatrix::from_column_slice(2, 1, &bar) - want).norm() < 1e-12);
+    let (bar, report) = contracting.implicit(&theta, pass).vjp_flat(&x_bar).unwrap();
+    assert!((DMatrix::from_column_slice(2, 1, &bar) - contracting.vjp(&x_bar)).norm() < 1e-12);
     assert!(report.relative_residual < 1e-15);
 }

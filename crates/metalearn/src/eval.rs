@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::algorithm::{Algorithm, check_theta};
 use crate::batch::Parallelism;
 use crate::error::{MetaError, check_count, check_finite, check_positive};
-use crate::meta_sgd::rate_step;
 use crate::options::InnerSgd;
 use crate::task::{Task, TaskDistribution, sample_batch};
-use crate::task_gradient::{TaskLosses, axpy};
+use crate::task_gradient::{Rates, TaskLosses};
 
 /// The evaluation protocol. Defaults: 600 test tasks, K = 10 support and 10 query points,
 /// 10 fine-tuning steps of SGD with rate 0.01, seed `0xE7A1`.
@@ -154,13 +153,6 @@ pub fn adapt_with_rates(
     adapt_by(mlp, theta, task, steps, Rates::Each(rates))
 }
 
-/// The fine-tuning step's rate: one for every parameter, or one each.
-#[derive(Clone, Copy)]
-enum Rates<'a> {
-    One(f64),
-    Each(&'a [f64]),
-}
-
 /// [`MetaError::Dimension`] / [`MetaError::NonFinite`] for rates that do not fit `mlp`.
 fn check_rates(mlp: &Mlp, rates: &[f64]) -> Result<(), MetaError> {
     if rates.len() != mlp.num_params() {
@@ -190,10 +182,7 @@ fn adapt_by(
         if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
             break;
         }
-        match rates {
-            Rates::One(lr) => axpy(-lr, &g, &mut phi),
-            Rates::Each(r) => rate_step(r, &g, &mut phi),
-        }
+        rates.step(&g, &mut phi);
         if phi.iter().any(|v| !v.is_finite()) {
             break;
         }

@@ -3,30 +3,59 @@
 
 use crate::error::MetaError;
 use crate::options::InnerSgd;
-use crate::task_gradient::{TaskGradient, TaskLosses, TaskStats, axpy, check_diverged};
+use crate::task_gradient::{Rates, TaskGradient, TaskLosses, TaskStats, axpy, check_diverged};
 
-/// `steps` SGD steps on the support loss from `theta`; returns the adapted parameters and,
-/// when `keep` is set, the iterates `phi_0 = theta, ..., phi_{steps-1}` at which the
-/// Hessians of the backward pass are taken.
+/// What the inner loop keeps for a backward pass: the iterates `phi_0 = theta, ...,
+/// phi_{steps-1}` at which the Hessians are taken, and the support gradients there.
+#[derive(Clone, Copy)]
+pub(crate) struct Keep {
+    pub iterates: bool,
+    pub gradients: bool,
+}
+
+impl Keep {
+    pub(crate) const NOTHING: Keep = Keep {
+        iterates: false,
+        gradients: false,
+    };
+}
+
+/// The inner loop's result: the adapted parameters and what [`Keep`] asked for (empty
+/// otherwise).
+pub(crate) struct InnerRun {
+    pub phi: Vec<f64>,
+    pub iterates: Vec<Vec<f64>>,
+    pub gradients: Vec<Vec<f64>>,
+}
+
+/// `steps` gradient steps `phi <- phi - rate ⊙ grad L_support(phi)` from `theta`.
 pub(crate) fn inner_sgd(
     losses: &TaskLosses<'_>,
     theta: &[f64],
-    inner: &InnerSgd,
-    keep: bool,
+    (rates, steps): (Rates<'_>, usize),
+    keep: Keep,
     task: usize,
-) -> Result<(Vec<f64>, Vec<Vec<f64>>), MetaError> {
+) -> Result<InnerRun, MetaError> {
     let mut phi = theta.to_vec();
-    let mut trajectory = Vec::with_capacity(if keep { inner.steps } else { 0 });
-    for step in 0..inner.steps {
+    let cap = |on: bool| Vec::with_capacity(if on { steps } else { 0 });
+    let (mut iterates, mut gradients) = (cap(keep.iterates), cap(keep.gradients));
+    for step in 0..steps {
         let (l, g) = losses.support.value_and_grad(&phi)?;
         check_diverged("support loss", l, &g, task, step)?;
-        if keep {
-            trajectory.push(phi.clone());
+        if keep.iterates {
+            iterates.push(phi.clone());
         }
-        axpy(-inner.lr, &g, &mut phi);
+        rates.step(&g, &mut phi);
         check_diverged("inner iterate", 0.0, &phi, task, step + 1)?;
+        if keep.gradients {
+            gradients.push(g);
+        }
     }
-    Ok((phi, trajectory))
+    Ok(InnerRun {
+        phi,
+        iterates,
+        gradients,
+    })
 }
 
 /// MAML's meta-gradient of one task. With `second_order`, the query gradient `v` at
@@ -40,7 +69,15 @@ pub(crate) fn maml_task(
     second_order: bool,
     task: usize,
 ) -> Result<TaskGradient, MetaError> {
-    let (phi, trajectory) = inner_sgd(losses, theta, inner, second_order, task)?;
+    let keep = Keep {
+        iterates: second_order,
+        gradients: false,
+    };
+    let InnerRun {
+        phi,
+        iterates: trajectory,
+        ..
+    } = inner_sgd(losses, theta, inner.rates(), keep, task)?;
     let (loss, mut v) = losses.query.value_and_grad(&phi)?;
     check_diverged("query loss", loss, &v, task, inner.steps)?;
     for p in trajectory.iter().rev() {
@@ -67,7 +104,7 @@ pub(crate) fn reptile_task(
     inner: &InnerSgd,
     task: usize,
 ) -> Result<TaskGradient, MetaError> {
-    let (phi, _) = inner_sgd(losses, theta, inner, false, task)?;
+    let phi = inner_sgd(losses, theta, inner.rates(), Keep::NOTHING, task)?.phi;
     let loss = losses.query.value(&phi);
     check_diverged("query loss", loss, &[], task, inner.steps)?;
     let scale = 1.0 / (inner.steps as f64 * inner.lr);

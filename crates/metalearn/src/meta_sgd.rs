@@ -1,15 +1,9 @@
 //! Meta-SGD's meta-gradient of one task: MAML with a learned rate per parameter.
 
 use crate::error::MetaError;
+use crate::maml::{InnerRun, Keep, inner_sgd};
 use crate::options::MetaSgdOptions;
-use crate::task_gradient::{TaskGradient, TaskLosses, TaskStats, check_diverged};
-
-/// `phi <- phi - rates ⊙ g`.
-pub(crate) fn rate_step(rates: &[f64], g: &[f64], phi: &mut [f64]) {
-    for ((p, r), gi) in phi.iter_mut().zip(rates).zip(g) {
-        *p -= r * gi;
-    }
-}
+use crate::task_gradient::{Rates, TaskGradient, TaskLosses, TaskStats, check_diverged};
 
 /// The meta-gradient `[d theta, d alpha]` of the query loss after `o.steps` steps
 /// `phi_{j+1} = phi_j - alpha ⊙ g_j` (`g_j` the support gradient at `phi_j`, `phi_0 = theta`).
@@ -23,34 +17,26 @@ pub(crate) fn meta_sgd_task(
     o: &MetaSgdOptions,
     task: usize,
 ) -> Result<TaskGradient, MetaError> {
-    let mut phi = theta.to_vec();
-    // (phi_j, g_j) for the backward pass (phi_j only in second order).
-    let mut trajectory = Vec::with_capacity(o.steps);
-    for step in 0..o.steps {
-        let (l, g) = losses.support.value_and_grad(&phi)?;
-        check_diverged("support loss", l, &g, task, step)?;
-        let kept = if o.first_order {
-            Vec::new()
-        } else {
-            phi.clone()
-        };
-        rate_step(alpha, &g, &mut phi);
-        check_diverged("inner iterate", 0.0, &phi, task, step + 1)?;
-        trajectory.push((kept, g));
-    }
+    let keep = Keep {
+        iterates: !o.first_order,
+        gradients: true,
+    };
+    let InnerRun {
+        phi,
+        iterates,
+        gradients,
+    } = inner_sgd(losses, theta, (Rates::Each(alpha), o.steps), keep, task)?;
     let (loss, mut v) = losses.query.value_and_grad(&phi)?;
     check_diverged("query loss", loss, &v, task, o.steps)?;
     let mut d_alpha = vec![0.0; alpha.len()];
-    let mut hvps = 0;
-    for (p, g) in trajectory.iter().rev() {
+    for (j, g) in gradients.iter().enumerate().rev() {
         for ((d, gi), vi) in d_alpha.iter_mut().zip(g).zip(&v) {
             *d -= gi * vi;
         }
-        if !o.first_order {
+        if let Some(p) = iterates.get(j) {
             let scaled: Vec<f64> = alpha.iter().zip(&v).map(|(a, vi)| a * vi).collect();
             let hv = losses.support.hvp(p, &scaled)?;
             v.iter_mut().zip(&hv).for_each(|(vi, h)| *vi -= h);
-            hvps += 1;
         }
     }
     let mut grad = v;
@@ -61,7 +47,7 @@ pub(crate) fn meta_sgd_task(
         grad,
         stats: TaskStats {
             gradients: o.steps + 1,
-            hvps,
+            hvps: iterates.len(),
             inner_steps: o.steps,
             ..TaskStats::default()
         },

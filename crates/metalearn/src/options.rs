@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, check_count, check_positive};
+use crate::task_gradient::Rates;
 
 /// `steps` plain gradient steps `phi <- phi - lr * grad L_support(phi)` from `theta`: the
 /// inner loop of MAML, FOMAML and Reptile, and the fine-tuning of the evaluation protocol.
@@ -39,6 +40,11 @@ impl InnerSgd {
     pub fn lr(mut self, lr: f64) -> Self {
         self.lr = lr;
         self
+    }
+
+    /// The inner loop's rate and number of steps.
+    pub(crate) fn rates(&self) -> (Rates<'static>, usize) {
+        (Rates::One(self.lr), self.steps)
     }
 
     /// [`MetaError::InvalidOption`] for zero steps, a learning rate that is not finite and

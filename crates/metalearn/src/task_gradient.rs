@@ -52,6 +52,28 @@ impl<'a> TaskLosses<'a> {
     }
 }
 
+/// The inner step's rate: one for every parameter (MAML's alpha, the protocol's
+/// fine-tuning rate), or one each (Meta-SGD's learned alpha).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rates<'a> {
+    One(f64),
+    Each(&'a [f64]),
+}
+
+impl Rates<'_> {
+    /// `phi <- phi - rate ⊙ g`.
+    pub(crate) fn step(self, g: &[f64], phi: &mut [f64]) {
+        match self {
+            Rates::One(lr) => axpy(-lr, g, phi),
+            Rates::Each(rates) => {
+                for ((p, r), gi) in phi.iter_mut().zip(rates).zip(g) {
+                    *p -= r * gi;
+                }
+            }
+        }
+    }
+}
+
 /// `y <- y + a x`.
 pub(crate) fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {

@@ -19,6 +19,19 @@ use proptest::prelude::*;
 const META_SGD_LEN: &str =
     "Meta-SGD meta-parameter vector length ([theta, alpha]: init_meta_params)";
 
+/// Assert `result` is the error of Meta-SGD meta-parameters without their rates (the
+/// network's `n` parameters where `2 n` were expected).
+fn rates_missing<T: std::fmt::Debug>(result: Result<T, MetaError>, n: usize) {
+    match result {
+        Err(MetaError::Dimension {
+            what,
+            expected,
+            got,
+        }) => assert_eq!((what, expected, got), (META_SGD_LEN, 2 * n, n)),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn meta_sgd(steps: usize) -> MetaSgdOptions {
     MetaSgdOptions::default().steps(steps)
 }
@@ -195,14 +208,10 @@ fn training_checkpoints_and_evaluation_carry_the_rates() {
     // A Meta-SGD checkpoint without its rates does not fit its algorithm.
     let mut stripped = a.checkpoint();
     stripped.inner_rates.clear();
-    match Checkpoint::from_json(&serde_json::to_string(&stripped).unwrap()) {
-        Err(MetaError::Dimension {
-            what,
-            expected,
-            got,
-        }) => assert_eq!((what, expected, got), (META_SGD_LEN, 2 * n, n)),
-        other => panic!("{other:?}"),
-    }
+    rates_missing(
+        Checkpoint::from_json(&serde_json::to_string(&stripped).unwrap()),
+        n,
+    );
     // MAML's checkpoints carry no rates field at all.
     let maml = MetaTrainer::new(
         Algorithm::Maml(InnerSgd::default()),
@@ -242,14 +251,7 @@ fn meta_sgd_bad_input_is_typed() {
     let n = theta.len();
     let task = sinusoid_task(2, 5);
     let alg = Algorithm::MetaSgd(meta_sgd(1));
-    match alg.task_gradient(&mlp, &theta, &task, 0) {
-        Err(MetaError::Dimension {
-            what,
-            expected,
-            got,
-        }) => assert_eq!((what, expected, got), (META_SGD_LEN, 2 * n, n)),
-        other => panic!("{other:?}"),
-    }
+    rates_missing(alg.task_gradient(&mlp, &theta, &task, 0), n);
     let mut params = alg.init_meta_params(theta.clone());
     params[n + 2] = f64::NAN;
     match alg.task_gradient(&mlp, &params, &task, 0) {

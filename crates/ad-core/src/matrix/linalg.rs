@@ -1,6 +1,6 @@
 //! Plain `f64` kernels shared by the plain matrix mode and the tape's sweeps.
 
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn};
+use nalgebra::{DMatrix, DMatrixView, Dyn};
 
 use super::Unary;
 use crate::elementwise;
@@ -149,21 +149,16 @@ pub(crate) fn gemm(
     }
 }
 
-thread_local! {
-    /// The transposed operand of [`kernel_product`], reused between calls.
-    static TRANSPOSED: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
 /// `c = alpha op(a) op(b) + beta c` on contiguous column-major slices through the
 /// register-tiled kernel (`kernels::product`), where the CPU has one; `(m, n, k)` is the
 /// shape of the product (`op(a)` is `m x k`). Returns `false`, leaving `c` untouched, when
 /// the kernel does not take the product: the caller computes it another way.
 ///
 /// `A B` goes to the kernel directly. `Aᵀ B` and `A Bᵀ` go after a copy of the transposed
-/// operand (into a per-thread buffer), when the product's work is at least 32 times the copy
+/// operand (an arena buffer), when the product's work is at least 32 times the copy
 /// (measured: 64x64 by 64x32 as 1.3 us of transpose + 3.1 us of product against 5.5 us for
 /// matrixmultiply's strided product; at 10x40 by 40x40 the copy would cost more than it
-/// saves). Both transposed goes back to the caller.
+/// saves). `Aᵀ Bᵀ` is left to the caller.
 pub(crate) fn kernel_product(
     c: &mut [f64],
     (m, n, k): (usize, usize, usize),
@@ -183,20 +178,15 @@ pub(crate) fn kernel_product(
             }
             // op(a) = aᵀ with a stored k x m; op(b) = bᵀ with b stored n x k.
             let (src, rows, cols) = if ta { (a, k, m) } else { (b, n, k) };
-            // The copy goes to a per-thread buffer kept between calls: sweeps outside a tape
-            // scope have no arena, and a fresh buffer of this size is a fresh mapping from
-            // the system (page faults on every product).
-            let mut scratch = TRANSPOSED.take();
-            scratch.resize(rows * cols, 0.0);
-            let src = DMatrixView::from_slice(&src[..rows * cols], rows, cols);
-            src.transpose_to(&mut DMatrixViewMut::from_slice(&mut scratch, cols, rows));
+            let mut t = Alloc::Arena.uninit(cols, rows);
+            DMatrixView::from_slice(&src[..rows * cols], rows, cols).transpose_to(&mut t);
             let (l, r) = if ta {
-                (&scratch[..], b)
+                (t.as_slice(), b)
             } else {
-                (a, &scratch[..])
+                (a, t.as_slice())
             };
             let ran = kernels::product::gemm_best(shape, alpha, l, r, beta, c);
-            TRANSPOSED.set(scratch);
+            arena::give(t);
             ran
         }
     }

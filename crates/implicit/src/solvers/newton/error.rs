@@ -52,23 +52,20 @@ pub enum NewtonError {
     Ad(#[from] AdError),
 }
 
-/// `NonFinite` for the first non-finite entry of `xs`.
+/// `NonFinite` for the first non-finite entry of `xs` (ad-core's vectorized check, with the
+/// iteration added).
 pub(super) fn check_finite(
     what: &'static str,
     iteration: usize,
     xs: &[f64],
 ) -> Result<(), NewtonError> {
-    // The vectorized test first; the entry is searched for only when there is one.
-    if ad_core::all_finite(xs) {
-        return Ok(());
-    }
-    match xs.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(NewtonError::NonFinite {
+    ad_core::check_finite(what, xs).map_err(|e| match e {
+        AdError::NonFinite { what, index, value } => NewtonError::NonFinite {
             what,
             iteration,
             index,
-            value: xs[index],
-        }),
-        None => Ok(()),
-    }
+            value,
+        },
+        other => NewtonError::Ad(other),
+    })
 }
