@@ -297,4 +297,36 @@ fn meta_sgd_bad_input_is_typed() {
             ..
         })
     ));
+    // Rates so large the inner steps leave the finite numbers: `Diverged` naming the task
+    // and the step, not a NaN meta-gradient.
+    let mut huge = alg.init_meta_params(theta.clone());
+    huge[n..].iter_mut().for_each(|r| *r = 1e300);
+    match alg.task_gradient(&mlp, &huge, &task, 3) {
+        Err(MetaError::Diverged { task, step, .. }) => assert_eq!((task, step), (3, 1)),
+        other => panic!("{other:?}"),
+    }
+    // An empty meta-batch, and a checkpoint whose saved rates are not finite.
+    let params = alg.init_meta_params(theta.clone());
+    assert!(matches!(
+        meta_gradient(&alg, &mlp, &params, &[], Parallelism::Serial),
+        Err(MetaError::EmptyBatch)
+    ));
+    let opts = TrainOptions::default()
+        .meta_batch(2)
+        .parallelism(Parallelism::Serial);
+    let mut ckpt = MetaTrainer::new(alg, mlp.clone(), params, opts)
+        .unwrap()
+        .checkpoint();
+    ckpt.inner_rates[1] = f64::NAN;
+    // serde_json writes NaN as null, which does not read back as a rate.
+    let json = serde_json::to_string(&ckpt).unwrap();
+    assert!(matches!(
+        Checkpoint::from_json(&json),
+        Err(MetaError::Load { .. })
+    ));
+    ckpt.inner_rates[1] = f64::INFINITY;
+    assert!(matches!(
+        ckpt.to_json(),
+        Err(MetaError::NonFinite { what: "meta-parameters", index, .. }) if index == n + 1
+    ));
 }
