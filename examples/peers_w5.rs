@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo run --release --example peers_w5               # ~10 s
 //! cargo run --release --example peers_w5 -- --repeat 200 --no-memory
+//! perf record -g target/release/examples/peers_w5 --loop maml1   # one row, 5 s
 //! ```
 //!
 //! Every row's answer is checked before it is timed; a wrong row prints FAILED and the
@@ -126,6 +127,29 @@ fn main() {
     let theta = w5::theta();
     let tasks = w5::tasks();
     let run = |alg: &Algorithm, par| meta_gradient(alg, &mlp, &theta, &tasks, par);
+
+    // `--loop KEY` runs one row (maml1, fomaml1, maml5, fomaml5, imaml) for ~5 s, for perf.
+    if let Some(key) = args
+        .iter()
+        .position(|a| a == "--loop")
+        .and_then(|i| args.get(i + 1))
+    {
+        let row = rows()
+            .into_iter()
+            .find(|r| r.key == key.as_str())
+            .expect("--loop takes maml1, fomaml1, maml5, fomaml5 or imaml");
+        let start = Instant::now();
+        let mut calls = 0usize;
+        while start.elapsed().as_secs_f64() < 5.0 {
+            std::hint::black_box(run(&row.algorithm, Parallelism::Serial).unwrap());
+            calls += 1;
+        }
+        println!(
+            "{key}: {calls} calls, {:.1} us per call",
+            5e6 / calls as f64
+        );
+        return;
+    }
 
     println!("W5: 25 sinusoid tasks, K = 10, 1-40-40-1 ReLU (1761 parameters), one thread");
     println!("elementwise kernels: {}", paths::describe());

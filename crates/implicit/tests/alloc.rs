@@ -136,4 +136,31 @@ fn allocations_do_not_depend_on_the_iteration_count_and_vanish_with_a_workspace(
         assert!(iterations > 10, "{method}: {iterations}");
         assert_eq!(allocs, 0, "{method}: a reused workspace allocated");
     }
+
+    // Sized up front by `Workspace::new` for its method and options, a workspace allocates
+    // nothing even on its first solve, and `capacity` counts what it holds.
+    for (method, a, pre) in cases {
+        let precond: Option<&dyn Preconditioner> = if pre { Some(&jacobi) } else { None };
+        let allocs = (0..3)
+            .map(|_| {
+                let mut ws = Workspace::new(method, n, n, &tight);
+                let held = ws.capacity();
+                let region = Region::new(GLOBAL);
+                solve_with(&mut ws, a, &b, None, precond, method, &tight).unwrap();
+                let stats = region.change();
+                assert_eq!(ws.capacity(), held, "{method}: the workspace grew");
+                stats.allocations + stats.reallocations
+            })
+            .min()
+            .unwrap();
+        assert_eq!(allocs, 0, "{method}: a workspace sized by new() allocated");
+    }
+    // What `capacity` counts: the iterate and CG's four work vectors, nothing else.
+    assert_eq!(Workspace::new(Method::Cg, n, n, &tight).capacity(), 5 * n);
+    // GMRES(20): the iterate, 21 basis vectors and 3 work vectors, and its small dense
+    // scratch (the 21 x 20 Hessenberg matrix, rotations, residual and coefficients).
+    assert_eq!(
+        Workspace::new(Method::Gmres, n, n, &tight).capacity(),
+        n + 24 * n + (21 * 20 + 4 * 20 + 1)
+    );
 }

@@ -10,7 +10,7 @@
 
 use ad_core::{MatOps, Real};
 use implicit::hyper::{InnerSolver, ValidationLoss, hypergradient, newton_inner};
-use implicit::linear::Method;
+use implicit::linear::{Method, SolveError};
 use implicit::solvers::newton::{NewtonError, NewtonOptions, minimize_newton};
 use implicit::{IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
@@ -31,6 +31,15 @@ impl Objective for Quartic {
 
 fn col(v: &[f64]) -> DMatrix<f64> {
     DMatrix::from_column_slice(v.len(), 1, v)
+}
+
+/// How many Hessians the chord rule assembles along a run with this gradient-norm trace:
+/// one at iteration 0, and one at each later iteration i (a step taken: i < the last
+/// entry) whose norm exceeds `ratio` times the previous one.
+fn fresh_hessians(trace: &[f64], ratio: f64) -> usize {
+    (0..trace.len() - 1)
+        .filter(|&i| i == 0 || trace[i] > ratio * trace[i - 1])
+        .count()
 }
 
 proptest! {
@@ -57,6 +66,12 @@ proptest! {
         }
         prop_assert_eq!(plain.report.hessians, plain.report.iterations);
         prop_assert!(chord.report.hessians <= plain.report.hessians);
+        // The chord rule, read off the trace: a fresh Hessian at the first iteration and
+        // wherever ‖∇L‖ did not fall to reuse_ratio times the previous norm.
+        for ratio in [0.2, 0.6] {
+            let s = minimize_newton(&obj, &t, &x0, &NewtonOptions::default().reuse_ratio(ratio)).unwrap();
+            prop_assert_eq!(s.report.hessians, fresh_hessians(&s.report.grad_norm_trace, ratio));
+        }
         prop_assert!((&plain.x - &chord.x).amax() <= 2e-10);
     }
 }
@@ -85,6 +100,141 @@ fn indefinite_hessian_is_shifted_and_newton_still_descends() {
         (x.powi(3) - x + 0.3).abs() <= 1e-10 && 3.0 * x * x - 1.0 > 0.0,
         "x = {x}"
     );
+}
+
+/// The shift rule as documented: the smallest μ = 10^k · 1e-10 · max(1, max|hᵢᵢ|) making
+/// the Hessian positive definite. L = ¼x⁴ − ¼x² + θx at x0 = 0 has L'' = −0.5, so
+/// μ = 1 (k = 10), the shifted Hessian is 0.5 and the full step −θ/0.5 = −0.2 is taken.
+#[test]
+fn the_shift_is_the_smallest_power_of_ten_that_works() {
+    struct Well;
+    impl Objective for Well {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            let x = x.get(0, 0);
+            x.powi(4) * 0.25 - x.square() * 0.25 + x * t[0].get(0, 0)
+        }
+    }
+    let s = minimize_newton(
+        &Well,
+        &[col(&[0.1])],
+        &col(&[0.0]),
+        &NewtonOptions::default(),
+    )
+    .unwrap();
+    assert!(s.report.shifted >= 1, "{:?}", s.report);
+    let x1: f64 = -0.2;
+    let g1 = x1.powi(3) - 0.5 * x1 + 0.1;
+    let got = s.report.grad_norm_trace[1];
+    assert!(
+        (got - g1.abs()).abs() <= 1e-12,
+        "‖∇L(x1)‖ = {got}, expected {}",
+        g1.abs()
+    );
+}
+
+/// L = a·x·y + θ(x + y) has the Hessian [[0, a], [a, 0]] (eigenvalues ±a). Twenty shifts
+/// reach μ = 1e-10 · 10^19 = 1e9 < a = 5e9: the run fails with the last factorization's
+/// numbers instead of shifting without end.
+#[test]
+fn a_hessian_no_shift_repairs_is_a_typed_error() {
+    struct Saddle;
+    impl Objective for Saddle {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            let (a, b) = (x.get(0, 0), x.get(1, 0));
+            a * b * 5e9 + (a + b) * t[0].get(0, 0)
+        }
+    }
+    let err = minimize_newton(
+        &Saddle,
+        &[col(&[1.0])],
+        &col(&[0.0, 0.0]),
+        &NewtonOptions::default(),
+    )
+    .unwrap_err();
+    match err {
+        NewtonError::Linear(SolveError::NotPositiveDefinite {
+            pivot, value, size, ..
+        }) => {
+            assert_eq!((pivot, size), (1, 2));
+            // μ − a²/μ at μ = 1e9.
+            let expected = 1e9 - 25e18 / 1e9;
+            assert!((value - expected).abs() <= 1e-9 * expected.abs(), "{value}");
+        }
+        other => panic!("expected NotPositiveDefinite, got {other:?}"),
+    }
+}
+
+/// Near x*, a step changes L by less than its rounding: the full step is accepted when L
+/// does not grow beyond 4 ulp of |L| (the decrease Armijo asks for is not resolvable).
+/// Logistic losses over a few thousand points reach ‖∇L‖ ≤ 1e-10 this way: their last
+/// steps decrease L by ~‖∇L‖²/λ_min ≈ 1e-16 or less, below the summation noise of L.
+#[test]
+fn steps_below_the_resolution_of_l_are_accepted_near_the_minimizer() {
+    struct Logistic {
+        x: DMatrix<f64>,
+        y: DMatrix<f64>,
+    }
+    impl Objective for Logistic {
+        fn value<M: MatOps>(&self, w: &M, t: &[M]) -> M::Scalar {
+            let z = w.constant_like(self.x.clone()).matmul(w);
+            let margins = z.mul_elem(&w.constant_like(self.y.clone())).neg();
+            margins.softplus().mean() + w.sq_norm() * t[0].get(0, 0)
+        }
+    }
+    for seed in 0..8u64 {
+        let (n, d) = (3000, 4);
+        let f = |i: usize, j: usize| {
+            ((i * 7919 + j * 104729 + seed as usize * 31) as f64 * 0.618).sin()
+        };
+        let x = DMatrix::from_fn(n, d, f);
+        let y = DMatrix::from_fn(n, 1, |i, _| {
+            if f(i, d) + 0.3 * f(i, 0) > 0.0 {
+                1.0
+            } else {
+                -1.0
+            }
+        });
+        let s = minimize_newton(
+            &Logistic { x, y },
+            &[col(&[1e-3])],
+            &DMatrix::zeros(d, 1),
+            &NewtonOptions::default().grad_tol(1e-10),
+        )
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(s.report.grad_norm <= 1e-10, "seed {seed}: {:?}", s.report);
+    }
+}
+
+/// L = sqrt(1 + x²): from x0, the full Newton step lands at −x0³. From x0 = 1 it lands at
+/// −1, where L is exactly as large: a resolvable decrease was asked for, so the step is
+/// refused and halved (landing on x* = 0), not accepted as "rounding" (which would make
+/// Newton cycle between ±1). From x0 = 1 + 1e-5 the full step raises L by ~1.4e-5, less
+/// than Armijo's c·|slope| = 1.4e-4 but still an increase: refused too.
+#[test]
+fn a_full_step_that_does_not_decrease_l_is_halved() {
+    struct Hyperbola;
+    impl Objective for Hyperbola {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            (x.get(0, 0).square() + 1.0).sqrt() + t[0].get(0, 0)
+        }
+    }
+    for x0 in [1.0, 1.0 + 1e-5] {
+        let s = minimize_newton(
+            &Hyperbola,
+            &[col(&[0.0])],
+            &col(&[x0]),
+            &NewtonOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("x0 = {x0}: {e}"));
+        assert!(s.x[0].abs() <= 1e-10, "x0 = {x0}: {:?}", s.report);
+        // The first step was halved once: x1 = x0 − (x0 + x0³)/2, |∇L(x1)| ≈ |x1| ≤ 3e-5.
+        assert!(
+            s.report.grad_norm_trace[1] <= 3e-5,
+            "x0 = {x0}: {:?}",
+            s.report
+        );
+        assert!(s.report.line_search_evaluations >= 2);
+    }
 }
 
 #[test]

@@ -167,3 +167,40 @@ fn accessors_return_what_they_name() {
     let op = implicit::linear::FnOperator::new(3, |x: &[f64], y: &mut [f64]| y.copy_from_slice(x));
     assert!(format!("{op:?}").contains("FnOperator"), "{op:?}");
 }
+
+#[test]
+fn a_reference_and_a_ridge_report_the_structure_they_have() {
+    use implicit::linear::{FnOperator, ridge};
+    let spd = FnOperator::new(2, |x: &[f64], y: &mut [f64]| y.copy_from_slice(x))
+        .with_structure(Structure::SPD);
+    // A reference forwards the operator's structure.
+    assert_eq!(LinearOperator::structure(&&spd), Structure::SPD);
+    // A + ρI stays SPD for ρ >= 0 only; a symmetric indefinite A stays indefinite.
+    assert_eq!(ridge(&spd, 0.5).structure(), Structure::SPD);
+    assert_eq!(ridge(&spd, -0.5).structure(), Structure::SYMMETRIC);
+    let sym = FnOperator::new(2, |x: &[f64], y: &mut [f64]| y.copy_from_slice(x))
+        .with_structure(Structure::SYMMETRIC);
+    assert_eq!(ridge(&sym, 0.5).structure(), Structure::SYMMETRIC);
+    // Its Debug output names the sizes and the structure.
+    let shown = format!("{spd:?}");
+    for part in [
+        "FnOperator",
+        "nrows: 2",
+        "ncols: 2",
+        "positive_definite: true",
+    ] {
+        assert!(shown.contains(part), "{shown}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "input x has length 3, but the operator needs 2")]
+fn a_product_with_a_vector_of_the_wrong_length_names_both_lengths() {
+    use implicit::linear::FnOperator;
+    // The closure itself would not notice: it copies what fits.
+    let op = FnOperator::new(2, |x: &[f64], y: &mut [f64]| {
+        y.iter_mut().zip(x).for_each(|(y, x)| *y = *x)
+    });
+    let mut y = [0.0; 2];
+    op.apply(&[1.0, 2.0, 3.0], &mut y).unwrap();
+}

@@ -293,8 +293,8 @@ fn record<O: Objective + ?Sized>(
 }
 
 /// Backtrack from the full step until L decreases enough (Armijo), or — for the full step
-/// only — does not increase beyond rounding (near x*, where the decrease the test asks
-/// for is below the resolution of L). Each trial point is recorded (data enter the tape
+/// only, and only where the decrease Armijo asks for is below the resolution of L (near
+/// x*) — does not increase beyond rounding. Each trial point is recorded (data enter the tape
 /// by reference, nothing is copied); the accepted one's recording serves the next
 /// iteration.
 #[allow(clippy::too_many_arguments)]
@@ -315,7 +315,8 @@ fn line_search<O: Objective + ?Sized>(
         let f = rec.value();
         report.line_search_evaluations += 1;
         let armijo = f <= value + options.armijo * t * slope;
-        let rounding = k == 0 && f <= value + 4.0 * f64::EPSILON * value.abs();
+        let resolution = 4.0 * f64::EPSILON * value.abs();
+        let rounding = k == 0 && -options.armijo * slope <= resolution && f <= value + resolution;
         if f.is_finite() && (armijo || rounding) {
             return Ok((trial, rec));
         }
