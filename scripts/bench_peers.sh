@@ -22,6 +22,9 @@
 #    meta-gradients; same rules), whose summary fields are appended to the last line:
 #    `summary: w1_general_over_jaxopt=... large_ridge_s=... w3_over_jax=... w4_over_diffrax=... w5_...`.
 #    EXTRA="" runs W1/W2 only (~5 min); all of it takes ~20 min with 3 rounds.
+# 7. exit status 3 if the race was noisy: a summary verdict (target met or missed) that differs
+#    between rounds, or one of our hand-written control rows spreading by more than
+#    RACE_MAX_SPREAD (default 1.25) across rounds (race_table.py's `noise:` line).
 #
 # Environment: PEERS_DIR (default ../shared/peers beside the repository), PEERS_PYTHON
 # (default $PEERS_VENV/bin/python, PEERS_VENV defaulting to ~/.cache/diffprog-peers),
@@ -103,3 +106,9 @@ for w in $EXTRA; do
 done
 echo
 echo "$summary"
+# A race whose rounds disagree on a verdict, or whose control rows moved, is not reported as
+# a result: the tables stay for inspection, the exit status says rerun.
+if [[ $(cat "$OUT/race_noise.txt" 2>/dev/null) == noisy ]]; then
+    echo "bench_peers.sh: the rounds disagree (see the 'noise:' line): rerun on a quieter machine or with more ROUNDS" >&2
+    exit 3
+fi
