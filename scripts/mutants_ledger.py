@@ -1,0 +1,137 @@
+"""The mutation-testing ledger: every mutant judged so far, kept in the repository.
+
+    mutants_ledger.py record OUTDIR...        add the outcomes of cargo-mutants runs
+    mutants_ledger.py todo LIST               the names in LIST (one `cargo mutants --list`
+                                              name per line) not yet judged for good
+    mutants_ledger.py explain NAME REASON     mark a missed mutant as explained (it survives
+                                              for a stated reason: equivalent, unreachable...)
+    mutants_ledger.py summary [LIST]          counts per package and per file (of the
+                                              mutants in LIST, when given: the current code)
+
+The ledger (docs/mutants/ledger.tsv) has one row per mutant name: name, outcome (caught,
+missed, unviable, timeout, explained), the date of the run, and for explained ones the
+reason. A later run of the same name replaces the row, except that an explanation stays
+until the mutant is caught. Names carry file, line and column, so a mutant whose code moved
+gets a new name and is judged again: the ledger is always about code as it was run.
+
+"Judged for good" is caught, unviable, timeout or explained; a missed mutant stays on the
+to-do list until a test kills it or it is explained.
+"""
+import collections
+import datetime
+import json
+import os
+import sys
+
+LEDGER = os.environ.get("MUTANTS_LEDGER") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "mutants", "ledger.tsv")
+FINAL = {"caught", "unviable", "timeout", "explained"}
+SUMMARY = {"CaughtMutant": "caught", "MissedMutant": "missed", "Unviable": "unviable",
+           "Timeout": "timeout"}
+
+
+def load():
+    rows = {}
+    if os.path.exists(LEDGER):
+        for line in open(LEDGER, encoding="utf-8"):
+            if line.startswith("#") or not line.strip():
+                continue
+            name, outcome, date, reason = (line.rstrip("\n").split("\t") + [""] * 4)[:4]
+            rows[name] = (outcome, date, reason)
+    return rows
+
+
+def save(rows):
+    os.makedirs(os.path.dirname(LEDGER), exist_ok=True)
+    with open(LEDGER, "w", encoding="utf-8") as f:
+        f.write("# name\toutcome\tdate\treason (explained mutants)\n")
+        for name in sorted(rows):
+            outcome, date, reason = rows[name]
+            f.write(f"{name}\t{outcome}\t{date}\t{reason}\n")
+
+
+def record(dirs):
+    rows = load()
+    added = collections.Counter()
+    for d in dirs:
+        path = os.path.join(d, "mutants.out", "outcomes.json")
+        if not os.path.exists(path):
+            path = os.path.join(d, "outcomes.json")
+        data = json.load(open(path))
+        date = (data.get("end_time") or data.get("start_time") or "")[:10] or str(datetime.date.today())
+        for o in data["outcomes"]:
+            sc = o.get("scenario")
+            if not isinstance(sc, dict) or "Mutant" not in sc:
+                continue  # the baseline
+            name = sc["Mutant"]["name"]
+            outcome = SUMMARY.get(o["summary"])
+            if outcome is None:
+                continue
+            old = rows.get(name)
+            if old and old[0] == "explained" and outcome == "missed":
+                continue  # still survives, still explained
+            rows[name] = (outcome, date, "")
+            added[outcome] += 1
+    save(rows)
+    print("recorded: " + ", ".join(f"{k} {v}" for k, v in sorted(added.items())))
+
+
+def todo(listfile):
+    rows = load()
+    for line in open(listfile, encoding="utf-8"):
+        name = line.rstrip("\n")
+        if name and rows.get(name, ("",))[0] not in FINAL:
+            print(name)
+
+
+def explain(name, reason):
+    rows = load()
+    if name not in rows:
+        sys.exit(f"not in the ledger: {name}")
+    rows[name] = ("explained", rows[name][1], reason)
+    save(rows)
+
+
+def summary(listfile=None):
+    rows = load()
+    names = None
+    if listfile:
+        names = [l.rstrip("\n") for l in open(listfile, encoding="utf-8") if l.strip()]
+    else:
+        names = list(rows)
+    per_file = collections.defaultdict(collections.Counter)
+    for name in names:
+        f = name.split(":", 1)[0]
+        per_file[f][rows.get(name, ("not run",))[0]] += 1
+    cols = ["caught", "missed", "explained", "unviable", "timeout", "not run"]
+    per_pkg = collections.defaultdict(collections.Counter)
+    for f, c in per_file.items():
+        pkg = f.split("/")[1] if f.startswith("crates/") else f
+        per_pkg[pkg].update(c)
+    print("| package | mutants | " + " | ".join(cols) + " |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in cols) + " |")
+    for pkg in sorted(per_pkg):
+        c = per_pkg[pkg]
+        print(f"| {pkg} | {sum(c.values())} | " + " | ".join(str(c[k]) for k in cols) + " |")
+    print()
+    print("| file | mutants | " + " | ".join(cols) + " |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in cols) + " |")
+    for f in sorted(per_file):
+        c = per_file[f]
+        print(f"| {f} | {sum(c.values())} | " + " | ".join(str(c[k]) for k in cols) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "record":
+        record(args)
+    elif cmd == "todo":
+        todo(args[0])
+    elif cmd == "explain":
+        explain(args[0], " ".join(args[1:]))
+    elif cmd == "summary":
+        summary(args[0] if args else None)
+    else:
+        sys.exit(__doc__)
