@@ -32,32 +32,32 @@ inplace=()
 work=target/mutants/targeted-$package
 mkdir -p "$work"
 
-# Part of the package (a regex on the file path) -> the test targets that judge it. The
+# Part of the package (a regex on the file path) => the test targets that judge it. The
 # first matching line wins; every file falls under the last line.
 case $package in
 implicit)
     map='
-src/linear/(cg|dense|checks)\.rs$|linear_solvers alloc
-src/linear/|linear_solvers alloc anderson richardson cg_indefinite
-src/solvers/argmin_rs/|argmin_rs
-src/solvers/|newton hyper
-src/hyper/|hyper newton
-.|ift_backward ift_blocks ift_errors ift_errors_solve ift_factor ift_fd ift_node ift_sharing ift_unrolled solution_fn anderson richardson'
+src/linear/(cg|dense|checks)\.rs$ => linear_solvers alloc
+src/linear/ => linear_solvers alloc anderson richardson cg_indefinite
+src/solvers/argmin_rs/ => argmin_rs
+src/solvers/ => newton hyper
+src/hyper/ => hyper newton
+. => ift_backward ift_blocks ift_errors ift_errors_solve ift_factor ift_fd ift_node ift_sharing ift_unrolled solution_fn anderson richardson'
     ;;
 ad-core)
     map='
-src/kernels/product\.rs$|kernels_product
-src/kernels|kernels kernels_exact
-src/elementwise\.rs$|matrix_modes operators
-src/nn/|nn nn_model
-src/optim/|optim optim_driver
-src/second_order/|hessian_recording matrix_modes kernels_product shared_data_alloc large_buffers dot_product
-src/(tape/|sweep\.rs$|var\.rs$|recording\.rs$)|scalar_modes scopes recording misuse shared_data shared_data_alloc errors dot_product large_buffers
-src/matrix/|matrix_modes operators dot_product shared_data large_buffers errors
-src/(custom/|rule\.rs$)|custom_fn dot_product_custom errors
-src/(drivers|hessian_recording)\.rs$|hessian_recording matrix_modes scalar_modes errors
-src/(dual|real|unary)\.rs$|scalar_modes matrix_modes operators dot_product
-.|ALL'
+src/kernels/product\.rs$ => kernels_product
+src/kernels => kernels kernels_exact
+src/elementwise\.rs$ => matrix_modes operators
+src/nn/ => nn nn_model
+src/optim/ => optim optim_driver
+src/second_order/ => hessian_recording matrix_modes kernels_product shared_data_alloc large_buffers dot_product
+src/(tape/|sweep\.rs$|var\.rs$|recording\.rs$) => scalar_modes scopes recording misuse shared_data shared_data_alloc errors dot_product large_buffers
+src/matrix/ => matrix_modes operators dot_product shared_data large_buffers errors
+src/(custom/|rule\.rs$) => custom_fn dot_product_custom errors
+src/(drivers|hessian_recording)\.rs$ => hessian_recording matrix_modes scalar_modes errors
+src/(dual|real|unary)\.rs$ => scalar_modes matrix_modes operators dot_product
+. => ALL'
     ;;
 *)
     echo "unknown package: $package" >&2
@@ -102,7 +102,7 @@ if [[ " $phases " == *" 1 "* ]]; then
     python3 - "$work" "$map" <<'PY'
 import re, sys
 work, spec = sys.argv[1], sys.argv[2]
-parts = [l.split("|", 1) for l in spec.strip().splitlines()]
+parts = [l.split(" => ", 1) for l in spec.strip().splitlines()]
 files = {}
 for name in open(f"{work}/todo.txt", encoding="utf-8"):
     name = name.rstrip("\n")
