@@ -27,7 +27,8 @@ niceness=${MUTANTS_NICE:-19}
 phases=${MUTANTS_PHASES:-1 2}
 ledger() { python3 scripts/mutants_ledger.py "$@"; }
 speed=(-C --config -C profile.release.incremental=true -C --config -C profile.release.debug=0)
-inplace=()
+# In place: one job (cargo-mutants refuses parallel jobs there).
+inplace=(--jobs "$jobs")
 [[ ${MUTANTS_IN_PLACE:-0} == 1 ]] && inplace=(--in-place)
 work=target/mutants/targeted-$package
 mkdir -p "$work"
@@ -92,7 +93,7 @@ run() {
     fi
     echo "== $out: $(wc -l <"$names") mutants, tests: $tests" >&2
     # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of options
-    nice -n "$niceness" cargo mutants --package "$package" --jobs "$jobs" --output "$out" \
+    nice -n "$niceness" cargo mutants --package "$package" --output "$out" \
         --baseline skip "${inplace[@]}" "${speed[@]}" ${MUTANTS_ARGS:-} "${args[@]}"
     ledger record "$out"
 }
