@@ -178,9 +178,15 @@ fn main() {
         let layer = DeqLayer::new(TanhLayer::default())
             .with_options(rows[row.parse::<usize>().unwrap()].1.clone());
         let start = Instant::now();
+        let mut calls = 0usize;
         while start.elapsed().as_secs_f64() < 5.0 {
             black_box(gradient(&layer, black_box(&data)));
+            calls += 1;
         }
+        println!(
+            "{spec}: {calls} calls, {:.1} us per call",
+            5e6 / calls as f64
+        );
         return;
     }
     let mut failed = false;

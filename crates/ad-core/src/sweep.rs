@@ -159,9 +159,10 @@ impl Gradients {
         })
     }
     /// Like [`Gradients::wrt_mat`], but moves the adjoint out (no copy); a second call for
-    /// the same variable reads zeros.
+    /// the same variable reads zeros. For products replayed many times (a Krylov solve's
+    /// VJPs), where the copy is a measurable part of each product.
     #[track_caller]
-    pub(crate) fn take_mat(&mut self, m: &MatVar) -> DMatrix<f64> {
+    pub fn take_mat(&mut self, m: &MatVar) -> DMatrix<f64> {
         self.check(m.tape_id());
         let i = m.index() as usize;
         self.mats[i].take().unwrap_or_else(|| {
@@ -186,6 +187,12 @@ impl Tangents {
     #[track_caller]
     pub fn of_mat(&self, m: &MatVar) -> DMatrix<f64> {
         self.inner.wrt_mat(m)
+    }
+    /// Like [`Tangents::of_mat`], but moves the tangent out (no copy); a second call for
+    /// the same variable reads zeros.
+    #[track_caller]
+    pub fn take_mat(&mut self, m: &MatVar) -> DMatrix<f64> {
+        self.inner.take_mat(m)
     }
 }
 
@@ -256,6 +263,11 @@ pub(crate) fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSl
     let mut madj: MatSlots = vec![None; data.mats.len()];
     let needs = needs_adjoint(data);
     seeds.apply(&mut sadj, &mut madj);
+    // From the second reverse sweep over the same records on, products keep the
+    // transposed operands they read (see `TransposeCache`).
+    let sweeps = data.reverse_sweeps.get();
+    data.reverse_sweeps.set(sweeps.saturating_add(1));
+    let transposes = (sweeps > 0).then_some(&data.transposes);
     let mut hi = data.scalars.len();
     for entry in data.ops.iter().rev() {
         let mark = entry.scalar_mark as usize;
@@ -263,7 +275,7 @@ pub(crate) fn reverse(data: &TapeData, seeds: &Seeds) -> Result<(Vec<f64>, MatSl
         hi = mark;
         entry
             .op
-            .backward(&data.mats, &mut sadj, &mut madj, &needs)?;
+            .backward(&data.mats, &mut sadj, &mut madj, &needs, transposes)?;
     }
     reverse_scalars(&data.scalars, &mut sadj, 0, hi);
     Ok((sadj, madj))
@@ -326,6 +338,12 @@ impl Tape {
     }
 
     /// Reverse sweep with cotangent seeds on any outputs (a vector-Jacobian product).
+    ///
+    /// The records stay, so the tape can be swept again with other seeds (the VJPs of a
+    /// Krylov solve on one recording). From the second reverse sweep on, the tape keeps
+    /// the transposed copies its products read (one per product operand the product kernel
+    /// transposes, counted by [`Tape::recorded_bytes`]) instead of copying them again on
+    /// every sweep; a tape swept once holds none.
     pub fn backward(&self, seeds: &Seeds) -> Result<Gradients, AdError> {
         self.sweep(seeds, reverse, true)
     }

@@ -375,3 +375,46 @@ fn the_tape_reports_its_size() {
     assert!(tape.recorded_bytes() > with_b && tape.op_len() >= ops);
     assert!(t.value() > 0.0);
 }
+
+/// A recording swept again and again (the VJPs of a Krylov solve or a DEQ backward) gives
+/// the same bits every time; from its second reverse sweep on it keeps the transposed copy
+/// of W that its product `Wᵀ Ḡ` reads (where the product kernel runs: AVX-512), counted in
+/// its size, instead of copying W again per sweep. A tape swept once keeps nothing.
+#[test]
+fn replayed_sweeps_keep_their_transposes_and_give_the_same_bits() {
+    use ad_core::kernels::paths::{Path, best_vector_path};
+    use ad_core::{MatOps, Seeds};
+    let w = DMatrix::from_fn(64, 64, |i, j| ((i * 31 + j * 17) % 13) as f64 * 0.01 - 0.06);
+    let z0 = DMatrix::from_fn(64, 32, |i, j| ((i + 3 * j) % 7) as f64 * 0.1 - 0.3);
+    let tape = Tape::new();
+    let z = tape.mat_var(z0.clone());
+    let f = tape.constant_mat(w.clone()).matmul(&z).tanh();
+    let seed = DMatrix::from_fn(64, 32, |i, j| ((2 * i + j) % 5) as f64 - 2.0);
+    let sweep = || {
+        tape.backward(&Seeds::new().mat(&f, seed.clone()))
+            .unwrap()
+            .wrt_mat(&z)
+    };
+    let size = tape.recorded_bytes();
+    let first = sweep();
+    assert_eq!(
+        tape.recorded_bytes(),
+        size,
+        "a tape swept once keeps no copies"
+    );
+    let second = sweep();
+    let kept = if best_vector_path() == Path::Avx512 {
+        64 * 64 * 8
+    } else {
+        0
+    };
+    assert_eq!(tape.recorded_bytes(), size + kept);
+    let third = sweep();
+    assert_eq!(tape.recorded_bytes(), size + kept, "one copy, made once");
+    assert_eq!(first, second);
+    assert_eq!(first, third);
+    // Wᵀ (Ḡ ⊙ (1 − tanh²)), computed independently.
+    let t = (&w * &z0).map(f64::tanh);
+    let expected = w.transpose() * seed.zip_map(&t, |g, t| g * (1.0 - t * t));
+    assert!((&first - &expected).amax() <= 1e-12 * expected.amax());
+}

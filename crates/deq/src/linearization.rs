@@ -181,16 +181,16 @@ impl Linearization for DeqLinearization {
         -1.0
     }
     fn a_mul(&self, v: &[f64]) -> Result<Vec<f64>, AdError> {
-        let t = self
+        let mut t = self
             .tape
             .forward(&Seeds::new().mat(&self.z, self.shapes.x_matrix(v)))?;
-        Ok(t.of_mat(&self.f_const).data.into())
+        Ok(t.take_mat(&self.f_const).data.into())
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
-        let g = self
+        let mut g = self
             .tape
             .backward(&Seeds::new().mat(&self.f_const, self.shapes.x_matrix(u)))?;
-        Ok(g.wrt_mat(&self.z).data.into())
+        Ok(g.take_mat(&self.z).data.into())
     }
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
         let seeds = self
@@ -198,20 +198,20 @@ impl Linearization for DeqLinearization {
             .iter()
             .zip(self.shapes.theta_blocks(w))
             .fold(Seeds::new(), |s, (b, d)| s.mat(b, d));
-        let t = self.tape.forward(&seeds)?;
-        Ok(t.of_mat(&self.f_full).data.into())
+        let mut t = self.tape.forward(&seeds)?;
+        Ok(t.take_mat(&self.f_full).data.into())
     }
     fn bt_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
         self.transpose_products(u).map(|(_, b)| b)
     }
     fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
-        let g = self
+        let mut g = self
             .tape
             .backward(&Seeds::new().mat(&self.f_full, self.shapes.x_matrix(u)))?;
         let mut bt = Vec::with_capacity(self.shapes.p());
         for b in &self.blocks {
-            bt.extend_from_slice(g.wrt_mat(b).as_slice());
+            bt.extend_from_slice(g.take_mat(b).as_slice());
         }
-        Ok((g.wrt_mat(&self.z).data.into(), bt))
+        Ok((g.take_mat(&self.z).data.into(), bt))
     }
 }

@@ -195,8 +195,8 @@ impl RecordedRoot {
     }
 
     fn forward_product(&self, seed: Seeds) -> Result<Vec<f64>, AdError> {
-        let t = self.tape.forward(&seed)?;
-        Ok(t.of_mat(&self.f).as_slice().to_vec())
+        let mut t = self.tape.forward(&seed)?;
+        Ok(t.take_mat(&self.f).data.into())
     }
 }
 
@@ -217,10 +217,10 @@ impl Linearization for RecordedRoot {
         self.forward_product(Seeds::new().mat(&self.x, self.shapes.x_matrix(v)))
     }
     fn at_mul(&self, u: &[f64]) -> Result<Vec<f64>, AdError> {
-        let g = self
+        let mut g = self
             .tape
             .backward(&Seeds::new().mat(&self.f, self.shapes.x_matrix(u)))?;
-        Ok(g.wrt_mat(&self.x).as_slice().to_vec())
+        Ok(g.take_mat(&self.x).data.into())
     }
     fn b_mul(&self, w: &[f64]) -> Result<Vec<f64>, AdError> {
         let seeds = self
@@ -234,15 +234,14 @@ impl Linearization for RecordedRoot {
         self.transpose_products(u).map(|(_, b)| b)
     }
     fn transpose_products(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), AdError> {
-        let g = self
+        let mut g = self
             .tape
             .backward(&Seeds::new().mat(&self.f, self.shapes.x_matrix(u)))?;
-        let bt = self
-            .theta
-            .iter()
-            .flat_map(|t| g.wrt_mat(t).as_slice().to_vec())
-            .collect();
-        Ok((g.wrt_mat(&self.x).as_slice().to_vec(), bt))
+        let mut bt = Vec::with_capacity(self.shapes.p());
+        for t in &self.theta {
+            bt.extend_from_slice(g.take_mat(t).as_slice());
+        }
+        Ok((g.take_mat(&self.x).data.into(), bt))
     }
 }
 

@@ -149,6 +149,15 @@ pub(crate) fn gemm(
     }
 }
 
+/// Whether [`kernel_product`] runs a product of shape `(m, n, k)` with one operand
+/// transposed (of `moved` entries) through a transposed copy: the kernel takes the shape
+/// and the product's work is at least 32 times the copy. A stored transpose then saves the
+/// copy, and gives the same bits.
+#[inline]
+pub(crate) fn kernel_transposes((m, n, k): (usize, usize, usize), moved: usize) -> bool {
+    kernels::product::accepts((m, n, k)) && m * n * k >= 32 * moved
+}
+
 /// `c = alpha op(a) op(b) + beta c` on contiguous column-major slices through the
 /// register-tiled kernel (`kernels::product`), where the CPU has one; `(m, n, k)` is the
 /// shape of the product (`op(a)` is `m x k`). Returns `false`, leaving `c` untouched, when
@@ -173,7 +182,7 @@ pub(crate) fn kernel_product(
         (true, true) => false,
         _ => {
             let moved = if ta { m * k } else { k * n };
-            if !kernels::product::accepts(shape) || m * n * k < 32 * moved {
+            if !kernel_transposes(shape, moved) {
                 return false;
             }
             // op(a) = aᵀ with a stored k x m; op(b) = bᵀ with b stored n x k.
@@ -331,6 +340,36 @@ pub(crate) fn unary_backward(
     ybar: &DMatrix<f64>,
     xbar: &mut DMatrix<f64>,
 ) {
+    unary_chain::<true>(f, x, y, ybar, xbar);
+}
+
+/// [`unary_backward`] into an adjoint slot: written directly into a fresh arena buffer
+/// when the slot is empty (no zero fill), accumulated otherwise.
+pub(crate) fn unary_backward_acc(
+    f: Unary,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    ybar: &DMatrix<f64>,
+    slot: &mut Option<DMatrix<f64>>,
+) {
+    match slot {
+        Some(xbar) => unary_chain::<true>(f, x, y, ybar, xbar),
+        None => {
+            let mut xbar = arena::take(x.nrows(), x.ncols());
+            unary_chain::<false>(f, x, y, ybar, &mut xbar);
+            *slot = Some(xbar);
+        }
+    }
+}
+
+/// `xbar (+)= ybar .* f'(x)`: accumulated when `ADD`, overwritten otherwise.
+fn unary_chain<const ADD: bool>(
+    f: Unary,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    ybar: &DMatrix<f64>,
+    xbar: &mut DMatrix<f64>,
+) {
     let aux = f.derivative_uses().map(|h| unary_value(h, x, Alloc::Arena));
     let slices = (
         x.as_slice(),
@@ -340,31 +379,51 @@ pub(crate) fn unary_backward(
     );
     /// One loop per function, so the table's `match` folds away and the loop vectorizes.
     #[inline(always)]
-    fn run(f: Unary, (xs, ys, aux, gs): (&[f64], &[f64], &[f64], &[f64]), out: &mut [f64]) {
+    fn run<const ADD: bool>(
+        f: Unary,
+        (xs, ys, aux, gs): (&[f64], &[f64], &[f64], &[f64]),
+        out: &mut [f64],
+    ) {
         let n = out.len();
         let (xs, ys, aux, gs) = (&xs[..n], &ys[..n], &aux[..n], &gs[..n]);
         for i in 0..n {
-            out[i] += f
+            let d = f
                 .chain_with(&Sc(xs[i]), &Sc(ys[i]), &Sc(aux[i]), &Sc(gs[i]))
                 .0;
+            out[i] = if ADD { out[i] + d } else { d };
         }
     }
     let out = xbar.as_mut_slice();
     match f {
-        Unary::Tanh => run(Unary::Tanh, slices, out),
-        Unary::Exp => run(Unary::Exp, slices, out),
-        Unary::Ln => run(Unary::Ln, slices, out),
-        Unary::Sigmoid => run(Unary::Sigmoid, slices, out),
-        Unary::Softplus => run(Unary::Softplus, slices, out),
-        Unary::Relu => run(Unary::Relu, slices, out),
-        Unary::Sqrt => run(Unary::Sqrt, slices, out),
-        Unary::Square => run(Unary::Square, slices, out),
-        Unary::Abs => run(Unary::Abs, slices, out),
-        Unary::Sin => run(Unary::Sin, slices, out),
-        Unary::Cos => run(Unary::Cos, slices, out),
+        Unary::Tanh => run::<ADD>(Unary::Tanh, slices, out),
+        Unary::Exp => run::<ADD>(Unary::Exp, slices, out),
+        Unary::Ln => run::<ADD>(Unary::Ln, slices, out),
+        Unary::Sigmoid => run::<ADD>(Unary::Sigmoid, slices, out),
+        Unary::Softplus => run::<ADD>(Unary::Softplus, slices, out),
+        Unary::Relu => run::<ADD>(Unary::Relu, slices, out),
+        Unary::Sqrt => run::<ADD>(Unary::Sqrt, slices, out),
+        Unary::Square => run::<ADD>(Unary::Square, slices, out),
+        Unary::Abs => run::<ADD>(Unary::Abs, slices, out),
+        Unary::Sin => run::<ADD>(Unary::Sin, slices, out),
+        Unary::Cos => run::<ADD>(Unary::Cos, slices, out),
     }
     if let Some(a) = aux {
         arena::give(a);
+    }
+}
+
+/// `slot -= g`: written as `-g` into a fresh arena buffer when the slot is empty.
+pub(crate) fn subtract(slot: &mut Option<DMatrix<f64>>, g: &DMatrix<f64>) {
+    match slot {
+        Some(acc) => *acc -= g,
+        None => {
+            let mut out = arena::take(g.nrows(), g.ncols());
+            out.as_mut_slice()
+                .iter_mut()
+                .zip(g.as_slice())
+                .for_each(|(o, &v)| *o = -v);
+            *slot = Some(out);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::linalg::{self, Alloc, acc_mut, accumulate};
 use super::{DualMat, MatOps};
 use crate::error::AdError;
 use crate::tape::op::Op;
-use crate::tape::{MatSlots, NONE, TapeMat, arena};
+use crate::tape::{MatSlots, NONE, TapeMat, TransposeCache, arena};
 
 fn ix(i: u32) -> usize {
     i as usize
@@ -20,12 +20,16 @@ fn ix(i: u32) -> usize {
 impl Op {
     /// Accumulate this op's contribution to its inputs' adjoints, skipping inputs that
     /// cannot depend on a variable (`needs[i]` false: constants, see [`Op::propagate_needs`]).
+    ///
+    /// With `transposes` (replayed sweeps, see [`TransposeCache`]), products read their
+    /// transposed operands from it instead of copying them again.
     pub(crate) fn backward(
         &self,
         mats: &[TapeMat],
         sadj: &mut [f64],
         madj: &mut MatSlots,
         needs: &[bool],
+        transposes: Option<&TransposeCache>,
     ) -> Result<(), AdError> {
         let want = |i: u32| needs[ix(i)];
         // Scalar-output ops read a scalar adjoint; matrix-output ops take the matrix adjoint.
@@ -70,11 +74,25 @@ impl Op {
         match *self {
             Op::MatMul { a, b, .. } => {
                 let (ma, mb) = (&mats[ix(a)], &mats[ix(b)]);
+                // Ā += G Bᵀ (m x n by n x k) and B̄ += Aᵀ G (k x m by m x n).
+                let (m, k, n) = (ma.nrows(), ma.ncols(), mb.ncols());
                 if want(a) {
-                    linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, mb, true);
+                    match transposes.filter(|_| linalg::kernel_transposes((m, k, n), n * k)) {
+                        Some(cache) => {
+                            let bt = cache.get_or_make(b, mb);
+                            linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, &bt, false);
+                        }
+                        None => linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, mb, true),
+                    }
                 }
                 if want(b) {
-                    linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), ma, true, &g, false);
+                    match transposes.filter(|_| linalg::kernel_transposes((k, n, m), m * k)) {
+                        Some(cache) => {
+                            let at = cache.get_or_make(a, ma);
+                            linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), &at, false, &g, false);
+                        }
+                        None => linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), ma, true, &g, false),
+                    }
                 }
             }
             Op::Transpose { a, .. } => {
@@ -100,7 +118,7 @@ impl Op {
                     accumulate(&mut madj[ix(a)], &g);
                 }
                 if want(b) {
-                    *acc_mut(&mut madj[ix(b)], g.shape()) -= &g;
+                    linalg::subtract(&mut madj[ix(b)], &g);
                 }
             }
             Op::MulElem { a, b, .. } => {
@@ -151,9 +169,7 @@ impl Op {
             }
             Op::AddConst { a, .. } => accumulate(&mut madj[ix(a)], &g),
             Op::Unary { a, f, out } => {
-                let x = &mats[ix(a)];
-                let acc = acc_mut(&mut madj[ix(a)], x.shape());
-                linalg::unary_backward(f, x, &mats[ix(out)], &g, acc);
+                linalg::unary_backward_acc(f, &mats[ix(a)], &mats[ix(out)], &g, &mut madj[ix(a)]);
             }
             Op::FromScalars { ref inputs, .. } => {
                 for (k, &s) in inputs.iter().enumerate() {

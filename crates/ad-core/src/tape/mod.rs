@@ -54,6 +54,54 @@ pub(crate) struct TapeData {
     /// Second partial derivatives `[h00, h01, h11]` of the scalar nodes whose partials are
     /// not constant, by node index in increasing order (second-order tapes only).
     pub curvature: Vec<(u32, [f64; 3])>,
+    /// Reverse sweeps run over these records so far.
+    pub reverse_sweeps: std::cell::Cell<u32>,
+    /// Transposed copies of recorded values that products of replayed reverse sweeps read
+    /// (see [`TransposeCache`]): `(value index, its transpose)`.
+    pub transposes: TransposeCache,
+}
+
+/// Transposed copies of a tape's values, kept for sweeps that replay the same records.
+///
+/// A reverse sweep forms `Aᵀ G` for every product `A B` it passes (and `G Bᵀ`), and the
+/// product kernel wants `Aᵀ` stored contiguously: a copy of `A` per sweep. Recorded values
+/// never change, so from a tape's second reverse sweep on (a recording replayed by a
+/// Krylov solve, a fixed-point adjoint, a DEQ backward) the copy is made once and kept
+/// with the tape. One-shot tapes (a training step's gradient) never fill it, so their
+/// memory is unchanged; a replayed tape holds at most one extra copy of each product
+/// operand the kernel transposes. The copies come from the arena and go back to it when
+/// the tape is reset.
+#[derive(Default)]
+pub(crate) struct TransposeCache(std::cell::RefCell<Vec<(u32, std::rc::Rc<DMatrix<f64>>)>>);
+
+impl TransposeCache {
+    /// The transpose of value `index`, made from `value` on first use.
+    pub fn get_or_make(&self, index: u32, value: &DMatrix<f64>) -> std::rc::Rc<DMatrix<f64>> {
+        let mut held = self.0.borrow_mut();
+        if let Some((_, t)) = held.iter().find(|(i, _)| *i == index) {
+            return t.clone();
+        }
+        let t = std::rc::Rc::new(crate::matrix::linalg::transpose(
+            value,
+            crate::matrix::linalg::Alloc::Arena,
+        ));
+        held.push((index, t.clone()));
+        t
+    }
+
+    /// Bytes of the copies held.
+    fn held_bytes(&self) -> usize {
+        self.0.borrow().iter().map(|(_, t)| t.len() * 8).sum()
+    }
+
+    /// Give every copy back to the arena.
+    fn clear(&self) {
+        for (_, t) in self.0.borrow_mut().drain(..) {
+            if let Ok(m) = std::rc::Rc::try_unwrap(t) {
+                arena::give(m);
+            }
+        }
+    }
 }
 
 impl TapeData {
@@ -77,6 +125,8 @@ impl TapeData {
         self.ops.clear();
         self.second_order = false;
         self.curvature.clear();
+        self.reverse_sweeps.set(0);
+        self.transposes.clear();
     }
 }
 
@@ -398,12 +448,14 @@ impl Tape {
         arena::release_idle()
     }
 
-    /// Bytes held by the tape's records (values and nodes), for memory reports.
+    /// Bytes held by the tape's records (values and nodes), for memory reports; with the
+    /// transposed copies a replayed tape keeps for its products (see [`Tape::backward`]).
     pub fn recorded_bytes(&self) -> usize {
         with_tape(self.id, |t| {
             t.scalars.len() * std::mem::size_of::<ScalarNode>()
                 + t.mats.iter().map(TapeMat::held_bytes).sum::<usize>()
                 + t.ops.len() * std::mem::size_of::<OpEntry>()
+                + t.transposes.held_bytes()
         })
     }
 }
