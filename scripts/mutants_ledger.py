@@ -8,7 +8,8 @@
     mutants_ledger.py summary [LIST]          counts per package and per file (of the
                                               mutants in LIST, when given: the current code)
 
-The ledger (docs/mutants/ledger.tsv) has one row per mutant name: name, outcome (caught,
+The ledger (MUTANTS_LEDGER; scripts/mutants_targeted.sh sets docs/mutants/PACKAGE.tsv) has
+one row per mutant name: name, outcome (caught,
 missed, unviable, timeout, explained), the date of the run, and for explained ones the
 reason. A later run of the same name replaces the row, except that an explanation stays
 until the mutant is caught. Names carry file, line and column, so a mutant whose code moved
@@ -24,7 +25,7 @@ import os
 import sys
 
 LEDGER = os.environ.get("MUTANTS_LEDGER") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "mutants", "ledger.tsv")
+    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "mutants", "implicit.tsv")
 FINAL = {"caught", "unviable", "timeout", "explained"}
 SUMMARY = {"CaughtMutant": "caught", "MissedMutant": "missed", "Unviable": "unviable",
            "Timeout": "timeout"}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Mutation testing of a whole package in two phases, for the mutants the ledger
-# (docs/mutants/ledger.tsv, scripts/mutants_ledger.py) has not judged yet.
+# Mutation testing of a whole package in two phases, for the mutants the package's ledger
+# (docs/mutants/PACKAGE.tsv, scripts/mutants_ledger.py) has not judged yet.
 #
 #   scripts/mutants_targeted.sh PACKAGE            # ad-core or implicit
 #
@@ -17,7 +17,8 @@
 #
 # Environment: MUTANTS_JOBS (default 1), MUTANTS_NICE (19), MUTANTS_ARGS (extra options,
 # e.g. "--shard 0/4 --sharding round-robin" to take a deterministic quarter of each group),
-# MUTANTS_LEDGER (the ledger to read and update; default this checkout's),
+# MUTANTS_LEDGER (the ledger to read and update; default this checkout's
+# docs/mutants/PACKAGE.tsv: point it at the main checkout's when running in a worktree),
 # MUTANTS_PHASES ("1 2", or "1" or "2").
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ package=${1:?usage: mutants_targeted.sh PACKAGE}
 jobs=${MUTANTS_JOBS:-1}
 niceness=${MUTANTS_NICE:-19}
 phases=${MUTANTS_PHASES:-1 2}
+# The package's ledger (docs/mutants/PACKAGE.tsv) unless MUTANTS_LEDGER names another.
+export MUTANTS_LEDGER=${MUTANTS_LEDGER:-$PWD/docs/mutants/$package.tsv}
 ledger() { python3 scripts/mutants_ledger.py "$@"; }
 speed=(-C --config -C profile.release.incremental=true -C --config -C profile.release.debug=0)
 # In place: one job (cargo-mutants refuses parallel jobs there).
@@ -38,7 +41,7 @@ mkdir -p "$work"
 case $package in
 implicit)
     map='
-src/linear/(cg|dense|checks)\.rs$ => linear_solvers alloc
+src/linear/(cg|dense|checks)\.rs$ => linear_solvers alloc cg_indefinite
 src/linear/ => linear_solvers alloc anderson richardson cg_indefinite
 src/solvers/argmin_rs/ => argmin_rs
 src/solvers/ => newton hyper
