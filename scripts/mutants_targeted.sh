@@ -8,8 +8,9 @@
 #   map below: a mutant of implicit's Newton solver by tests/newton.rs and tests/hyper.rs).
 #   A mutant rebuilds only those test crates, not all of them: most of a mutant's time is
 #   recompiling the generic code every test crate instantiates.
-# Phase 2: the mutants phase 1 missed are judged again by every test of the package, so a
-#   mutant counts as missed only if no test of its crate catches it.
+# Phase 2: the mutants phase 1 missed (part by part, right after each part) are judged again
+#   by every test of the package, so a mutant counts as missed only if no test of its crate
+#   catches it. MUTANTS_PHASES=2 alone rejudges every mutant the ledger has as missed.
 # Every outcome goes into the ledger. Run it from a checkout nobody edits meanwhile: with
 # MUTANTS_IN_PLACE=1 it mutates the files of this checkout (and builds in its target/, so
 # the build cache carries over from group to group); otherwise cargo-mutants copies the tree
@@ -125,11 +126,16 @@ PY
         k=${names##*/part}
         k=${k%.txt}
         run "$work/phase1-part$k" "$(cat "$work/part$k.tests")" "$names"
+        # This part's survivors, judged by every test of the crate right away.
+        if [[ " $phases " == *" 2 "* ]]; then
+            missed=$work/phase1-part$k/mutants.out/missed.txt
+            [[ -s $missed ]] && run "$work/phase2-part$k" ALL "$missed"
+        fi
     done
 fi
 
-if [[ " $phases " == *" 2 "* ]]; then
-    # Whatever is still missed (or was never reached) is judged by every test of the crate.
+if [[ $phases == 2 ]]; then
+    # Phase 2 alone: whatever the ledger still has as missed is judged by every test.
     ledger todo "$work/all.txt" >"$work/todo2.txt"
     python3 - "$work" <<'PY'
 import sys, os
