@@ -20,7 +20,8 @@
 # e.g. "--shard 0/4 --sharding round-robin" to take a deterministic quarter of each group),
 # MUTANTS_LEDGER (the ledger to read and update; default this checkout's
 # docs/mutants/PACKAGE.tsv: point it at the main checkout's when running in a worktree),
-# MUTANTS_PHASES ("1 2", or "1" or "2").
+# MUTANTS_PHASES ("1 2", or "1" or "2"), MUTANTS_TIMEOUT (seconds per mutant's tests in
+# phase 1, default 60; three times that with every test).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 package=${1:?usage: mutants_targeted.sh PACKAGE}
@@ -92,9 +93,16 @@ run() {
     [[ -s $names ]] || return 0
     local args=() re
     while read -r re; do args+=(--re "$re"); done < <(regexes "$names")
+    # Without a baseline run there is no measured test time to scale: a part's tests take
+    # seconds, all of a crate's well under a minute, so a mutant that loops is cut at 60 s
+    # (180 s with every test).
+    local timeout=${MUTANTS_TIMEOUT:-60}
     if [[ $tests != ALL ]]; then
         for t in $tests; do args+=(-C --test -C "$t"); done
+    else
+        timeout=$((3 * timeout))
     fi
+    args+=(--timeout "$timeout")
     echo "== $out: $(wc -l <"$names") mutants, tests: $tests" >&2
     # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of options
     nice -n "$niceness" cargo mutants --package "$package" --output "$out" \
