@@ -65,6 +65,10 @@ proptest! {
         for i in 0..n {
             prop_assert!((y[i] - expect[i]).abs() <= 1e-12 * (1.0 + expect[i].abs()));
         }
+        // A Hessian is symmetric: its transpose product is the same product.
+        let mut yt = vec![f64::NAN; n];
+        op.apply_transpose(v, &mut yt).unwrap();
+        prop_assert_eq!(&yt, &y);
         // Dense methods materialize it (n products), Krylov methods never do.
         let b: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
         let shifted = ridge(&op, 50.0); // make it positive definite
