@@ -5,6 +5,8 @@
                                               name per line) not yet judged for good
     mutants_ledger.py explain NAME REASON     mark a missed mutant as explained (it survives
                                               for a stated reason: equivalent, unreachable...)
+    mutants_ledger.py killed NAME TEST        mark a missed mutant as caught by a new test
+                                              (after applying it by hand and running TEST)
     mutants_ledger.py summary [LIST]          counts per package and per file (of the
                                               mutants in LIST, when given: the current code)
 
@@ -71,6 +73,8 @@ def record(dirs):
             old = rows.get(name)
             if old and old[0] == "explained" and outcome == "missed":
                 continue  # still survives, still explained
+            if old and old[2].startswith("killed by") and outcome == "missed":
+                continue  # a run of code from before the test that kills it (see `killed`)
             rows[name] = (outcome, date, "")
             added[outcome] += 1
     save(rows)
@@ -90,6 +94,18 @@ def explain(name, reason):
     if name not in rows:
         sys.exit(f"not in the ledger: {name}")
     rows[name] = ("explained", rows[name][1], reason)
+    save(rows)
+
+
+def killed(name, test):
+    """A missed mutant that a new test kills (checked by applying the mutant by hand and
+    running the test): caught, with the test named. A later run that still reports it
+    missed (a run of a checkout from before the test) does not undo this; a run that
+    catches it replaces the row."""
+    rows = load()
+    if name not in rows:
+        sys.exit(f"not in the ledger: {name}")
+    rows[name] = ("caught", str(datetime.date.today()), f"killed by {test}")
     save(rows)
 
 
@@ -132,6 +148,8 @@ if __name__ == "__main__":
         todo(args[0])
     elif cmd == "explain":
         explain(args[0], " ".join(args[1:]))
+    elif cmd == "killed":
+        killed(args[0], " ".join(args[1:]))
     elif cmd == "summary":
         summary(args[0] if args else None)
     else:
