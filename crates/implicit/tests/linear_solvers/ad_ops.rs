@@ -120,7 +120,7 @@ proptest! {
             0.5, -1.0, 0.3, 1.0, 0.2, -0.7, -0.4, 0.9, 0.1, 0.6, -0.3, 0.8]) };
         let params = vec![DMatrix::from_column_slice(3, 2, &w), DMatrix::from_column_slice(1, 2, &bias)];
         let op = MatHessianOperator::new(&quad, &params);
-        prop_assert_eq!(op.nrows(), 8);
+        prop_assert_eq!((op.nrows(), op.ncols()), (8, 8));
         let blocks = op.unflatten(&v);
         prop_assert_eq!(MatHessianOperator::<Quad>::flatten(&blocks), v.clone());
         let mut y = vec![0.0; 8];
