@@ -177,3 +177,21 @@ fn a_residual_that_never_moves_is_stalled_early() {
         other => panic!("expected Stalled, got {other:?}"),
     }
 }
+
+/// The first step is a plain Richardson step (nothing to mix yet): on the 1-D system
+/// 0.5 x = 1 from 0, x1 = 1; then mixing (a regularized secant step) reaches x = 2 within
+/// three iterations.
+#[test]
+fn the_first_step_is_richardson_then_mixing_finishes() {
+    let a = DMatrix::from_element(1, 1, 0.5);
+    let opts = SolveOptions::default().rtol(1e-14);
+    let sol = anderson(&a, &[1.0], None, None, &opts).unwrap();
+    assert!(sol.report.iterations <= 3, "{:?}", sol.report);
+    assert_eq!(sol.x, vec![2.0]);
+    let one = anderson(&a, &[1.0], None, None, &opts.clone().max_iters(1));
+    let x1 = match one {
+        Ok(s) => s.x,
+        Err(e) => e.last_iterate().expect("an iterate").to_vec(),
+    };
+    assert_eq!(x1, vec![1.0]);
+}

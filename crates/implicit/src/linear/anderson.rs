@@ -79,7 +79,7 @@ pub(crate) fn anderson_with<A: LinearOperator + ?Sized>(
     let n = op.ncols();
     let m = anderson_memory(opts.memory, n);
     let (x, [r, f, f_prev, g_prev, dfs, dgs], small) =
-        ws.split(n, [n, n, n, n, n * m, n * m], 2 * m * m + 2 * m);
+        ws.split(n, [n, n, n, n, n * m, n * m], 2 * m * m + m);
     let (gram, rest) = small.split_at_mut(m * m);
     let (chol, rest) = rest.split_at_mut(m * m);
     let (gamma, _) = rest.split_at_mut(m);

@@ -55,7 +55,7 @@ pub(crate) fn layout(
         Method::Anderson => {
             let m = anderson_memory(memory, n);
             // r, f, f_prev, g_prev and m differences of f and of g; Gram, factor, γ.
-            ([(4, n), (2 * m, n)], 2 * m * m + 2 * m)
+            ([(4, n), (2 * m, n)], 2 * m * m + m)
         }
         Method::NormalCg => ([(2, nrows), (3, n)], 0),
         Method::Gmres => {

@@ -88,6 +88,7 @@ proptest! {
         let op = JacobianOperator::new(&Residual, &x);
         prop_assert_eq!((op.nrows(), op.ncols()), (n + 1, n));
         prop_assert_eq!(op.point(), &x[..]);
+        prop_assert_eq!(op.value(), &Residual.eval(&x)[..]);
         let j = ad_core::jacobian(&Residual, &x).unwrap();
         let mut y = vec![0.0; n + 1];
         op.apply(&v[..n], &mut y).unwrap();
@@ -126,7 +127,12 @@ proptest! {
         let mut y = vec![0.0; 8];
         op.apply(&v, &mut y).unwrap();
         let expect = MatHessianOperator::<Quad>::flatten(&ad_core::hvp_mat(&quad, &params, &blocks).unwrap());
-        prop_assert_eq!(y, expect);
+        prop_assert_eq!(&y, &expect);
+        // Symmetric, declared and in its transpose product.
+        prop_assert_eq!(op.structure(), Structure::SYMMETRIC);
+        let mut yt = vec![f64::NAN; 8];
+        op.apply_transpose(&v, &mut yt).unwrap();
+        prop_assert_eq!(yt, expect);
         // Symmetric: <u, H v> == <H u, v>.
         let u: Vec<f64> = v.iter().rev().copied().collect();
         let (mut hv, mut hu) = (vec![0.0; 8], vec![0.0; 8]);
