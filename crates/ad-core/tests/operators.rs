@@ -241,3 +241,18 @@ fn empty_products_keep_accumulated_gradients() {
     let g = tape.gradient(loss).unwrap().wrt_mat(&x);
     assert_eq!(g, &x0 * 2.0);
 }
+
+/// `zeros_like` records a known zero on the tape: no buffer until a rule reads it, and
+/// rules may skip it (`is_known_zero`); its value and its derivatives are zeros.
+#[test]
+fn zeros_like_is_a_known_zero() {
+    let tape = Tape::new();
+    let x = tape.mat_var(DMatrix::from_element(2, 3, 1.5));
+    let z = x.zeros_like(2, 3);
+    assert!(z.is_known_zero() && !x.is_known_zero());
+    assert_eq!(z.value(), DMatrix::zeros(2, 3));
+    let y = x.add(&z).mul_elem(&x).sum();
+    let g = tape.gradient(y).unwrap();
+    assert_eq!(g.wrt_mat(&x), DMatrix::from_element(2, 3, 3.0));
+    assert_eq!(g.wrt_mat(&z), DMatrix::zeros(2, 3));
+}
