@@ -2,9 +2,9 @@
 //! (about 100 bits, so their own error is below 1e-10 ulp), on every dispatch path.
 //!
 //! `tests/kernels.rs` compares with std, whose own error (up to 2.08 ulp for glibc's tanh)
-//! forces a 2-ulp bound. Here the bound is the documented accuracy rounded up to 1 ulp
-//! (maxima measured over 3e5 inputs: exp 0.91, ln 0.78, tanh 0.53, sigmoid 0.73, softplus
-//! 0.78 ulp), so a kernel that loses its careful low-order terms is caught.
+//! forces a 2-ulp bound. Here the bound is each kernel's documented accuracy with a small
+//! margin (see [`bound`]: 0.95, 0.85, 0.6, 0.8 and 1.05 ulp for exp, ln, tanh, sigmoid and
+//! softplus), so a kernel that loses its careful low-order terms is caught.
 
 mod common;
 
@@ -157,11 +157,15 @@ fn ulp_error(got: f64, want: Dd) -> f64 {
     ((got - want.hi) - want.lo).abs() / ulp
 }
 
-/// Every supported path computes `kernel` within its bound of `reference` at `xs`: [`BOUND`]
+/// Every supported path computes `kernel` within its bound of `reference` at `xs`: [`bound`]
 /// for the vector paths, [`STD_BOUND`] for the std loop.
 fn check(kernel: Kernel, reference: fn(f64) -> Dd, xs: &[f64]) -> Result<(), TestCaseError> {
     for path in paths::supported() {
-        let bound = if path == Path::Std { STD_BOUND } else { BOUND };
+        let bound = if path == Path::Std {
+            STD_BOUND
+        } else {
+            bound(kernel)
+        };
         let mut out = vec![0.0; xs.len()];
         paths::run(path, kernel, xs, &mut out);
         for (&x, &got) in xs.iter().zip(&out) {
@@ -180,8 +184,21 @@ fn check(kernel: Kernel, reference: fn(f64) -> Dd, xs: &[f64]) -> Result<(), Tes
     Ok(())
 }
 
-/// Documented maxima of the vector paths (0.53 to 0.91 ulp) rounded up: faithful rounding.
-const BOUND: f64 = 1.0;
+/// The measured maximum of each kernel on the vector paths with a small margin (over 3e5
+/// inputs: exp 0.91, ln 0.78, tanh 0.53, sigmoid 0.73 ulp; softplus 0.78 there, but 1.000
+/// at x = -62.6 in a 6,000-case run of this suite: below about -37 it is exp(x) rounded
+/// once more): tighter than faithful rounding where the kernel is, so one that drops its
+/// low-order terms (its double-double corrections, its exact products) is caught, not just
+/// a broken one. `PROPTEST_CASES=6000` passes on every path.
+fn bound(kernel: Kernel) -> f64 {
+    match kernel {
+        Kernel::Exp => 0.95,
+        Kernel::Ln => 0.85,
+        Kernel::Tanh => 0.6,
+        Kernel::Sigmoid => 0.8,
+        Kernel::Softplus => 1.05,
+    }
+}
 /// The std path is as accurate as glibc: its `tanh` is up to 2.08 ulp from exact, the
 /// std-built sigmoid 1.76 and softplus 1.47 (measured, see `kernels`' docs); rounded up.
 const STD_BOUND: f64 = 2.5;
@@ -275,7 +292,11 @@ fn softplus_sweep_near_the_branch_switch() {
         })
         .collect();
     for path in paths::supported() {
-        let bound = if path == Path::Std { STD_BOUND } else { BOUND };
+        let bound = if path == Path::Std {
+            STD_BOUND
+        } else {
+            bound(Kernel::Softplus)
+        };
         let mut out = vec![0.0; n];
         paths::run(path, Kernel::Softplus, &xs, &mut out);
         for (&x, &got) in xs.iter().zip(&out) {
@@ -293,7 +314,11 @@ fn sigmoid_sweep_near_zero() {
     let n = 40_000;
     let xs: Vec<f64> = (0..n).map(|i| -1.0 + 2.0 * i as f64 / n as f64).collect();
     for path in paths::supported() {
-        let bound = if path == Path::Std { STD_BOUND } else { BOUND };
+        let bound = if path == Path::Std {
+            STD_BOUND
+        } else {
+            bound(Kernel::Sigmoid)
+        };
         let mut out = vec![0.0; n];
         paths::run(path, Kernel::Sigmoid, &xs, &mut out);
         for (&x, &got) in xs.iter().zip(&out) {
