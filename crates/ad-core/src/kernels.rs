@@ -602,9 +602,10 @@ kernel!(
     Sigmoid
 );
 kernel!(
-    /// `out[i] = ln(1 + exp(x[i]))`, within 0.78 ulp of the exact value for every `x`:
-    /// computed as `max(x, 0) + ln(1 + exp(-|x|))`, it is `x` for large `x` and `exp(x)`
-    /// for very negative `x`, without overflow.
+    /// `out[i] = ln(1 + exp(x[i]))`, within 1 ulp of the exact value for every `x` (0.78
+    /// but for very negative `x`, where it is `exp(x)` rounded once more): computed as
+    /// `max(x, 0) + ln(1 + exp(-|x|))`, it is `x` for large `x` and `exp(x)` for very
+    /// negative `x`, without overflow.
     ///
     /// `softplus(0) = ln 2`, `softplus(inf) = inf`, `softplus(-inf) = 0`,
     /// `softplus(NaN) = NaN`.
