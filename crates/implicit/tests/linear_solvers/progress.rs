@@ -107,6 +107,15 @@ fn a_residual_growing_past_the_divergence_factor_is_diverged() {
         }
         other => panic!("expected Diverged, got {other:?}"),
     }
+    // The limit is relative: the same system scaled by 1e-3 diverges at the same step.
+    let small = [1e-3, 1e-4];
+    match cg(&a, &small, None, None, &opts).unwrap_err() {
+        SolveError::Diverged { residual, .. } => {
+            let expect = 1e-3 * (0.495f64 * 0.495 + 4.95 * 4.95).sqrt();
+            assert!((residual - expect).abs() <= 1e-12 * expect, "{residual}");
+        }
+        other => panic!("expected Diverged, got {other:?}"),
+    }
     // The default factor (1e8) lets CG finish: two steps on a 2x2 system.
     let sol = cg(&a, &b, None, None, &SolveOptions::default()).unwrap();
     assert_eq!(sol.report.iterations, 2);
