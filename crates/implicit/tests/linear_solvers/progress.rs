@@ -270,3 +270,118 @@ fn minres_with_an_indefinite_preconditioner_breaks_down() {
         other => panic!("expected Breakdown, got {other:?}"),
     }
 }
+
+/// CGLS asked for more than rounding allows (rtol 1e-300 on an ill-conditioned, inconsistent
+/// least-squares problem) stops as `Stalled` once ‖Aᵀr‖ stops improving, with its numbers,
+/// instead of running to its iteration limit.
+#[test]
+fn normal_cg_stalls_loudly_below_its_rounding_floor() {
+    let a = DMatrix::from_fn(30, 6, |i, j| {
+        let t = (i as f64 + 1.0) / 30.0;
+        t.powi(j as i32) // a Vandermonde block: cond(A) ~ 1e5, cond(A)² ~ 1e10
+    });
+    let b: Vec<f64> = (0..30).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+    let opts = SolveOptions::default()
+        .rtol(1e-300)
+        .atol(0.0)
+        .max_iters(5000);
+    match normal_cg(&a, &b, None, None, &opts).unwrap_err() {
+        SolveError::Stalled { report, .. } => {
+            assert!(report.iterations < 5000, "{report:?}");
+            assert!(!report.converged);
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+}
+
+/// CG asked for an unreachable accuracy on an ill-conditioned SPD system: its recurrence
+/// residual keeps falling long after the true residual has reached its rounding floor, so
+/// only the true residual at each restart shows the stall. It stops as `Stalled`, not at
+/// its iteration limit.
+#[test]
+fn cg_stalls_on_the_true_residual_at_restarts() {
+    let n = 40;
+    let a = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            1e-6 + (i as f64 / n as f64).powi(4) * 2.0
+        } else if i.abs_diff(j) == 1 {
+            -0.3 * (i.min(j) as f64 / n as f64).powi(4)
+        } else {
+            0.0
+        }
+    });
+    let b: Vec<f64> = (0..n).map(|i| ((i * 3) % 7) as f64 - 3.0).collect();
+    let opts = SolveOptions::default()
+        .rtol(1e-300)
+        .atol(0.0)
+        .max_iters(20_000);
+    match cg(&a, &b, None, None, &opts).unwrap_err() {
+        SolveError::Stalled { report, .. } => {
+            assert!(report.iterations < 20_000, "{report:?}");
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+}
+
+/// What CGLS's report counts: two products per iteration (`A p` and `Aᵀ r`), so solving to
+/// a tighter tolerance adds exactly two per extra iteration, and its initial residual is
+/// the normal equations' `‖Aᵀ b‖` (from x0 = 0). A preconditioned CG applies the
+/// preconditioner once per iteration.
+#[test]
+fn reports_count_transposes_preconditioners_and_the_normal_residual() {
+    // 40 x 15 with columns scaled by 1.4^j: CGLS needs all 15 steps for 1e-12, few for 1e-1.
+    let a = DMatrix::from_fn(40, 15, |i, j| {
+        (((i * 5 + j * 3) % 7) as f64 - 3.0 + if i == j { 4.0 } else { 0.0 })
+            * 1.4f64.powi(j as i32)
+    });
+    let b: Vec<f64> = (0..40).map(|i| (i as f64 * 0.37).sin()).collect();
+    let run = |rtol: f64| {
+        normal_cg(
+            &a,
+            &b,
+            None,
+            None,
+            &SolveOptions::default().rtol(rtol).atol(0.0),
+        )
+        .unwrap()
+        .report
+    };
+    let (loose, tight) = (run(1e-1), run(1e-12));
+    assert!(tight.iterations > loose.iterations, "{loose:?} {tight:?}");
+    assert_eq!(
+        tight.matvecs - loose.matvecs,
+        2 * (tight.iterations - loose.iterations)
+    );
+    let atb = a.transpose() * nalgebra::DVector::from_column_slice(&b);
+    assert!((tight.initial_residual_norm - atb.norm()).abs() <= 1e-12 * atb.norm());
+
+    let spd = DMatrix::from_fn(20, 20, |i, j| {
+        if i == j {
+            2.0 + i as f64
+        } else if i.abs_diff(j) == 1 {
+            -1.0
+        } else {
+            0.0
+        }
+    });
+    let rhs = vec![1.0; 20];
+    let jacobi = implicit::linear::Jacobi::from_operator(&spd).unwrap();
+    let pcg = |rtol: f64| {
+        implicit::linear::solve_preconditioned(
+            &spd,
+            &rhs,
+            None,
+            &jacobi,
+            Method::Cg,
+            &SolveOptions::default().rtol(rtol),
+        )
+        .unwrap()
+        .report
+    };
+    let (loose, tight) = (pcg(1e-2), pcg(1e-12));
+    assert!(tight.iterations > loose.iterations);
+    assert_eq!(
+        tight.precond_applications - loose.precond_applications,
+        tight.iterations - loose.iterations
+    );
+}
