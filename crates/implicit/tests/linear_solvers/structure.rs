@@ -204,3 +204,81 @@ fn a_product_with_a_vector_of_the_wrong_length_names_both_lengths() {
     let mut y = [0.0; 2];
     op.apply(&[1.0, 2.0, 3.0], &mut y).unwrap();
 }
+
+/// An operator that implements only `apply` (and perhaps `structure`) gets the trait's
+/// transpose: its own product when declared symmetric, `NoTranspose` otherwise; a
+/// reference forwards both.
+#[test]
+fn the_default_transpose_follows_the_declared_structure() {
+    use implicit::linear::OperatorError;
+    struct Diag(Vec<f64>, bool);
+    impl LinearOperator for Diag {
+        fn nrows(&self) -> usize {
+            self.0.len()
+        }
+        fn ncols(&self) -> usize {
+            self.0.len()
+        }
+        fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
+            y.iter_mut()
+                .zip(x.iter().zip(&self.0))
+                .for_each(|(y, (x, d))| *y = x * d);
+            Ok(())
+        }
+        fn structure(&self) -> Structure {
+            if self.1 {
+                Structure::SYMMETRIC
+            } else {
+                Structure::GENERAL
+            }
+        }
+    }
+    let sym = Diag(vec![2.0, 3.0], true);
+    let mut y = [f64::NAN; 2];
+    sym.apply_transpose(&[1.0, 1.0], &mut y).unwrap();
+    assert_eq!(y, [2.0, 3.0]);
+    let mut y = [f64::NAN; 2];
+    <&Diag as LinearOperator>::apply_transpose(&&sym, &[1.0, -1.0], &mut y).unwrap();
+    assert_eq!(y, [2.0, -3.0]);
+    let general = Diag(vec![2.0, 3.0], false);
+    assert!(matches!(
+        general.apply_transpose(&[1.0, 1.0], &mut [0.0; 2]),
+        Err(OperatorError::NoTranspose)
+    ));
+}
+
+/// Scaling b scales the solution and leaves every method's path alone: the same number of
+/// iterations for b and for 1e3 b (the stopping rule is relative, and MINRES's running
+/// residual estimate is measured in the right norm).
+#[test]
+fn iterations_do_not_depend_on_the_scale_of_b() {
+    use implicit::linear::{Jacobi, solve_preconditioned};
+    let n = 30;
+    let a = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            1.0 + i as f64
+        } else if i.abs_diff(j) == 1 {
+            -0.5
+        } else {
+            0.0
+        }
+    });
+    let jacobi = Jacobi::from_operator(&a).unwrap();
+    let b: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+    let big: Vec<f64> = b.iter().map(|v| v * 1e3).collect();
+    let opts = SolveOptions::default().rtol(1e-10);
+    for method in [Method::Cg, Method::Minres, Method::Gmres, Method::Bicgstab] {
+        let its = |rhs: &[f64]| {
+            let plain = solve(&a, rhs, None, method, &opts)
+                .unwrap()
+                .report
+                .iterations;
+            let pre = solve_preconditioned(&a, rhs, None, &jacobi, method, &opts)
+                .unwrap()
+                .report
+                .iterations;
+            (plain, pre)
+        };
+        assert_eq!(its(&b), its(&big), "{method}");
+    }
+}
