@@ -282,3 +282,76 @@ fn iterations_do_not_depend_on_the_scale_of_b() {
         assert_eq!(its(&b), its(&big), "{method}");
     }
 }
+
+/// The wrappers' transposes and accessors: a declared-symmetric wrapper supplies the
+/// transpose its operator lacks (and only then), keeps a matrix visible to the dense
+/// methods, a closure operator declared symmetric uses its product as its transpose, a
+/// ridge adds ρ x to the transpose product too, and a closure preconditioner prints its size.
+#[test]
+fn wrappers_transpose_as_declared_and_keep_their_accessors() {
+    use implicit::linear::{FnOperator, FnPreconditioner, OperatorError, ridge};
+    let f = |x: &[f64], y: &mut [f64]| {
+        y[0] = 2.0 * x[0] + x[1];
+        y[1] = x[0] + 3.0 * x[1];
+    };
+    let x = [1.0, -2.0];
+    let ax = [0.0, -5.0];
+    // Symmetric by declaration: the transpose is the product.
+    let declared = FnOperator::new(2, f).with_structure(Structure::SYMMETRIC);
+    let mut y = [f64::NAN; 2];
+    declared.apply_transpose(&x, &mut y).unwrap();
+    assert_eq!(y, ax);
+    // Wrapped after the fact: the wrapper answers NoTranspose with the product only when it
+    // declares symmetry.
+    let wrapped = FnOperator::new(2, f).with_structure(Structure::SYMMETRIC);
+    let mut y = [f64::NAN; 2];
+    LinearOperator::apply_transpose(&wrapped, &x, &mut y).unwrap();
+    assert_eq!(y, ax);
+    let plain = FnOperator::new(2, f);
+    let general = LinearOperator::with_structure(plain, Structure::GENERAL);
+    assert!(matches!(
+        general.apply_transpose(&x, &mut [0.0; 2]),
+        Err(OperatorError::NoTranspose)
+    ));
+    let sym_wrap = LinearOperator::with_structure(FnOperator::new(2, f), Structure::SYMMETRIC);
+    let mut y = [f64::NAN; 2];
+    sym_wrap.apply_transpose(&x, &mut y).unwrap();
+    assert_eq!(y, ax);
+    // A wrapped matrix is still a matrix.
+    let m = DMatrix::from_row_slice(2, 2, &[2.0, 1.0, 1.0, 3.0]);
+    let spd = (&m).with_structure(Structure::SPD);
+    assert_eq!(spd.as_matrix(), Some(&m));
+    // A ridge: (A + ρI)ᵀ x = Aᵀ x + ρ x, and it reports ρ.
+    let nonsym = DMatrix::from_row_slice(2, 2, &[1.0, 4.0, 0.0, 1.0]);
+    let r = ridge(&nonsym, 0.5);
+    assert_eq!(r.ridge(), 0.5);
+    let mut y = [f64::NAN; 2];
+    r.apply_transpose(&x, &mut y).unwrap();
+    assert_eq!(y, [1.0 + 0.5, 4.0 - 2.0 - 1.0]);
+    // A closure preconditioner's Debug names its size.
+    let p = FnPreconditioner::new(3, |r: &[f64], z: &mut [f64]| z.copy_from_slice(r));
+    let shown = format!("{p:?}");
+    assert!(
+        shown.contains("FnPreconditioner") && shown.contains("n: 3"),
+        "{shown}"
+    );
+}
+
+/// Negative tolerances are invalid options, like NaN ones.
+#[test]
+fn negative_tolerances_are_invalid_options() {
+    let a = DMatrix::<f64>::identity(2, 2);
+    for (opts, name) in [
+        (SolveOptions::default().rtol(-1e-8), "rtol"),
+        (SolveOptions::default().atol(-1e-8), "atol"),
+    ] {
+        match solve(&a, &[1.0, 1.0], None, Method::Cg, &opts).unwrap_err() {
+            SolveError::InvalidOption {
+                name: got, value, ..
+            } => {
+                assert_eq!((got, value), (name, -1e-8));
+            }
+            other => panic!("{name}: expected InvalidOption, got {other:?}"),
+        }
+    }
+}
