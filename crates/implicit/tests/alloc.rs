@@ -157,6 +157,13 @@ fn allocations_do_not_depend_on_the_iteration_count_and_vanish_with_a_workspace(
     }
     // What `capacity` counts: the iterate and CG's four work vectors, nothing else.
     assert_eq!(Workspace::new(Method::Cg, n, n, &tight).capacity(), 5 * n);
+    // Anderson with memory m = 5: the iterate, 4 work vectors and 2m differences, and the
+    // m x m Gram matrix, its factor and γ.
+    let m = tight.memory;
+    assert_eq!(
+        Workspace::new(Method::Anderson, n, n, &tight).capacity(),
+        n + (4 + 2 * m) * n + (2 * m * m + m)
+    );
     // GMRES(20): the iterate, 21 basis vectors and 3 work vectors, and its small dense
     // scratch (the 21 x 20 Hessenberg matrix, rotations, residual and coefficients).
     assert_eq!(

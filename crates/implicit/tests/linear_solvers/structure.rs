@@ -355,3 +355,13 @@ fn negative_tolerances_are_invalid_options() {
         }
     }
 }
+
+/// A dense matrix's symmetry check compares every pair below the diagonal, the first
+/// column's included.
+#[test]
+fn an_asymmetry_in_the_first_column_is_seen() {
+    let mut a = DMatrix::from_fn(3, 3, |i, j| 1.0 + (i + j) as f64);
+    assert_eq!(a.structure(), Structure::SYMMETRIC);
+    a[(2, 0)] += 0.5;
+    assert_eq!(a.structure(), Structure::GENERAL);
+}
