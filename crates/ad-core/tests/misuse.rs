@@ -451,3 +451,29 @@ fn vars_are_tied_to_their_thread() {
     // and they stay small
     assert_eq!(std::mem::size_of::<Var>(), 16);
 }
+
+/// Asking a sweep's result for a variable of another tape is a programmer error that
+/// names both tapes, whether the adjoint is copied out or moved out.
+#[test]
+fn a_sweep_refuses_variables_of_another_tape() {
+    let first = Tape::new();
+    let x = first.mat_var(DMatrix::from_element(2, 2, 1.0));
+    let mut g = first.gradient(x.sum()).unwrap();
+    let second = Tape::new();
+    let y = second.mat_var(DMatrix::from_element(2, 2, 1.0));
+    for take in [false, true] {
+        let msg = catch_unwind(AssertUnwindSafe(|| {
+            if take {
+                g.take_mat(&y);
+            } else {
+                g.wrt_mat(&y);
+            }
+        }))
+        .expect_err("a variable of another tape");
+        let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("from a sweep of tape"), "{msg}");
+    }
+    // Its own variables still answer, and a moved-out adjoint reads zeros afterwards.
+    assert_eq!(g.take_mat(&x), DMatrix::from_element(2, 2, 1.0));
+    assert_eq!(g.take_mat(&x), DMatrix::zeros(2, 2));
+}

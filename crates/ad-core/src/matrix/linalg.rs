@@ -511,6 +511,32 @@ pub(crate) fn gemm_acc(
     }
 }
 
+/// `acc += l r` for contiguous `l` and `r` straight through the product kernel: the route
+/// [`kernel_product`] takes for `Aᵀ B` or `A Bᵀ` after its transposed copy, for a replayed
+/// sweep that kept the copy (see [`kernel_transposes`]). Going through [`gemm`] instead
+/// could take another route (its matrix-vector path when `r` is a column) and give other
+/// bits than the first sweep.
+pub(crate) fn kernel_acc(acc: &mut Option<DMatrix<f64>>, l: &DMatrix<f64>, r: &DMatrix<f64>) {
+    let (m, k, n) = (l.nrows(), l.ncols(), r.ncols());
+    let beta = if acc.is_some() { 1.0 } else { 0.0 };
+    let c = acc.get_or_insert_with(|| arena::take(m, n));
+    let ran = kernel_product(
+        c.as_mut_slice(),
+        (m, n, k),
+        1.0,
+        (l.as_slice(), false),
+        (r.as_slice(), false),
+        beta,
+    );
+    if !ran {
+        // Not reached when `kernel_transposes` allowed the copy; kept for safety.
+        if beta == 0.0 {
+            c.fill(0.0);
+        }
+        c.gemm(1.0, l, r, 1.0);
+    }
+}
+
 /// `acc += alpha * (x .* y)` over all entries, without a temporary.
 #[inline]
 pub(crate) fn mul_acc(acc: &mut DMatrix<f64>, alpha: f64, x: &DMatrix<f64>, y: &DMatrix<f64>) {

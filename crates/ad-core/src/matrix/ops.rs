@@ -80,7 +80,7 @@ impl Op {
                     match transposes.filter(|_| linalg::kernel_transposes((m, k, n), n * k)) {
                         Some(cache) => {
                             let bt = cache.get_or_make(b, mb);
-                            linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, &bt, false);
+                            linalg::kernel_acc(&mut madj[ix(a)], &g, &bt);
                         }
                         None => linalg::gemm_acc(&mut madj[ix(a)], ma.shape(), &g, false, mb, true),
                     }
@@ -89,7 +89,7 @@ impl Op {
                     match transposes.filter(|_| linalg::kernel_transposes((k, n, m), m * k)) {
                         Some(cache) => {
                             let at = cache.get_or_make(a, ma);
-                            linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), &at, false, &g, false);
+                            linalg::kernel_acc(&mut madj[ix(b)], &at, &g);
                         }
                         None => linalg::gemm_acc(&mut madj[ix(b)], mb.shape(), ma, true, &g, false),
                     }

@@ -47,6 +47,19 @@ fn log_spaced(n: usize, kappa: f64) -> Vec<f64> {
         .collect()
 }
 
+/// The symmetric tridiagonal matrix with `diag(i)` on the diagonal and `off` beside it.
+fn tridiagonal(n: usize, diag: impl Fn(usize) -> f64, off: f64) -> DMatrix<f64> {
+    DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            diag(i)
+        } else if i.abs_diff(j) == 1 {
+            off
+        } else {
+            0.0
+        }
+    })
+}
+
 #[derive(Debug, Clone)]
 struct System {
     a: DMatrix<f64>,

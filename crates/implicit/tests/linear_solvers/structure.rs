@@ -254,15 +254,7 @@ fn the_default_transpose_follows_the_declared_structure() {
 fn iterations_do_not_depend_on_the_scale_of_b() {
     use implicit::linear::{Jacobi, solve_preconditioned};
     let n = 30;
-    let a = DMatrix::from_fn(n, n, |i, j| {
-        if i == j {
-            1.0 + i as f64
-        } else if i.abs_diff(j) == 1 {
-            -0.5
-        } else {
-            0.0
-        }
-    });
+    let a = crate::tridiagonal(n, |i| 1.0 + i as f64, -0.5);
     let jacobi = Jacobi::from_operator(&a).unwrap();
     let b: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
     let big: Vec<f64> = b.iter().map(|v| v * 1e3).collect();
