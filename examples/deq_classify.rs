@@ -21,11 +21,13 @@ use diffprog::deq::solvers::{Method, SolverOptions};
 use diffprog::deq::{DeqLayer, DeqOptions, EquilibriumMap, TanhLayer};
 use diffprog::implicit::IftOptions;
 use nalgebra::DMatrix;
-use peak_alloc::PeakAlloc;
 use plotters::prelude::*;
 
+#[path = "common/heap.rs"]
+mod heap;
+
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 /// Encoder width, state width, minibatch, epochs, unrolled iterations.
 const P: usize = 16;
@@ -211,12 +213,8 @@ fn train(
 /// Peak heap bytes of one training step (forward + backward) above the heap before it.
 fn step_peak(model: Model, params: &[DMatrix<f64>], x: &DMatrix<f64>, y: &[f64]) -> usize {
     Tape::release_idle_buffers();
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
-    let r = loss_and_grad(model, params, x, y).expect("training step");
-    let peak = HEAP.peak_usage().saturating_sub(base);
-    drop(r);
-    peak
+    HEAP.peak_of(|| drop(loss_and_grad(model, params, x, y).expect("training step")))
+        .0
 }
 
 fn boundary_plot(

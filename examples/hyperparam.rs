@@ -38,14 +38,16 @@ use diffprog::implicit::hyper::{
 use diffprog::implicit::solvers::argmin_rs::LbfgsOptions;
 use diffprog::implicit::{Factor, IftOptions, ImplicitError, Objective};
 use nalgebra::DMatrix;
-use peak_alloc::PeakAlloc;
 use plotters::prelude::*;
 use workloads::{
     LogLoss, LogReg, NewtonOptions, Penalty, Ridge, RidgeGram, SquaredError, closed_form, data,
 };
 
+#[path = "common/heap.rs"]
+mod heap;
+
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 // Reference values (../shared/peers/README.md; numpy closed form and JAX unrolled GD).
 const W1_HYPERGRAD: f64 = 0.0694672879308;
@@ -94,10 +96,7 @@ impl Checks {
 /// tape buffers are released first, so the peak counts every buffer the call needs.
 fn peak_heap<R>(f: impl FnOnce() -> R) -> (usize, R) {
     Tape::release_idle_buffers();
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
-    let r = f();
-    (HEAP.peak_usage().saturating_sub(base), r)
+    HEAP.peak_of(f)
 }
 
 /// Median seconds per call over `n` calls (after one warm-up call).

@@ -39,11 +39,13 @@ use diffprog::metalearn::{
     sample_batch,
 };
 use nalgebra::DMatrix;
-use peak_alloc::PeakAlloc;
 use plotters::prelude::*;
 
+#[path = "common/heap.rs"]
+mod heap;
+
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 struct Args {
     iterations: u64,
@@ -138,10 +140,7 @@ fn imaml_own_adaptation(
 /// buffers released first).
 fn peak_heap(f: impl FnOnce()) -> usize {
     Tape::release_idle_buffers();
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
-    f();
-    HEAP.peak_usage().saturating_sub(base)
+    HEAP.peak_of(f).0
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -33,11 +33,13 @@ use diffprog::neuralode::{
     Dynamics, GradOptions, Method, MlpDynamics, SolverOptions, TapeDynamics, VectorField, solve,
     value_and_grad,
 };
-use peak_alloc::PeakAlloc;
 use plotters::prelude::*;
 
+#[path = "common/heap.rs"]
+mod heap;
+
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 const A: [[f64; 2]; 2] = [[-0.1, 2.0], [-2.0, -0.1]];
 const N_DATA: usize = 1000;
@@ -212,12 +214,11 @@ fn method_row<D: Dynamics>(
     let opts = GradOptions::default()
         .solver(SolverOptions::default().rtol(1e-6).atol(1e-6))
         .method(m);
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
     let t = Instant::now();
-    let (_, g) = value_and_grad(f, theta, h0, 0.0, ts, &opts, |s| mse(s, truth)).expect("gradient");
+    let (peak, (_, g)) = HEAP.peak_of(|| {
+        value_and_grad(f, theta, h0, 0.0, ts, &opts, |s| mse(s, truth)).expect("gradient")
+    });
     let secs = t.elapsed().as_secs_f64();
-    let peak = HEAP.peak_usage().saturating_sub(base);
     Row {
         err: rel_err(&g.theta, reference),
         secs,

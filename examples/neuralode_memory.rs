@@ -1,5 +1,5 @@
 //! Peak heap of one gradient against the number of solver steps, per method, measured with
-//! a counting global allocator (`peak_alloc`).
+//! a counting global allocator (`examples/common/heap.rs`).
 //!
 //! ```sh
 //! cargo run --release --example neuralode_memory
@@ -14,10 +14,12 @@ use std::time::Instant;
 
 use diffprog::neuralode::problems::W4;
 use diffprog::neuralode::{GradOptions, Method, SolverOptions, value_and_grad};
-use peak_alloc::PeakAlloc;
+
+#[path = "common/heap.rs"]
+mod heap;
 
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 fn measure(w: &W4, ts: &[f64], method: Method, n: usize) -> (usize, f64, usize) {
     let opts = GradOptions::default()
@@ -29,16 +31,15 @@ fn measure(w: &W4, ts: &[f64], method: Method, n: usize) -> (usize, f64, usize) 
         )
         .method(method);
     let targets = w.targets.rows(0, ts.len()).into_owned();
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
     let t = Instant::now();
-    let (_, g) = value_and_grad(&w.f, &w.theta, &w.h0, 0.0, ts, &opts, |s| {
-        let r = s - &targets;
-        (r.norm_squared(), r * 2.0)
-    })
-    .expect("gradient");
+    let (peak, (_, g)) = HEAP.peak_of(|| {
+        value_and_grad(&w.f, &w.theta, &w.h0, 0.0, ts, &opts, |s| {
+            let r = s - &targets;
+            (r.norm_squared(), r * 2.0)
+        })
+        .expect("gradient")
+    });
     let secs = t.elapsed().as_secs_f64();
-    let peak = HEAP.peak_usage().saturating_sub(base);
     (peak, secs, g.stats.accepted_forward)
 }
 

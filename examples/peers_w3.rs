@@ -171,21 +171,26 @@ fn main() {
                 })),
         ),
     ];
-    // --loop W3b:0 runs one row for ~5 s (for perf).
+    // --loop W3b:0 runs one row for ~5 s (LOOP_SECS sets another duration), for perf and
+    // A/B timing.
     if let Some(spec) = arg("--loop") {
         let (wl, row) = spec.split_once(':').expect("--loop W3:<row index>");
         let data = w3::data(wl == "W3b");
         let layer = DeqLayer::new(TanhLayer::default())
             .with_options(rows[row.parse::<usize>().unwrap()].1.clone());
+        let secs: f64 = std::env::var("LOOP_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5.0);
         let start = Instant::now();
         let mut calls = 0usize;
-        while start.elapsed().as_secs_f64() < 5.0 {
+        while start.elapsed().as_secs_f64() < secs {
             black_box(gradient(&layer, black_box(&data)));
             calls += 1;
         }
         println!(
             "{spec}: {calls} calls, {:.1} us per call",
-            5e6 / calls as f64
+            start.elapsed().as_secs_f64() * 1e6 / calls as f64
         );
         return;
     }

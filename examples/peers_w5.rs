@@ -23,19 +23,18 @@ use diffprog::metalearn::w5::{self, Reference};
 use diffprog::metalearn::{
     Algorithm, ImamlOptions, InnerSgd, MetaGradient, Parallelism, Stop, meta_gradient,
 };
-use peak_alloc::PeakAlloc;
+
+#[path = "common/heap.rs"]
+mod heap;
 
 #[global_allocator]
-static HEAP: PeakAlloc = PeakAlloc;
+static HEAP: heap::Heap = heap::Heap::new();
 
 /// Peak heap bytes above the level at the start (ad-core's idle tape buffers released
 /// first, so the peak counts every buffer the call needs), and the result.
 fn peak_heap<R>(f: impl FnOnce() -> R) -> (usize, R) {
     Tape::release_idle_buffers();
-    HEAP.reset_peak_usage();
-    let base = HEAP.current_usage();
-    let r = f();
-    (HEAP.peak_usage().saturating_sub(base), r)
+    HEAP.peak_of(f)
 }
 
 /// Median seconds per call over `n` calls (after two warm-up calls).
@@ -128,7 +127,8 @@ fn main() {
     let tasks = w5::tasks();
     let run = |alg: &Algorithm, par| meta_gradient(alg, &mlp, &theta, &tasks, par);
 
-    // `--loop KEY` runs one row (maml1, fomaml1, maml5, fomaml5, imaml) for ~5 s, for perf.
+    // `--loop KEY` runs one row (maml1, fomaml1, maml5, fomaml5, imaml) for ~5 s (the
+    // environment variable LOOP_SECS sets another duration), for perf and A/B timing.
     if let Some(key) = args
         .iter()
         .position(|a| a == "--loop")
@@ -138,15 +138,19 @@ fn main() {
             .into_iter()
             .find(|r| r.key == key.as_str())
             .expect("--loop takes maml1, fomaml1, maml5, fomaml5 or imaml");
+        let secs: f64 = std::env::var("LOOP_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5.0);
         let start = Instant::now();
         let mut calls = 0usize;
-        while start.elapsed().as_secs_f64() < 5.0 {
+        while start.elapsed().as_secs_f64() < secs {
             std::hint::black_box(run(&row.algorithm, Parallelism::Serial).unwrap());
             calls += 1;
         }
         println!(
             "{key}: {calls} calls, {:.1} us per call",
-            5e6 / calls as f64
+            start.elapsed().as_secs_f64() * 1e6 / calls as f64
         );
         return;
     }

@@ -32,6 +32,7 @@
 //! Guides: `docs/coming-from-jax.md`, `docs/ad-core.md`, `docs/implicit.md`, `docs/deq.md`,
 //! `docs/neuralode.md`, `docs/metalearn.md`. Their code blocks run as doctests of this crate, so they compile
 //! with `diffprog` alone.
+#![forbid(unsafe_code)]
 
 pub use ad_core as ad;
 pub use deq;

@@ -36,6 +36,7 @@
 //! NaN. See `crates/ad-core/tests/` for the property tests that specify all of this.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod custom;
 mod drivers;

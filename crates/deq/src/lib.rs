@@ -39,6 +39,7 @@
 //! See `docs/deq.md` for the guide and `tests/` for the guarantees.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod layer;

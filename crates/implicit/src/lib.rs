@@ -50,6 +50,7 @@
 //! See `docs/implicit.md` for the guide and `tests/` for the guarantees.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod adapters;
 mod backward;

@@ -37,6 +37,7 @@
 //!
 //! Memory: MAML keeps the `k` inner iterates (one parameter vector each) for its backward
 //! pass, one tape at a time; iMAML keeps two vectors whatever the number of inner steps.
+#![forbid(unsafe_code)]
 
 mod algorithm;
 mod batch;

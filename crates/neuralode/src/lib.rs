@@ -35,6 +35,7 @@
 //! See `docs/neuralode.md` for the guide and the measured limits of `ode_solvers` 0.6.2.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod adjoint;
 pub mod dynamics;

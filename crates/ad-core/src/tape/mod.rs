@@ -437,8 +437,8 @@ impl Tape {
     /// Matrices allocated while recording (op values, the drivers' parameter copies) and
     /// the adjoints of a reverse sweep come from a per-thread arena and go back to it when
     /// their `Tape` or `Gradients` drop, so repeated computations of the same shapes do
-    /// not allocate. The arena keeps at most 64 MiB idle per thread (buffers of fewer than
-    /// 256 entries are not pooled); [`Tape::release_idle_buffers`] frees it.
+    /// not allocate. The arena keeps at most 64 MiB idle per thread;
+    /// [`Tape::release_idle_buffers`] frees it.
     pub fn idle_buffer_bytes() -> usize {
         arena::idle_bytes()
     }
