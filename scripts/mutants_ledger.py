@@ -9,6 +9,13 @@
                                               (after applying it by hand and running TEST)
     mutants_ledger.py summary [LIST]          counts per package and per file (of the
                                               mutants in LIST, when given: the current code)
+    mutants_ledger.py carry OLD NEW OLD_LIST NEW_LIST
+                                              carry judgments across line moves: for each
+                                              file whose only changes from commit OLD to
+                                              commit NEW are comment or blank lines, a
+                                              judged mutant of OLD_LIST (`cargo mutants
+                                              --list` at OLD) gets the same outcome under
+                                              its name in NEW_LIST (the list at NEW)
 
 The ledger (MUTANTS_LEDGER; scripts/mutants_targeted.sh sets docs/mutants/PACKAGE.tsv) has
 one row per mutant name: name, outcome (caught,
@@ -135,6 +142,65 @@ def summary(listfile=None):
         print(f"| {f} | {sum(c.values())} | " + " | ".join(str(c[k]) for k in cols) + " |")
 
 
+def is_comment_or_blank(line):
+    t = line.strip()
+    return not t or t.startswith("//")
+
+
+def line_map(old_text, new_text):
+    """Old line number -> new line number (1-based) for unchanged lines, or None when some
+    changed line is code rather than a comment or blank."""
+    import difflib
+    a, b = old_text.splitlines(), new_text.splitlines()
+    mapping = {}
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            for k in range(i2 - i1):
+                mapping[i1 + k + 1] = j1 + k + 1
+        elif not all(is_comment_or_blank(l) for l in a[i1:i2] + b[j1:j2]):
+            return None
+    return mapping
+
+
+def carry(old, new, old_list, new_list):
+    """A mutant's name carries its line: a comment edit above it renames it, and the
+    runner would judge the same mutant again. For files whose code is token for token the
+    same at both commits, give the judged mutants of OLD their outcome under the new name."""
+    import re
+    import subprocess
+    rows = load()
+    old_names = {l.rstrip("\n") for l in open(old_list, encoding="utf-8") if l.strip()}
+    new_names = {l.rstrip("\n") for l in open(new_list, encoding="utf-8") if l.strip()}
+    show = lambda c, f: subprocess.run(["git", "show", f"{c}:{f}"], capture_output=True,
+                                       text=True, check=True).stdout
+    maps, carried, skipped = {}, collections.Counter(), set()
+    today = str(datetime.date.today())
+    for name, (outcome, date, reason) in sorted(rows.items()):
+        if outcome not in FINAL or name not in old_names:
+            continue
+        m = re.match(r"([^:]+):(\d+):(\d+): (.*)", name)
+        f, line = m.group(1), int(m.group(2))
+        if f not in maps:
+            maps[f] = line_map(show(old, f), show(new, f))
+        mp = maps[f]
+        if mp is None:
+            skipped.add(f)
+            continue
+        if line not in mp or mp[line] == line:
+            continue
+        new_name = f"{f}:{mp[line]}:{m.group(3)}: {m.group(4)}"
+        if new_name not in new_names or rows.get(new_name, ("",))[0] in FINAL:
+            continue
+        note = f"[carried from line {line} at {old[:7]}: only comments changed in the file since]"
+        rows[new_name] = (outcome, today, f"{reason} {note}".strip())
+        carried[f] += 1
+    save(rows)
+    for f, n in sorted(carried.items()):
+        print(f"carried {n:4d}  {f}")
+    for f in sorted(skipped):
+        print(f"code changed, not carried: {f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -149,5 +215,7 @@ if __name__ == "__main__":
         killed(args[0], " ".join(args[1:]))
     elif cmd == "summary":
         summary(args[0] if args else None)
+    elif cmd == "carry":
+        carry(*args[:4])
     else:
         sys.exit(__doc__)
