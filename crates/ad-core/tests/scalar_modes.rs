@@ -513,3 +513,31 @@ fn abs_has_derivative_zero_at_zero() {
         );
     }
 }
+
+/// `Real::is_finite` looks at the primal value in every mode: a NaN or infinite value is
+/// not finite whatever its derivative parts, and a finite value is finite even when a
+/// derivative part is not.
+#[test]
+fn is_finite_reads_the_primal_value() {
+    for (x, finite) in [(1.5, true), (f64::INFINITY, false), (f64::NAN, false)] {
+        assert_eq!(Real::is_finite(&x), finite, "f64 {x}");
+        assert_eq!(Real::is_finite(&Dual::new(x, 1.0)), finite, "dual {x}");
+        let tape = Tape::new();
+        assert_eq!(Real::is_finite(&tape.var(x)), finite, "tape {x}");
+    }
+    assert!(Real::is_finite(&Dual::new(1.0, f64::NAN)));
+}
+
+/// `x^y`'s derivative in `y`, `x^y ln x`, is taken only where it is defined (`x > 0`): at
+/// `x = 0` a tangent in `y` contributes nothing (instead of `0 · ln 0 = NaN`), while the
+/// tangent in `x` keeps its `y x^(y-1)`.
+#[test]
+fn powf_at_zero_ignores_the_exponent_tangent() {
+    let z = Real::powf(Dual::new(0.0, 0.0), Dual::new(2.0, 1.0));
+    assert_eq!((z.re, z.eps), (0.0, 0.0));
+    let z = Real::powf(Dual::new(0.0, 1.0), Dual::new(1.0, 1.0));
+    assert_eq!((z.re, z.eps), (0.0, 1.0));
+    // and for x > 0 both parts: d/dy 2^y at y = 3 is 8 ln 2
+    let z = Real::powf(Dual::new(2.0, 0.0), Dual::new(3.0, 1.0));
+    assert!((z.eps - 8.0 * 2f64.ln()).abs() <= 1e-15 * 8.0);
+}

@@ -410,6 +410,34 @@ fn wrong_factor_is_not_converged() {
     }
 }
 
+/// A dense solve that fails after it materialized a matrix-free Jacobian (n products, then
+/// LU) reports those n products too: here refinement cannot reach rtol = 1e-300, and the
+/// `NotConverged`/`Stalled` report counts the 6 products that built the 6 x 6 matrix
+/// (refinement checks its residuals against the built matrix, with no further products).
+#[test]
+fn failed_dense_solve_reports_the_products_that_materialized_the_matrix() {
+    let r = Ridge::random(6, 2, 11);
+    let theta = r.theta();
+    let w = r.solve(&theta);
+    let unreachable = SolveOptions::default().rtol(1e-300).atol(0.0);
+    let opts = IftOptions::default()
+        .method(Method::Lu)
+        .dense_up_to(0)
+        .linear(unreachable);
+    let imp = Implicit::argmin_vec(&r, &w, &theta, opts).unwrap();
+    match error_of(imp.vjp_flat(&[1.0; 6])) {
+        ImplicitError::Linear(
+            SolveError::NotConverged { report, .. } | SolveError::Stalled { report, .. },
+        ) => {
+            assert_eq!(report.method, Method::Lu);
+            assert!(!report.converged);
+            assert_eq!(report.matvecs, 6, "{report}");
+            assert!(report.iterations >= 1, "{report}");
+        }
+        other => panic!("expected NotConverged or Stalled, got {other:?}"),
+    }
+}
+
 // =======================================================================================
 // The unrolled baseline
 // =======================================================================================
