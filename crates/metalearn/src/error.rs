@@ -160,6 +160,9 @@ pub enum MetaError {
 
 /// The first non-finite entry of `values`, as [`MetaError::NonFinite`].
 pub(crate) fn check_finite(what: &'static str, values: &[f64]) -> Result<(), MetaError> {
+    if ad_core::all_finite(values) {
+        return Ok(());
+    }
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(index) => Err(MetaError::NonFinite {

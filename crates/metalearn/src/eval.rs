@@ -179,11 +179,11 @@ fn adapt_by(
     let mut phi = theta.to_vec();
     for _ in 0..steps {
         let (l, g) = losses.support.value_and_grad(&phi)?;
-        if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        if !l.is_finite() || !ad_core::all_finite(&g) {
             break;
         }
         rates.step(&g, &mut phi);
-        if phi.iter().any(|v| !v.is_finite()) {
+        if !ad_core::all_finite(&phi) {
             break;
         }
         out.push(phi.clone());

@@ -59,7 +59,7 @@ fn proximal_solve(
     let max = o.inner.max_iters();
     let mut evals = 0;
     for it in 0..=max {
-        let finite = phi.iter().all(|v| v.is_finite());
+        let finite = ad_core::all_finite(phi);
         let evaluated = if finite || !o.backtrack {
             let (l, mut r) = support.value_and_grad(phi)?;
             evals += 1;

@@ -96,6 +96,9 @@ pub(crate) fn check_diverged(
 ) -> Result<(), MetaError> {
     let bad = if !value.is_finite() {
         Some(value)
+    } else if ad_core::all_finite(v) {
+        // the common case, checked without a branch per entry
+        None
     } else {
         v.iter().copied().find(|x| !x.is_finite())
     };

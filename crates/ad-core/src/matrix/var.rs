@@ -40,6 +40,18 @@ impl Tape {
     pub(crate) fn mat_var_copy(&self, value: &DMatrix<f64>) -> MatVar {
         MatVar::leaf(self.id(), crate::tape::arena::copy_of(value), false, false)
     }
+    /// [`Tape::mat_var`] of a `rows x cols` copy of the column-major `xs`, made in the
+    /// tape's arena.
+    pub(crate) fn mat_var_from_slice(&self, rows: usize, cols: usize, xs: &[f64]) -> MatVar {
+        let value = crate::tape::arena::copy_of_slice(rows, cols, xs);
+        MatVar::leaf(self.id(), value, false, false)
+    }
+    /// [`Tape::constant_mat`] of a `rows x cols` copy of the column-major `xs`, made in the
+    /// tape's arena.
+    pub(crate) fn constant_mat_from_slice(&self, rows: usize, cols: usize, xs: &[f64]) -> MatVar {
+        let value = crate::tape::arena::copy_of_slice(rows, cols, xs);
+        MatVar::leaf(self.id(), value, true, false)
+    }
     /// [`Tape::constant_mat`] of a copy of `value`, made in the tape's arena.
     pub(crate) fn constant_mat_copy(&self, value: &DMatrix<f64>) -> MatVar {
         MatVar::leaf(self.id(), crate::tape::arena::copy_of(value), true, false)

@@ -3,10 +3,12 @@
 
 use nalgebra::DMatrix;
 
-use super::{Mlp, column};
-use crate::drivers::{MatFn, hvp_mat, value_and_grad_mat};
+use super::Mlp;
+use crate::drivers::MatFn;
 use crate::error::{AdError, check_finite};
-use crate::matrix::MatOps;
+use crate::matrix::{DualMat, MatOps};
+use crate::real::Real;
+use crate::tape::Tape;
 
 /// Mean squared error over all entries, `mean((pred - target)^2)`: two tape nodes.
 ///
@@ -140,8 +142,14 @@ impl<'a> MseLoss<'a> {
     /// reverse sweep).
     pub fn value_and_grad(&self, params: &[f64]) -> Result<(f64, Vec<f64>), AdError> {
         self.mlp.check_params(params)?;
-        let (v, g) = value_and_grad_mat(self, &[column(params)])?;
-        Ok((v, g[0].as_slice().to_vec()))
+        // `value_and_grad_mat` on the flat column, recorded from the slice directly (one
+        // copy onto the tape instead of two; the gradient moves out instead of a third).
+        check_finite("parameter matrices", params)?;
+        let tape = Tape::new();
+        let p = tape.mat_var_from_slice(params.len(), 1, params);
+        let y = self.eval(std::slice::from_ref(&p));
+        let mut g = tape.gradient(y)?;
+        Ok((y.value(), g.take_mat(&p).data.into()))
     }
 
     /// The Hessian-vector product `H(params) v` over the flat vector, by reverse over
@@ -155,8 +163,15 @@ impl<'a> MseLoss<'a> {
                 got: v.len(),
             });
         }
-        let hv = hvp_mat(self, &[column(params)], &[column(v)])?;
-        Ok(hv[0].as_slice().to_vec())
+        // `hvp_mat` on the flat column, recorded from the slices directly.
+        check_finite("parameter matrices", params)?;
+        check_finite("direction matrices", v)?;
+        let tape = Tape::new();
+        let re = tape.mat_var_from_slice(params.len(), 1, params);
+        let x = DualMat::new(re, tape.constant_mat_from_slice(v.len(), 1, v));
+        let y = self.eval(std::slice::from_ref(&x));
+        let mut g = tape.gradient(y.eps)?;
+        Ok(g.take_mat(&re).data.into())
     }
 }
 

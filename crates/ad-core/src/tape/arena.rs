@@ -113,12 +113,17 @@ pub(crate) fn take_zeroed(rows: usize, cols: usize) -> DMatrix<f64> {
 /// A copy of `m` in an arena buffer.
 pub(crate) fn copy_of(m: &DMatrix<f64>) -> DMatrix<f64> {
     let (r, c) = m.shape();
-    match pop(r * c) {
+    copy_of_slice(r, c, m.as_slice())
+}
+
+/// A `rows x cols` matrix holding a copy of the column-major `xs`, in an arena buffer.
+pub(crate) fn copy_of_slice(rows: usize, cols: usize, xs: &[f64]) -> DMatrix<f64> {
+    match pop(rows * cols) {
         Some(mut v) => {
-            v.copy_from_slice(m.as_slice());
-            DMatrix::from_vec(r, c, v)
+            v.copy_from_slice(xs);
+            DMatrix::from_vec(rows, cols, v)
         }
-        None => m.clone(),
+        None => DMatrix::from_column_slice(rows, cols, xs),
     }
 }
 
