@@ -158,6 +158,13 @@ impl Gradients {
             DMatrix::zeros(r, c)
         })
     }
+    /// The adjoint of a matrix variable by reference, `None` where it is zero (it did not
+    /// influence the output).
+    #[track_caller]
+    pub(crate) fn wrt_mat_ref(&self, m: &MatVar) -> Option<&DMatrix<f64>> {
+        self.check(m.tape_id());
+        self.mats[m.index() as usize].as_ref()
+    }
     /// Like [`Gradients::wrt_mat`], but moves the adjoint out (no copy); a second call for
     /// the same variable reads zeros. For products replayed many times (a Krylov solve's
     /// VJPs), where the copy is a measurable part of each product.

@@ -3,7 +3,7 @@
 //! and seeded initialization. Saving, loading and data errors: `tests/nn_model.rs`.
 
 use ad_core::nn::{Activation, Dense, Init, Mlp, MseLoss, column, mse};
-use ad_core::{AdError, DualMat, MatFn, MatOps, Tape, jvp_mat, value_and_grad_mat};
+use ad_core::{AdError, DualMat, MatFn, MatOps, Tape, hvp_mat, jvp_mat, value_and_grad_mat};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -441,6 +441,21 @@ proptest! {
             prop_assert!((hv[k] - fd).abs() <= 1e-6 * scale,
                 "entry {k}: hvp {} vs fd {fd}", hv[k]);
         }
+    }
+
+    /// `MseLoss::value_and_grad` and `hvp` enter the layers' blocks as tape leaves; the
+    /// generic drivers on the same loss as a `MatFn` of the flat column cut them with slice
+    /// and reshape nodes. The same products in the same order: the same bits.
+    #[test]
+    fn layer_blocks_give_the_flat_drivers_bits(c in case(true)) {
+        let loss = MseLoss::new(&c.mlp, &c.x, &c.y).unwrap();
+        let (value, g) = loss.value_and_grad(&c.theta).unwrap();
+        let (flat_value, flat_g) = value_and_grad_mat(&loss, &[column(&c.theta)]).unwrap();
+        prop_assert_eq!(value.to_bits(), flat_value.to_bits());
+        prop_assert_eq!(&g[..], flat_g[0].as_slice());
+        let hv = loss.hvp(&c.theta, &c.v).unwrap();
+        let flat_hv = hvp_mat(&loss, &[column(&c.theta)], &[column(&c.v)]).unwrap();
+        prop_assert_eq!(&hv[..], flat_hv[0].as_slice());
     }
 
     /// Forward mode and reverse mode agree: jvp_mat along v equals <grad, v>; the Hessian
