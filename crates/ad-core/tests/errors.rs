@@ -406,3 +406,25 @@ fn non_finite_rule_outputs_are_errors_naming_op_rule_entry_and_value() {
     assert_eq!(tape.gradient(x * 3.0).unwrap().wrt(x), 3.0);
     drop(z);
 }
+
+/// `all_finite` over more than one eight-lane chunk: true for finite data of any size and
+/// sign (zeros and large values included), false for a NaN or an infinity in a chunk or in
+/// the tail; `check_finite` names the first bad entry.
+#[test]
+fn all_finite_checks_every_chunk_and_the_tail() {
+    for n in [8, 9, 16, 23, 64] {
+        let xs: Vec<f64> = (0..n).map(|i| (i as f64 - 5.0) * 1e300).collect();
+        assert!(ad_core::all_finite(&xs), "n = {n}");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for at in [0, 7, n - 1] {
+                let mut ys = xs.clone();
+                ys[at] = bad;
+                assert!(!ad_core::all_finite(&ys), "n = {n}, {bad} at {at}");
+                assert!(matches!(
+                    ad_core::check_finite("xs", &ys),
+                    Err(AdError::NonFinite { index, .. }) if index == at
+                ));
+            }
+        }
+    }
+}

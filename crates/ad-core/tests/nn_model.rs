@@ -60,6 +60,7 @@ fn corrupt_or_mismatched_files_are_errors() {
         // The parser's own error is kept as the source (with its line and column).
         match load(bad) {
             Err(e @ AdError::Load { path: None, .. }) => {
+                assert!(e.to_string().starts_with("invalid saved data: "), "{e}");
                 let source = e.source().expect("Load carries serde_json's error");
                 assert!(source.is::<serde_json::Error>(), "{bad:?}: {source}");
             }
@@ -140,10 +141,20 @@ fn io_and_load_errors_name_the_file() {
     let got = Model::load_json(&path);
     std::fs::remove_file(&path).unwrap();
     match got {
-        Err(AdError::Load {
-            path: Some(p),
-            source,
-        }) => {
+        Err(e @ AdError::Load { .. }) => {
+            // the message names the file
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid saved data in {}: ", path.display())),
+                "{e}"
+            );
+            let AdError::Load {
+                path: Some(p),
+                source,
+            } = e
+            else {
+                panic!("expected the path in the error: {e:?}");
+            };
             assert_eq!(p, path);
             assert_eq!(source.line(), 1);
             assert!(source.is_data(), "{source}");
