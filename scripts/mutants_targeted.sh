@@ -38,11 +38,12 @@ inplace=(--jobs "$jobs")
 work=target/mutants/targeted-$package
 mkdir -p "$work"
 
-# Part of the package (a regex on the file path) => the test targets that judge it. The
-# first matching line wins; every file falls under the last line.
+# Part of the package (a regex on the file path) => the test targets that judge it (`lib`:
+# the unit tests in src/). The first matching line wins; every file falls under the last line.
 case $package in
 implicit)
     map='
+src/linear/kernels/ => lib linear_solvers alloc
 src/linear/(cg|dense|checks)\.rs$ => linear_solvers alloc cg_indefinite
 src/linear/ => linear_solvers alloc anderson richardson cg_indefinite
 src/solvers/argmin_rs/ => argmin_rs
@@ -98,7 +99,10 @@ run() {
     # (180 s with every test).
     local timeout=${MUTANTS_TIMEOUT:-60}
     if [[ $tests != ALL ]]; then
-        for t in $tests; do args+=(-C --test -C "$t"); done
+        # `lib` is the package's unit tests (`cargo test --lib`), any other name a test target.
+        for t in $tests; do
+            if [[ $t == lib ]]; then args+=(-C --lib); else args+=(-C --test -C "$t"); fi
+        done
     else
         timeout=$((3 * timeout))
     fi
