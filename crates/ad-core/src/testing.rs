@@ -7,6 +7,8 @@
 //! before use, so an unwritten entry shows as NaN.
 //!
 //! ```
+//! ad_core::testing::poison_buffers(false);
+//! assert!(!ad_core::testing::buffers_poisoned());
 //! ad_core::testing::poison_buffers(true);
 //! assert!(ad_core::testing::buffers_poisoned());
 //! ```
