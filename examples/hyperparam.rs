@@ -319,7 +319,14 @@ fn part1(checks: &mut Checks) -> Result<Part1, ImplicitError> {
             rel_err: rel(h.grad[0]),
             peak,
             time,
-            note: format!("{refused}; {} CG its", h.report.steps),
+            note: format!(
+                "{refused}; backward {}: {} iterations",
+                h.report
+                    .linear
+                    .as_ref()
+                    .map_or("-".to_string(), |r| format!("{:?}", r.method)),
+                h.report.steps
+            ),
         });
     }
 
