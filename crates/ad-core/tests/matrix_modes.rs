@@ -3,7 +3,7 @@
 //! Guarantees, for every [`MatOps`] primitive (matmul, transpose, add, sub, mul_elem,
 //! div_elem, add_row, add_col, scale by a scalar variable, scale_f64, add_f64, neg, every
 //! [`Unary`], sum, mean, dot, sq_norm, get, from_scalars_like, slice, rows, columns,
-//! concat, hcat, vcat, reshape) and for random compositions of them (random straight-line
+//! concat, hcat, vcat, reshape, column_block) and for random compositions of them (random straight-line
 //! matrix programs, and a two-layer MLP loss with tanh and bias rows), with random shapes
 //! on both sides of nalgebra's matrixmultiply threshold (5) and random values:
 //! - the gradient from `MatVar` (`value_and_grad_mat`) matches central differences of the
@@ -342,6 +342,8 @@ enum MOp {
     RotateRows,
     /// a as a row of n^2 entries and back
     ReshapeRoundTrip,
+    /// [a; b] as one column of 2 n^2 entries, and the n x n block of it from entry i n
+    ColumnBlock,
     /// the transpose of a, rebuilt from its entries as scalars, plus the reversed
     /// column-major order of b
     FromEntries,
@@ -349,7 +351,7 @@ enum MOp {
     NegAddC,
 }
 
-const MOPS: [MOp; 27] = [
+const MOPS: [MOp; 28] = [
     MOp::MatMul,
     MOp::Transpose,
     MOp::Add,
@@ -375,6 +377,7 @@ const MOPS: [MOp; 27] = [
     MOp::VCatWindow,
     MOp::RotateRows,
     MOp::ReshapeRoundTrip,
+    MOp::ColumnBlock,
     MOp::FromEntries,
     MOp::NegAddC,
 ];
@@ -443,6 +446,9 @@ impl MatProgram {
                 }
                 MOp::RotateRows => a.clone(),
                 MOp::ReshapeRoundTrip => a.reshape(1, n * n).reshape(n, n),
+                MOp::ColumnBlock => M::vcat(&[a.clone(), b.clone()])
+                    .reshape(2 * n * n, 1)
+                    .column_block(i * n, n, n),
                 MOp::FromEntries => {
                     let data: Vec<M::Scalar> = (0..n * n)
                         .map(|k| {

@@ -220,15 +220,17 @@ fn w5_maml_one_step_meta_gradient_from_flat_hvps_matches_the_reference() {
 
 // ------------------------------------------------------------------ generic structure
 
+/// `unflatten` records one `column_block` node per block (`W^T` and the bias row of each
+/// layer) and reads the flat layout without a transpose.
 #[test]
-fn unflatten_records_one_slice_and_one_reshape_per_block() {
+fn unflatten_records_one_node_per_block() {
     let mlp = Mlp::new(&[3, 5, 4, 2], Activation::Tanh, Activation::Identity);
     let theta = mlp.init(Init::TorchDefault, 9);
     let tape = Tape::new();
     let flat = tape.vector_var(&theta);
     let before = tape.op_len();
     let layers = mlp.unflatten(&flat);
-    assert_eq!(tape.op_len() - before, 4 * mlp.num_layers());
+    assert_eq!(tape.op_len() - before, 2 * mlp.num_layers());
     for (l, p) in layers.iter().enumerate() {
         let d = mlp.layers()[l];
         assert_eq!(p.wt.shape(), (d.inputs, d.outputs));

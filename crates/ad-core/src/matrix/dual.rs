@@ -204,6 +204,12 @@ impl<M: MatOps> MatOps for DualMat<M> {
             eps: self.eps.reshape(rows, cols),
         }
     }
+    fn column_block(&self, offset: usize, rows: usize, cols: usize) -> Self {
+        DualMat {
+            re: self.re.column_block(offset, rows, cols),
+            eps: self.eps.column_block(offset, rows, cols),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -128,6 +128,25 @@ pub trait MatOps: Clone + Debug + Sized {
     fn concat(parts: &[Self], horizontal: bool) -> Self;
     /// The same entries (column-major order) seen as a `rows x cols` matrix.
     fn reshape(&self, rows: usize, cols: usize) -> Self;
+    /// Entries `offset .. offset + rows cols` of a column (`n x 1`), as a `rows x cols`
+    /// matrix (column-major): `slice(offset, 0, rows * cols, 1).reshape(rows, cols)` in
+    /// one step, which tape modes record as one node with one copy (how
+    /// [`Mlp::unflatten`](crate::nn::Mlp::unflatten) cuts a flat parameter vector).
+    ///
+    /// Panics if `self` is not a column or the block does not fit in it.
+    ///
+    /// ```
+    /// use ad_core::MatOps;
+    /// use nalgebra::DMatrix;
+    /// let flat = DMatrix::from_column_slice(7, 1, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    /// let b = flat.column_block(1, 2, 3); // entries 1..7 as a 2 x 3 matrix
+    /// assert_eq!(b, DMatrix::from_column_slice(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    /// ```
+    #[track_caller]
+    fn column_block(&self, offset: usize, rows: usize, cols: usize) -> Self {
+        check_column_block(self.shape(), offset, rows, cols);
+        self.slice(offset, 0, rows * cols, 1).reshape(rows, cols)
+    }
 
     /// Apply a custom function ([`CustomFn`]) to the blocks `inputs` (at least one): plain
     /// evaluation gives its value, forward mode applies its JVP rule, tape modes record a
@@ -287,6 +306,19 @@ pub(crate) fn assert_same_shape(op: &str, a: (usize, usize), b: (usize, usize)) 
         a.1,
         b.0,
         b.1
+    );
+}
+
+/// Panic unless `shape` is a column holding entries `offset .. offset + rows cols`.
+#[track_caller]
+pub(crate) fn check_column_block(shape: (usize, usize), offset: usize, rows: usize, cols: usize) {
+    let len = rows.checked_mul(cols).and_then(|n| n.checked_add(offset));
+    assert!(
+        shape.1 == 1 && len.is_some_and(|end| end <= shape.0),
+        "ad-core: column_block: entries {offset}..{offset}+{rows}x{cols} of a {}x{} matrix \
+         (a column is required, and the block must fit)",
+        shape.0,
+        shape.1
     );
 }
 

@@ -208,6 +208,13 @@ impl Op {
                 accumulate(&mut madj[ix(a)], &g2);
                 arena::give(g2);
             }
+            Op::ColumnBlock { a, offset, .. } => {
+                let acc = acc_mut(&mut madj[ix(a)], mats[ix(a)].shape());
+                let dst = &mut acc.as_mut_slice()[offset..offset + g.len()];
+                for (d, s) in dst.iter_mut().zip(g.as_slice()) {
+                    *d += s;
+                }
+            }
             Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => unreachable!(),
         }
         madj[ix(out)] = Some(g);
@@ -288,6 +295,10 @@ impl Op {
                 let (r, c) = mats[ix(out)].shape();
                 dual(a).reshape(r, c).eps.into_owned()
             }
+            Op::ColumnBlock { a, offset, out } => {
+                let (r, c) = mats[ix(out)].shape();
+                dual(a).column_block(offset, r, c).eps.into_owned()
+            }
         };
         mtan[ix(self.matrix_output().expect("a matrix-output op"))] = Some(out_tangent);
         Ok(())
@@ -311,7 +322,8 @@ impl Op {
             | Op::AddConst { a, out, .. }
             | Op::Unary { a, out, .. }
             | Op::Slice { a, out, .. }
-            | Op::Reshape { a, out } => (out, n(a)),
+            | Op::Reshape { a, out }
+            | Op::ColumnBlock { a, out, .. } => (out, n(a)),
             Op::Concat { ref parts, out, .. } => (out, parts.iter().any(|&p| n(p))),
             Op::Scale { out, .. } | Op::FromScalars { out, .. } => (out, true),
             Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => return,

@@ -82,6 +82,10 @@ impl MatOps for DMatrix<f64> {
     fn reshape(&self, rows: usize, cols: usize) -> Self {
         linalg::reshape(self, rows, cols, Alloc::System)
     }
+    fn column_block(&self, offset: usize, rows: usize, cols: usize) -> Self {
+        super::check_column_block(self.shape(), offset, rows, cols);
+        DMatrix::from_column_slice(rows, cols, &self.as_slice()[offset..offset + rows * cols])
+    }
     fn custom<F: CustomFn>(f: &F, inputs: &[Self]) -> Result<Vec<Self>, AdError> {
         rule::eval_checked(f, inputs)
     }

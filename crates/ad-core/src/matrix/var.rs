@@ -486,6 +486,17 @@ impl MatOps for MatVar {
             |out| Op::Reshape { a, out },
         )
     }
+    fn column_block(&self, offset: usize, rows: usize, cols: usize) -> Self {
+        super::check_column_block(self.shape(), offset, rows, cols);
+        let a = self.index;
+        self.record(
+            |m| {
+                let src = &m[a as usize].as_slice()[offset..offset + rows * cols];
+                crate::tape::arena::copy_of_slice(rows, cols, src)
+            },
+            |out| Op::ColumnBlock { a, offset, out },
+        )
+    }
 }
 
 impl Var {

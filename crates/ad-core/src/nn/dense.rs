@@ -62,7 +62,8 @@ impl Dense {
     }
 
     /// Cut this layer's block, starting at `offset` of the `n x 1` column `flat`, into
-    /// `W^T` and the bias row: one slice node and one reshape node for each, no transpose.
+    /// `W^T` and the bias row: one [`column_block`](MatOps::column_block) node each (one
+    /// copy), no transpose.
     ///
     /// Panics if the block does not fit in `flat` or `flat` is not a column.
     #[track_caller]
@@ -75,8 +76,8 @@ impl Dense {
         );
         let (i, o, nw) = (self.inputs, self.outputs, self.num_weights());
         LayerParams {
-            wt: flat.slice(offset, 0, nw, 1).reshape(i, o),
-            bias: flat.slice(offset + nw, 0, o, 1).reshape(1, o),
+            wt: flat.column_block(offset, i, o),
+            bias: flat.column_block(offset + nw, 1, o),
         }
     }
 

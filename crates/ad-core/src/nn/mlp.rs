@@ -249,7 +249,7 @@ impl Mlp {
     }
 
     /// Cut a flat `num_params x 1` parameter column of any mode into per-layer `W^T` and
-    /// bias-row matrices (four nodes per layer: a slice and a reshape for each). The
+    /// bias-row matrices (two nodes per layer, one [`MatOps::column_block`] each). The
     /// gradient with respect to `flat` then comes back as one flat column.
     ///
     /// Panics if `flat` is not a `num_params x 1` column.

@@ -280,6 +280,14 @@ pub(crate) fn forward_op(
                 o
             })
         }
+        Op::ColumnBlock { a, offset, out } => t.mats[ix(a)].as_ref().map(|ta| {
+            let ((r, c), (sr, sc)) = (shape(a), shape(out));
+            let mut o = zeros_k((sr, sc), k);
+            each_block(&mut o, k, sr * sc, |j, dst| {
+                dst.copy_from_slice(&blk(ta, j, r * c)[offset..offset + sr * sc]);
+            });
+            o
+        }),
         Op::Slice { a, r0, c0, out } => t.mats[ix(a)].as_ref().map(|ta| {
             let ((r, c), (sr, sc)) = (shape(a), shape(out));
             let mut o = zeros_k((sr, sc), k);

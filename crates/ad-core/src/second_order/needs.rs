@@ -96,7 +96,8 @@ fn op(op: &Op, m: &mut [bool], s: &mut [bool]) {
         | Op::Sum { a, .. }
         | Op::Get { a, .. }
         | Op::Slice { a, .. }
-        | Op::Reshape { a, .. } => m[ix(a)] = true,
+        | Op::Reshape { a, .. }
+        | Op::ColumnBlock { a, .. } => m[ix(a)] = true,
         Op::FromScalars { ref inputs, .. } => {
             for &i in inputs {
                 if i != NONE {

@@ -303,6 +303,18 @@ impl Reverse<'_> {
                     fma_into(slot, ta, &w);
                 }
             }
+            Op::ColumnBlock { a, offset, out } => {
+                if let Some(ho) = &ho {
+                    let ((r, c), (sr, sc)) = (self.shape(a), self.shape(out));
+                    let acc = acc_k(&mut self.at[ix(a)], (r, c), k);
+                    for j in 0..k {
+                        let dst = &mut blk_mut(acc, j, r * c)[offset..offset + sr * sc];
+                        for (d, s) in dst.iter_mut().zip(blk(ho, j, sr * sc)) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
             Op::Slice { a, r0, c0, out } => {
                 if let Some(ho) = &ho {
                     let ((r, c), (sr, sc)) = (self.shape(a), self.shape(out));

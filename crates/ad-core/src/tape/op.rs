@@ -124,6 +124,13 @@ pub(crate) enum Op {
         a: u32,
         out: u32,
     },
+    /// Entries `offset..offset + r c` of the column `a`, as the `r x c` matrix `out`
+    /// (column-major): a slice and a reshape in one node.
+    ColumnBlock {
+        a: u32,
+        offset: usize,
+        out: u32,
+    },
     /// An op recorded by code above the tape (a custom op), which knows its own rules.
     Custom(Box<dyn OpaqueOp>),
 }
@@ -147,7 +154,8 @@ impl Op {
             | Op::FromScalars { out, .. }
             | Op::Slice { out, .. }
             | Op::Concat { out, .. }
-            | Op::Reshape { out, .. } => Some(out),
+            | Op::Reshape { out, .. }
+            | Op::ColumnBlock { out, .. } => Some(out),
             Op::Sum { .. } | Op::Dot { .. } | Op::Get { .. } | Op::Custom(_) => None,
         }
     }

@@ -35,6 +35,7 @@ pub enum Prim {
     HCat,
     VCat,
     Reshape,
+    ColumnBlock,
 }
 
 /// Every primitive, each `Unary` function and both concatenation directions included.
@@ -67,6 +68,7 @@ pub fn all_prims() -> Vec<Prim> {
         HCat,
         VCat,
         Reshape,
+        ColumnBlock,
     ];
     v.extend(ad_core::Unary::ALL.iter().map(|&f| Prim::Unary(f)));
     v
@@ -82,7 +84,8 @@ pub struct PrimFn {
     pub w: DMatrix<f64>,
     /// A constant (scale_f64, add_f64).
     pub c: f64,
-    /// Block coordinates (slice, rows, columns, get) or a target shape (reshape).
+    /// Block coordinates (slice, rows, columns, get), a target shape (reshape), or offset
+    /// and shape (column_block).
     pub idx: [usize; 4],
 }
 
@@ -138,6 +141,7 @@ impl PrimFn {
             Prim::HCat => Mat(M::hcat(&[p[0].clone(), p[1].clone(), p[0].clone()])),
             Prim::VCat => Mat(M::vcat(&[p[0].clone(), p[1].clone(), p[0].clone()])),
             Prim::Reshape => Mat(p[0].reshape(i0, i1)),
+            Prim::ColumnBlock => Mat(p[0].column_block(i0, i1, i2)),
         }
     }
 }
@@ -188,6 +192,8 @@ pub fn build_case(
         Prim::Scale => vec![(m, n), (1, 1)],
         Prim::Concat(true) | Prim::HCat => vec![(m, k), (m, n)],
         Prim::Concat(false) | Prim::VCat => vec![(k, n), (m, n)],
+        // an m x n block at an offset in a column of m n + k entries
+        Prim::ColumnBlock => vec![(m * n + k, 1)],
         _ => vec![(m, n)],
     };
     let p: Vec<DMatrix<f64>> = shapes
@@ -214,6 +220,7 @@ pub fn build_case(
             let r = divisors[ints[0] % divisors.len()];
             [r, len / r, 0, 0]
         }
+        Prim::ColumnBlock => [ints[0] % (k + 1), m, n, 0],
         _ => [r0, c0, nr, nc],
     };
     let mut f = PrimFn {
