@@ -342,10 +342,33 @@ fn length_errors_are_errors() {
             ..
         })
     ));
-    assert!(matches!(
-        loss.value_and_grad(&[f64::NAN; 13]),
-        Err(AdError::NonFinite { .. })
-    ));
+    // non-finite parameters or directions: the first bad entry, named (the checks the
+    // flat drivers made, kept by the layer-block path)
+    let mut bad = [0.0; 13];
+    bad[4] = f64::NAN;
+    for r in [
+        loss.value_and_grad(&bad).map(|_| ()),
+        loss.hvp(&bad, &[0.0; 13]).map(|_| ()),
+    ] {
+        assert!(
+            matches!(
+                &r,
+                Err(AdError::NonFinite {
+                    what: "parameter matrices",
+                    index: 4,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    bad[4] = 0.0;
+    bad[7] = f64::INFINITY;
+    let r = loss.hvp(&[0.0; 13], &bad);
+    assert!(
+        matches!(&r, Err(AdError::NonFinite { what: "direction matrices", index: 7, value }) if *value == f64::INFINITY),
+        "{r:?}"
+    );
 }
 
 // ------------------------------------------------------------------ derivatives

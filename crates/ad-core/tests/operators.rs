@@ -256,3 +256,23 @@ fn zeros_like_is_a_known_zero() {
     assert_eq!(g.wrt_mat(&x), DMatrix::from_element(2, 3, 3.0));
     assert_eq!(g.wrt_mat(&z), DMatrix::zeros(2, 3));
 }
+
+/// `column_block` of a block that does not fit, or of a matrix that is not a column, is a
+/// programmer error: a panic naming the shapes, in the plain and the tape mode alike.
+#[test]
+fn column_block_outside_the_column_panics_with_the_shapes() {
+    let cases: [(usize, usize, usize, usize, usize); 2] = [(7, 1, 3, 2, 3), (3, 2, 0, 1, 1)];
+    for (rows, cols, offset, r, c) in cases {
+        let plain = DMatrix::<f64>::zeros(rows, cols);
+        let msg = std::panic::catch_unwind(|| plain.column_block(offset, r, c))
+            .expect_err("plain: must panic");
+        let msg = msg.downcast_ref::<String>().expect("a formatted message");
+        assert!(msg.contains(&format!("of a {rows}x{cols} matrix")), "{msg}");
+        let tape = Tape::new();
+        let v = tape.mat_var(DMatrix::zeros(rows, cols));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            v.column_block(offset, r, c)
+        }));
+        assert!(caught.is_err(), "tape: must panic for {rows}x{cols}");
+    }
+}

@@ -240,9 +240,6 @@ impl MatFn for MseLoss<'_> {
             "ad-core: MseLoss: expected one parameter block (the flat column), got {}",
             params.len()
         );
-        let theta = &params[0];
-        let x = theta.constant_like(self.x.clone());
-        let y = theta.constant_like(self.y.clone());
-        mse(&self.mlp.forward(theta, &x), &y)
+        self.eval_layers(&self.mlp.unflatten(&params[0]))
     }
 }
