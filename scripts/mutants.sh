@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Mutation testing with cargo-mutants (install: `cargo install --locked cargo-mutants`).
+# Mutation testing with cargo-mutants (install: `cargo install --locked cargo-mutants@27.1.0`,
+# the version docs/testing.md's results were made with).
 #
 #   scripts/mutants.sh GROUP...
 #

@@ -37,6 +37,10 @@ inplace=(--jobs "$jobs")
 [[ ${MUTANTS_IN_PLACE:-0} == 1 ]] && inplace=(--in-place)
 work=target/mutants/targeted-$package
 mkdir -p "$work"
+# The cargo-mutants the ledger's judgments were made with, installed when missing.
+if ! cargo mutants --version >/dev/null 2>&1; then
+    cargo install --locked cargo-mutants@27.1.0 || exit 1
+fi
 
 # Part of the package (a regex on the file path) => the test targets that judge it (`lib`:
 # the unit tests in src/). The first matching line wins; every file falls under the last line.
