@@ -118,6 +118,12 @@ fn a_non_finite_value_is_an_error_not_a_silent_line_search_exit() {
         )
         .unwrap_err(),
     ] {
+        // The message names the evaluation that failed.
+        let message = err.to_string();
+        assert!(
+            message.starts_with("the objective value failed during argmin iteration"),
+            "{message}"
+        );
         match err {
             ArgminError::Function {
                 during,
@@ -153,6 +159,11 @@ impl Differentiable for BadHessian {
 fn a_non_finite_hessian_product_is_an_error_and_does_not_hang_newton_cg() {
     // argmin's inner CG loop would never end on NaN products; the operator stops it.
     let err = run_newton_cg(BadHessian, &[1.0, 2.0], &NewtonCgOptions::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the Hessian-vector product failed during argmin iteration 0: "),
+        "{message}"
+    );
     match err {
         ArgminError::Function {
             during: Evaluation::HessianProduct,
