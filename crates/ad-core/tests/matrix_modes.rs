@@ -12,12 +12,14 @@
 //! - forward mode (`DualMat<DMatrix<f64>>`, `jvp_mat`) gives `<gradient, v>`;
 //! - `hvp_mat` (`DualMat<MatVar>`) matches central differences of the gradient along `v`,
 //!   and the scalar-mode Hessian-vector product (`hvp` on `Dual<Var>`) of the same function
-//!   (for the MLP, written a second time by hand with `Real` scalars).
+//!   (for the MLP, written a second time by hand with `Real` scalars);
+//! - forward over forward (`DualMat<DualMat<DMatrix<f64>>>`, nesting the dual types) gives
+//!   `vᵀ H v` as its mixed second derivative, and the value and `<gradient, v>` below it.
 
 mod common;
 
 use ad_core::{
-    HessianRecording, MatFn, MatOps, Real, ScalarFn, Unary, grad, hvp, hvp_mat, jvp_mat,
+    DualMat, HessianRecording, MatFn, MatOps, Real, ScalarFn, Unary, grad, hvp, hvp_mat, jvp_mat,
     value_and_grad_mat,
 };
 use common::prims::{Prim, all_prims, any_prim_case, build_case, prim_case};
@@ -117,6 +119,35 @@ fn check_all<F: MatFn>(
         &hv_scalar,
         MODES_REL,
         hscale,
+    )?;
+
+    // forward over forward (nested `DualMat`): at p + s v + t v, d²f/ds dt = vᵀ H v
+    let nested: Vec<DualMat<DualMat<DMatrix<f64>>>> = p
+        .iter()
+        .zip(v)
+        .map(|(pi, vi)| {
+            let zero = DMatrix::zeros(vi.nrows(), vi.ncols());
+            DualMat::new(
+                DualMat::new(pi.clone(), vi.clone()),
+                DualMat::new(vi.clone(), zero),
+            )
+        })
+        .collect();
+    let yy = f.eval(&nested);
+    let terms: f64 = hv.iter().zip(&vf).map(|(a, b)| (a * b).abs()).sum();
+    check_close(
+        "forward over forward (DualMat<DualMat>) vs vᵀ hvp_mat",
+        &[yy.eps.eps],
+        &[dotv(&hv, &vf)],
+        MODES_REL,
+        1.0f64.max(terms),
+    )?;
+    check_close(
+        "forward over forward: value and first derivatives",
+        &[yy.re.re, yy.re.eps, yy.eps.re],
+        &[fx, dy, dy],
+        MODES_REL,
+        1.0f64.max(fx.abs()).max(dy.abs()),
     )?;
 
     // second order recorded once (forward-over-reverse, `HessianRecording`): the gradient
