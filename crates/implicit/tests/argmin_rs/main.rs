@@ -4,6 +4,7 @@
 //! The seeded test problems and helpers live here; the tests are grouped by job in the
 //! modules below.
 
+mod adapters;
 mod failures;
 mod hessian;
 mod implicit_diff;
