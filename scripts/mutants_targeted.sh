@@ -166,4 +166,4 @@ with open(f"{work}/recheck.txt", "w", encoding="utf-8") as f:
 PY
     run "$work/phase2" ALL "$work/recheck.txt"
 fi
-ledger summary "$work/all.txt" | head -8
+ledger summary "$work/all.txt" | sed -n 1,8p  # (sed reads to the end: no broken pipe)
