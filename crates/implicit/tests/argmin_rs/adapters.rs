@@ -150,3 +150,87 @@ fn the_hessian_operator_applies_h_counts_its_products_and_says_what_it_is() {
     let dense = ad_core::hessian(&AsScalarFn, &X).unwrap();
     assert_close("dense H e1", (dense * &w).as_slice(), &hw);
 }
+
+/// A problem driven by hand, as a solver of the user's own on argmin would: its
+/// `Monitor` reports the first failure once (a non-finite point argmin asked for is a
+/// breakdown of the iteration, not of the function), the Hessian operator stops computing
+/// after a failure and past its product budget, and the counts say what was asked.
+#[test]
+fn a_problem_driven_by_hand_reports_through_its_monitor() {
+    use argmin::core::{CostFunction, Hessian};
+    use implicit::solvers::argmin_rs::{ArgminError, ArgminProblem, EvalCounts, Evaluation};
+
+    let problem = ArgminProblem::new(ScalarFnAdapter(AsScalarFn)).hvp_budget(Some(2));
+    let monitor = problem.monitor();
+    assert!(monitor.take_failure().is_none());
+    assert!(
+        format!("{monitor:?}").contains("failed: false"),
+        "{monitor:?}"
+    );
+    let debug = format!("{problem:?}");
+    assert!(
+        debug.starts_with("ArgminProblem {") && debug.contains("hvp_budget: Some(2)"),
+        "{debug}"
+    );
+
+    let x = DVector::from_column_slice(&X);
+    let h = problem.hessian(&x).unwrap();
+    let dirs = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.3, 0.0, 1.0]];
+    for d in &dirs[..2] {
+        let hv = ad_core::hvp(&AsScalarFn, &X, d).unwrap();
+        assert_close(
+            "within the budget",
+            h.dot(&DVector::from_column_slice(d)).as_slice(),
+            &hv,
+        );
+    }
+    // the third product is past the budget of two: zero, which ends Newton-CG's inner loop
+    assert_eq!(
+        h.dot(&DVector::from_column_slice(&dirs[2])).as_slice(),
+        &[0.0; 3]
+    );
+    assert_eq!(h.products(), 2);
+
+    // argmin asks for the cost at a non-finite point
+    let bad = DVector::from_column_slice(&[0.1, f64::NAN, 0.0]);
+    assert!(problem.cost(&bad).is_err());
+    assert!(
+        format!("{monitor:?}").contains("failed: true"),
+        "{monitor:?}"
+    );
+    // after a failure, a fresh operator computes nothing either
+    let h2 = problem.hessian(&x).unwrap();
+    assert_eq!(
+        h2.dot(&DVector::from_column_slice(&dirs[0])).as_slice(),
+        &[0.0; 3]
+    );
+    assert_eq!(h2.products(), 0);
+    assert_eq!(
+        monitor.counts(),
+        EvalCounts {
+            cost: 1,
+            gradient: 0,
+            hessian: 2,
+            hvp: 2,
+            passes: 0
+        }
+    );
+    match monitor.take_failure() {
+        Some(ArgminError::NonFiniteIterate {
+            during,
+            iteration,
+            index,
+            value,
+        }) => {
+            assert_eq!((during, iteration, index), (Evaluation::Cost, 0, 1));
+            assert!(value.is_nan());
+        }
+        other => panic!("expected NonFiniteIterate, got {other:?}"),
+    }
+    // taking the failure clears it
+    assert!(monitor.take_failure().is_none());
+    assert!(
+        format!("{monitor:?}").contains("failed: false"),
+        "{monitor:?}"
+    );
+}
