@@ -3,8 +3,9 @@
 use super::*;
 use ad_core::{AdError, Real, ScalarFn, Tape};
 use implicit::solvers::argmin_rs::{
-    ArgminError, ArgminMethod, Differentiable, Evaluation, LbfgsOptions, NewtonCgOptions,
-    ScalarFnAdapter, Termination, minimize_lbfgs, minimize_newton_cg, run_lbfgs, run_newton_cg,
+    ArgminError, ArgminMethod, Differentiable, Evaluation, LbfgsOptions, LineSearch,
+    NewtonCgOptions, ScalarFnAdapter, Termination, minimize_lbfgs, minimize_newton_cg, run_lbfgs,
+    run_newton_cg,
 };
 use implicit::solvers::forward_solver;
 use implicit::{Argmin, IftOptions, ImplicitError, implicit_node};
@@ -313,4 +314,71 @@ fn implicit_error_wraps_the_argmin_error_and_keeps_the_last_iterate() {
         }
         other => panic!("expected the argmin error, got {other:?}"),
     }
+}
+
+/// Newton-CG's cost scale (what argmin sees is `scale · f`) must be positive and finite.
+#[test]
+fn a_cost_scale_that_is_not_positive_and_finite_is_an_invalid_option() {
+    let obj = Logistic::new(10, D, 1);
+    let theta = theta0();
+    for s in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+        let r = minimize_newton_cg(
+            &obj,
+            &theta,
+            &[0.0; D],
+            &NewtonCgOptions::default().cost_scale(s),
+        );
+        match r {
+            Err(ArgminError::InvalidOption {
+                name: "cost_scale",
+                value,
+                ..
+            }) => assert!(
+                value == s || (s.is_nan() && value.is_nan()),
+                "{value} vs {s}"
+            ),
+            other => panic!("cost_scale {s}: expected InvalidOption, got {other:?}"),
+        }
+    }
+    // the smallest positive scale is accepted
+    let ok = minimize_newton_cg(
+        &obj,
+        &theta,
+        &[0.0; D],
+        &NewtonCgOptions::default().cost_scale(f64::MIN_POSITIVE),
+    );
+    assert!(
+        !matches!(ok, Err(ArgminError::InvalidOption { .. })),
+        "{ok:?}"
+    );
+}
+
+/// Each builder sets the field it names and leaves the others as they were.
+#[test]
+fn option_builders_set_only_what_they_name() {
+    let n = NewtonCgOptions::default()
+        .grad_tol(1e-3)
+        .max_iters(17)
+        .max_cg_iters(7)
+        .cost_scale(2.0)
+        .line_search(LineSearch::HagerZhang);
+    assert_eq!(
+        (
+            n.grad_tol,
+            n.max_iters,
+            n.max_cg_iters,
+            n.cost_scale,
+            n.line_search
+        ),
+        (1e-3, 17, 7, 2.0, LineSearch::HagerZhang)
+    );
+    let l = LbfgsOptions::default()
+        .grad_tol(1e-4)
+        .max_iters(9)
+        .memory(3)
+        .line_search(LineSearch::HagerZhang);
+    assert_eq!(
+        (l.grad_tol, l.max_iters, l.memory, l.line_search),
+        (1e-4, 9, 3, LineSearch::HagerZhang)
+    );
 }
