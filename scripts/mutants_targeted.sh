@@ -50,7 +50,7 @@ implicit)
 src/linear/kernels/ => lib linear_solvers alloc
 src/linear/(cg|dense|checks)\.rs$ => linear_solvers alloc cg_indefinite
 src/linear/ => linear_solvers alloc anderson richardson cg_indefinite
-src/solvers/argmin_rs/ => argmin_rs
+src/solvers/argmin_rs/ => argmin_rs lib
 src/solvers/ => newton hyper
 src/hyper/ => hyper newton
 . => ift_backward ift_blocks ift_errors ift_errors_solve ift_factor ift_fd ift_node ift_sharing ift_unrolled solution_fn anderson richardson'

@@ -168,6 +168,10 @@ fn dist(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
+fn value_at(obj: &impl Objective, x: &[f64], theta: &[f64]) -> f64 {
+    ObjectiveAt::new(obj, theta).unwrap().value(x).unwrap()
+}
+
 fn grad_at(obj: &impl Objective, x: &[f64], theta: &[f64]) -> Vec<f64> {
     ObjectiveAt::new(obj, theta)
         .unwrap()

@@ -35,6 +35,47 @@ fn lbfgs_and_newton_cg_reach_tolerance_and_agree_on_logistic_regression() {
         // The certificate is real: recompute the gradient independently.
         assert!(norm(&grad_at(&obj, &sol.x, &theta)) <= tol);
         assert!(sol.counts.passes <= sol.counts.cost + sol.counts.gradient);
+        // The reported cost is f(x) itself, not what argmin saw (Newton-CG's is scaled by
+        // 2^40): a power of two, so equal to rounding of one evaluation.
+        let f = value_at(&obj, &sol.x, &theta);
+        assert!(
+            (sol.cost - f).abs() <= 1e-14 * f.abs(),
+            "{} vs {f}",
+            sol.cost
+        );
+    }
+    // Started at a point that already meets the tolerance: no iteration, and the point's
+    // own cost and gradient norm.
+    for (name, sol) in [
+        (
+            "L-BFGS",
+            minimize_lbfgs(&obj, &theta, &lb.x, &LbfgsOptions::default().grad_tol(tol)),
+        ),
+        (
+            "Newton-CG",
+            minimize_newton_cg(
+                &obj,
+                &theta,
+                &nc.x,
+                &NewtonCgOptions::default().grad_tol(tol),
+            ),
+        ),
+    ] {
+        let sol = sol.unwrap();
+        let x0 = if name == "L-BFGS" { &lb.x } else { &nc.x };
+        assert_eq!((sol.iterations, &sol.x), (0, x0), "{name}");
+        let f = value_at(&obj, x0, &theta);
+        let g = norm(&grad_at(&obj, x0, &theta));
+        assert!(
+            (sol.cost - f).abs() <= 1e-14 * f.abs(),
+            "{name}: {} vs {f}",
+            sol.cost
+        );
+        assert!(
+            (sol.grad_norm - g).abs() <= 1e-12 * g,
+            "{name}: {} vs {g}",
+            sol.grad_norm
+        );
     }
     assert!(nc.counts.hvp > 0 && nc.counts.hessian > 0);
     assert_eq!(lb.counts.hvp, 0);

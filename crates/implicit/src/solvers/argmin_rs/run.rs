@@ -344,3 +344,85 @@ pub(super) fn argmin_setup(name: &'static str, e: ArgminCoreError) -> ArgminErro
         message: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The stall rules of `Monitored::stalled`, one accepted step at a time.
+    use super::*;
+
+    fn monitored(check_curvature: bool) -> Monitored<()> {
+        Monitored {
+            inner: (),
+            check_curvature,
+            grad_tol: 1e-8,
+            scale: 1.0,
+            shared: Arc::default(),
+            record: Arc::default(),
+        }
+    }
+
+    fn at(x: &[f64], cost: f64, grad: &[f64]) -> Accepted {
+        Accepted {
+            x: x.to_vec(),
+            cost,
+            grad_norm: norm(grad),
+            grad: grad.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_previous_point_again_is_no_progress() {
+        let m = monitored(false);
+        let prev = at(&[1.0, 2.0], 3.0, &[0.5, 0.5]);
+        let same = at(&[1.0, 2.0], 2.0, &[0.5, 0.5]);
+        assert_eq!(m.stalled(&prev, &same).as_deref(), Some(NO_PROGRESS));
+    }
+
+    /// A cost above the previous one by more than 8 ε |f| is a failed line search; up to
+    /// that allowance (rounding of f near the minimizer) it is not, at any scale of f.
+    #[test]
+    fn a_higher_cost_beyond_rounding_is_a_failed_line_search() {
+        let m = monitored(false);
+        for f in [1e-3, 1.0, 1e3] {
+            let allowance = 8.0 * f64::EPSILON * f;
+            let prev = at(&[0.0], f, &[1.0]);
+            for (up, stalls) in [
+                (0.0, false),
+                (0.5 * allowance, false),
+                (allowance, false),
+                (3.0 * allowance, true),
+            ] {
+                let last = at(&[0.1], f + up, &[1.0]);
+                let got = m.stalled(&prev, &last);
+                assert_eq!(got.is_some(), stalls, "f = {f}, up = {up:e}: {got:?}");
+                if let Some(msg) = got {
+                    assert!(
+                        msg.starts_with("the line search returned a higher cost"),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// With curvature checks (quasi-Newton), a step whose pair has sᵀy <= 0 or NaN stops
+    /// the run; sᵀy > 0 does not; without the checks nothing is computed.
+    #[test]
+    fn a_curvature_pair_without_positive_curvature_stops_a_quasi_newton_run() {
+        let prev = at(&[0.0, 0.0], 1.0, &[1.0, 1.0]);
+        let cases = [
+            (at(&[1.0, 0.0], 0.5, &[2.0, 1.0]), false), // sᵀy = 1
+            (at(&[1.0, 0.0], 0.5, &[1.0, 5.0]), true),  // sᵀy = 0
+            (at(&[1.0, 0.0], 0.5, &[0.0, 1.0]), true),  // sᵀy = -1
+            (at(&[1.0, 0.0], 0.5, &[f64::NAN, 1.0]), true),
+        ];
+        for (last, stalls) in &cases {
+            let got = monitored(true).stalled(&prev, last);
+            assert_eq!(got.is_some(), *stalls, "{:?}: {got:?}", last.grad);
+            if let Some(msg) = got {
+                assert!(msg.starts_with("curvature pair s^T y ="), "{msg}");
+            }
+            assert_eq!(monitored(false).stalled(&prev, last), None);
+        }
+    }
+}
