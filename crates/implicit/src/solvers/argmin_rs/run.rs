@@ -425,4 +425,58 @@ mod tests {
             assert_eq!(monitored(false).stalled(&prev, last), None);
         }
     }
+
+    /// f(x) = x⁴/4 − x²/2 (a double well; f' = x³ − x).
+    struct DoubleWell;
+    impl ad_core::ScalarFn for DoubleWell {
+        fn eval<S: ad_core::Real>(&self, x: &[S]) -> S {
+            x[0].powi(4) * 0.25 - x[0].square() * 0.5
+        }
+    }
+
+    /// A solver that jumps to a given point (with its cost and gradient) every iteration.
+    struct Jump(f64);
+    impl<D: Differentiable> Solver<ArgminProblem<D>, DState<()>> for Jump {
+        fn name(&self) -> &str {
+            "jump"
+        }
+        fn next_iter(
+            &mut self,
+            problem: &mut Problem<ArgminProblem<D>>,
+            state: DState<()>,
+        ) -> Result<(DState<()>, Option<KV>), ArgminCoreError> {
+            let x = DVector::from_element(1, self.0);
+            let cost = problem.cost(&x)?;
+            let gradient = problem.gradient(&x)?;
+            Ok((state.param(x).cost(cost).gradient(gradient), None))
+        }
+    }
+
+    /// A step to a point that meets the tolerance converges even when its cost is higher
+    /// (the stall rules judge only steps that have not converged), also when its gradient
+    /// norm equals the tolerance exactly.
+    #[test]
+    fn a_step_that_meets_the_tolerance_converges_whatever_its_cost() {
+        let f = |x: f64| x.powi(4) * 0.25 - x * x * 0.5;
+        for (x1, tol) in [(0.0, 0.1), (0.25, norm(&[0.25f64.powi(3) - 0.25]))] {
+            assert!(f(x1) > f(0.5) && (0.5f64.powi(3) - 0.5).abs() > tol);
+            let spec = RunSpec {
+                name: "jump",
+                grad_tol: tol,
+                max_iters: 5,
+                hvp_budget: None,
+                scale: 1.0,
+                check_curvature: false,
+            };
+            let sol = run::<_, _, ()>(
+                crate::solvers::argmin_rs::ScalarFnAdapter(DoubleWell),
+                &[0.5],
+                Jump(x1),
+                spec,
+            )
+            .unwrap_or_else(|e| panic!("x1 = {x1}: {e}"));
+            assert_eq!((sol.x[0], sol.iterations), (x1, 1));
+            assert_eq!(sol.termination, Termination::GradientTolerance);
+        }
+    }
 }
