@@ -479,4 +479,43 @@ mod tests {
             assert_eq!(sol.termination, Termination::GradientTolerance);
         }
     }
+
+    /// An iteration that asks for a non-finite point after an accepted iterate is a
+    /// breakdown: `NotConverged` with that iterate's numbers and the breakdown as the
+    /// reason, not an error without them. And a run that reaches the tolerance on its last
+    /// allowed iteration has converged.
+    #[test]
+    fn a_breakdown_after_progress_is_not_converged_with_the_last_iterate() {
+        let spec = |max_iters| RunSpec {
+            name: "jump",
+            grad_tol: 0.1,
+            max_iters,
+            hvp_budget: None,
+            scale: 1.0,
+            check_curvature: false,
+        };
+        let well = || crate::solvers::argmin_rs::ScalarFnAdapter(DoubleWell);
+        match run::<_, _, ()>(well(), &[0.5], Jump(f64::NAN), spec(5)) {
+            Err(ArgminError::NotConverged {
+                solver,
+                grad_norm,
+                cost,
+                x,
+                termination: Termination::SolverExit(reason),
+                ..
+            }) => {
+                assert_eq!(
+                    (solver, grad_norm, cost, x),
+                    ("jump", 0.375, -0.109375, vec![0.5])
+                );
+                assert!(
+                    reason.contains("non-finite point (entry 0 is NaN)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected NotConverged, got {other:?}"),
+        }
+        let sol = run::<_, _, ()>(well(), &[0.5], Jump(0.0), spec(1)).unwrap();
+        assert_eq!((sol.x[0], sol.iterations), (0.0, 1));
+    }
 }
