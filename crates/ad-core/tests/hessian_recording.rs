@@ -8,7 +8,8 @@
 //! - the dense Hessian from one batched sweep is symmetric and equals `hvp_mat` on the
 //!   unit vectors;
 //! - so does a batch of permuted unit directions through ops where only one operand has a
-//!   tangent (data over a variable, a variable over data, data scaled by a variable), where
+//!   tangent (data over a variable, a variable over data, data scaled by a variable, a
+//!   broadcast sum with data on either side), where
 //!   only some entries of a matrix built from scalars have one, and where an op's own
 //!   second-order rule is the only reader of a tangent (the sweep computes every tangent a
 //!   rule reads, and none is mistaken for zero);
@@ -280,6 +281,10 @@ enum OneSided {
     SomeEntries,
     /// x reshaped into a row, times data
     ReshapedRow,
+    /// tanh([c, c/2] + x broadcast along rows): the broadcast's matrix is data
+    DataPlusColumn,
+    /// tanh(x + c₀ broadcast along columns): the broadcast row is data
+    PlusDataRow,
 }
 
 struct Sparse {
@@ -304,17 +309,24 @@ impl MatFn for Sparse {
                 m.tanh().sq_norm() + b.sin()
             }
             OneSided::ReshapedRow => x.reshape(1, 3).matmul(&c).tanh().sum() * 2.0,
+            OneSided::DataPlusColumn => M::concat(&[c.clone(), c.scale_f64(0.5)], true)
+                .add_col(x)
+                .tanh()
+                .sq_norm(),
+            OneSided::PlusDataRow => x.add_row(&c.rows(0, 1)).tanh().sq_norm(),
         }
     }
 }
 
-const ONE_SIDED: [OneSided; 6] = [
+const ONE_SIDED: [OneSided; 8] = [
     OneSided::OverData,
     OneSided::DataOver,
     OneSided::DataScaledByMean,
     OneSided::Quotient,
     OneSided::SomeEntries,
     OneSided::ReshapedRow,
+    OneSided::DataPlusColumn,
+    OneSided::PlusDataRow,
 ];
 
 proptest! {
