@@ -250,6 +250,12 @@ fn invalid_options_are_named() {
         (NewtonOptions::default().grad_tol(0.0), "newton.grad_tol"),
         (NewtonOptions::default().max_iters(0), "newton.max_iters"),
         (NewtonOptions::default().armijo(1.0), "newton.armijo"),
+        (NewtonOptions::default().armijo(0.0), "newton.armijo"),
+        (NewtonOptions::default().armijo(f64::NAN), "newton.armijo"),
+        (
+            NewtonOptions::default().reuse_ratio(f64::NAN),
+            "newton.reuse_ratio",
+        ),
         (
             NewtonOptions::default().reuse_ratio(1.0),
             "newton.reuse_ratio",
