@@ -68,9 +68,18 @@ proptest! {
         prop_assert!(chord.report.hessians <= plain.report.hessians);
         // The chord rule, read off the trace: a fresh Hessian at the first iteration and
         // wherever ‖∇L‖ did not fall to reuse_ratio times the previous norm.
+        // The factor is handed over exactly when the last step was a Newton step (a fresh
+        // Hessian; none of these is shifted).
+        prop_assert!(plain.factor.is_some());
         for ratio in [0.2, 0.6] {
             let s = minimize_newton(&obj, &t, &x0, &NewtonOptions::default().reuse_ratio(ratio)).unwrap();
-            prop_assert_eq!(s.report.hessians, fresh_hessians(&s.report.grad_norm_trace, ratio));
+            let trace = &s.report.grad_norm_trace;
+            prop_assert_eq!(s.report.hessians, fresh_hessians(trace, ratio));
+            let last_fresh = trace.len() >= 2 && {
+                let i = trace.len() - 2;
+                i == 0 || trace[i] > ratio * trace[i - 1]
+            };
+            prop_assert_eq!(s.factor.is_some(), last_fresh, "{:?}", s.report);
         }
         prop_assert!((&plain.x - &chord.x).amax() <= 2e-10);
     }
@@ -94,7 +103,11 @@ fn indefinite_hessian_is_shifted_and_newton_still_descends() {
         &NewtonOptions::default(),
     )
     .unwrap();
-    assert!(s.report.shifted >= 1, "{:?}", s.report);
+    assert!(
+        s.report.shifted >= 1 && s.report.shifted <= s.report.hessians,
+        "{:?}",
+        s.report
+    );
     let x = s.x[0];
     assert!(
         (x.powi(3) - x + 0.3).abs() <= 1e-10 && 3.0 * x * x - 1.0 > 0.0,
@@ -121,9 +134,47 @@ fn the_shift_is_the_smallest_power_of_ten_that_works() {
         &NewtonOptions::default(),
     )
     .unwrap();
-    assert!(s.report.shifted >= 1, "{:?}", s.report);
+    assert!(
+        s.report.shifted >= 1 && s.report.shifted <= s.report.hessians,
+        "{:?}",
+        s.report
+    );
     let x1: f64 = -0.2;
     let g1 = x1.powi(3) - 0.5 * x1 + 0.1;
+    let got = s.report.grad_norm_trace[1];
+    assert!(
+        (got - g1.abs()).abs() <= 1e-12,
+        "‖∇L(x1)‖ = {got}, expected {}",
+        g1.abs()
+    );
+}
+
+/// The shift's unit is max(1, max|hᵢᵢ|): L = 2x² + ¼y⁴ − ¼y² + θy at (0, 0) has
+/// H = diag(4, −0.5), so μ = 10^k · 4e-10 with k = 10 (μ = 4; 0.4 does not repair it), the
+/// shifted Hessian is diag(8, 3.5) and the full step is (0, −θ/3.5).
+#[test]
+fn the_shift_scales_with_the_largest_diagonal_entry() {
+    struct Scaled;
+    impl Objective for Scaled {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            let (a, b) = (x.get(0, 0), x.get(1, 0));
+            a.square() * 2.0 + b.powi(4) * 0.25 - b.square() * 0.25 + b * t[0].get(0, 0)
+        }
+    }
+    let s = minimize_newton(
+        &Scaled,
+        &[col(&[0.1])],
+        &col(&[0.0, 0.0]),
+        &NewtonOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        s.report.shifted >= 1 && s.report.shifted <= s.report.hessians,
+        "{:?}",
+        s.report
+    );
+    let y1: f64 = -0.1 / 3.5;
+    let g1 = y1.powi(3) - 0.5 * y1 + 0.1;
     let got = s.report.grad_norm_trace[1];
     assert!(
         (got - g1.abs()).abs() <= 1e-12,
