@@ -149,6 +149,36 @@ fn the_shift_is_the_smallest_power_of_ten_that_works() {
     );
 }
 
+/// Backtracking halves the step until L has decreased by at least armijo · t · slope:
+/// L = √(1 + x²) + θx with θ = 0 from x0 = 2 has the Newton step −x(1 + x²) = −10, which
+/// overshoots; with armijo = 0.4, t = 1 and t = 1/2 give no decrease and t = 1/4 (x1 = −0.5)
+/// is the first that is enough (L drops by 1.118 against 0.4 · 0.25 · 8.944 = 0.894). Every
+/// trial point is recorded once, besides x0.
+#[test]
+fn backtracking_takes_the_first_step_with_enough_decrease() {
+    struct Hyperbola;
+    impl Objective for Hyperbola {
+        fn value<M: MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+            let x = x.get(0, 0);
+            (x.square() + 1.0).sqrt() + x * t[0].get(0, 0)
+        }
+    }
+    let s = minimize_newton(
+        &Hyperbola,
+        &[col(&[0.0])],
+        &col(&[2.0]),
+        &NewtonOptions::default().armijo(0.4),
+    )
+    .unwrap();
+    let g1 = 0.5 / 1.25f64.sqrt();
+    let got = s.report.grad_norm_trace[1];
+    assert!((got - g1).abs() <= 1e-14, "‖∇L(x1)‖ = {got}, expected {g1}");
+    assert!(s.x[0].abs() <= 1e-8, "{}", s.x[0]);
+    let r = &s.report;
+    assert!(r.line_search_evaluations >= r.iterations + 2, "{r:?}");
+    assert_eq!(r.recordings, r.line_search_evaluations + 1, "{r:?}");
+}
+
 /// The shift's unit is max(1, max|hᵢᵢ|): L = 2x² + ¼y⁴ − ¼y² + θy at (0, 0) has
 /// H = diag(4, −0.5), so μ = 10^k · 4e-10 with k = 10 (μ = 4; 0.4 does not repair it), the
 /// shifted Hessian is diag(8, 3.5) and the full step is (0, −θ/3.5).
