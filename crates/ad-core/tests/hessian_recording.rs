@@ -349,7 +349,7 @@ proptest! {
             let rec = HessianRecording::new(&p, |b| func.eval(b)).unwrap();
             // H e_i for the 6 unit directions, by reverse-over-forward
             let unit = |i: usize| {
-                let mut e = vec![0.0; 6];
+                let mut e = [0.0; 6];
                 e[i] = 1.0;
                 vec![
                     DMatrix::from_column_slice(3, 1, &e[..3]),
