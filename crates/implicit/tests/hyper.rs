@@ -1,7 +1,8 @@
 //! Hyperparameter optimization on the W1/W2 problems of the peer benchmarks (from the
 //! dev-only `workloads` crate): reference values,
 //! agreement of every path with the closed form, hypergradient descent, trace round-trip
-//! and typed errors for bad input.
+//! typed errors for bad input, and argmin's L-BFGS over the hyperparameters (`optimize_lbfgs`)
+//! on a problem with a known optimum.
 
 use implicit::hyper::{
     HyperOptions, InnerSolution, Trace, ValidationLoss, hypergradient, hypergradient_linearized,
@@ -542,4 +543,88 @@ fn invalid_outer_options_fail_before_any_inner_solve() {
         ),
     }
     assert_eq!(calls.get(), 0, "no inner solve ran");
+}
+
+/// L(x, θ) = ½‖x − 1‖² + ½ e^θ ‖x‖² on R², so x*(θ) = 1 / (1 + e^θ) in each entry.
+struct Shrink;
+impl implicit::Objective for Shrink {
+    fn value<M: ad_core::MatOps>(&self, x: &M, t: &[M]) -> M::Scalar {
+        use ad_core::Real;
+        x.add_f64(-1.0).sq_norm() * 0.5 + x.sq_norm() * t[0].get(0, 0).exp() * 0.5
+    }
+}
+
+/// V(x) = ½‖x − ½‖²: least at x* = ½, i.e. at θ = 0.
+struct TowardsHalf;
+impl ValidationLoss for TowardsHalf {
+    fn loss<M: ad_core::MatOps>(&self, x: &M, _theta: &M) -> M::Scalar {
+        x.add_f64(-0.5).sq_norm() * 0.5
+    }
+}
+
+/// argmin's L-BFGS over θ, every gradient a hypergradient and every inner solve but the
+/// first warm-started from the last solution (with the library's Newton), finds θ* = 0;
+/// its trace has one entry per evaluation with the validation loss at that θ. With a
+/// budget of one iteration it stops unconverged and says so; a warm start of the wrong
+/// length is a typed error.
+#[test]
+fn lbfgs_over_hyperparameters_finds_the_analytic_optimum() {
+    use implicit::hyper::{InnerSolver, newton_inner, optimize_lbfgs};
+    use implicit::solvers::argmin_rs::LbfgsOptions;
+    use implicit::solvers::newton::NewtonOptions;
+    let mut newton = newton_inner(&Shrink, 2, NewtonOptions::default());
+    let mut warm_starts = Vec::new();
+    let mut solver = |theta: &[f64], warm: Option<&[f64]>| {
+        warm_starts.push(warm.map(<[f64]>::to_vec));
+        newton.solve(theta, warm)
+    };
+    let ift = IftOptions::default();
+    let out = optimize_lbfgs(
+        &Shrink,
+        &TowardsHalf,
+        &[1.5],
+        &mut solver,
+        &LbfgsOptions::default().grad_tol(1e-10),
+        &ift,
+    )
+    .unwrap();
+    assert!(out.converged && out.iterations >= 1, "{:?}", out.iterations);
+    assert!(out.theta[0].abs() <= 1e-8, "θ = {}", out.theta[0]);
+    assert_eq!(out.trace.len(), warm_starts.len());
+    assert!(warm_starts[0].is_none() && warm_starts[1..].iter().all(Option::is_some));
+    for (k, step) in out.trace.iter().enumerate() {
+        let x = 1.0 / (1.0 + step.theta[0].exp());
+        assert_eq!(step.step, k);
+        assert!(
+            (step.val_loss - (x - 0.5).powi(2)).abs() <= 1e-12,
+            "{step:?}"
+        );
+    }
+
+    let mut newton = newton_inner(&Shrink, 2, NewtonOptions::default());
+    let budget = optimize_lbfgs(
+        &Shrink,
+        &TowardsHalf,
+        &[1.5],
+        &mut newton,
+        &LbfgsOptions::default().grad_tol(1e-10).max_iters(1),
+        &ift,
+    )
+    .unwrap();
+    assert!(
+        !budget.converged && budget.iterations == 1,
+        "{}",
+        budget.iterations
+    );
+    assert!(
+        budget.theta[0] < 1.5,
+        "the one step descends: θ = {}",
+        budget.theta[0]
+    );
+
+    let mut newton = newton_inner(&Shrink, 2, NewtonOptions::default());
+    match newton.solve(&[0.0], Some(&[0.5; 3])) {
+        Err(ImplicitError::Dimension { expected, got, .. }) => assert_eq!((expected, got), (2, 3)),
+        other => panic!("expected Dimension, got {:?}", other.map(|s| s.x)),
+    }
 }
