@@ -628,3 +628,61 @@ fn lbfgs_over_hyperparameters_finds_the_analytic_optimum() {
         other => panic!("expected Dimension, got {:?}", other.map(|s| s.x)),
     }
 }
+
+/// V(x, θ) = ½‖x − ½‖² + ½θ²: the hypergradient is the implicit part plus ∂V/∂θ = θ.
+struct TowardsHalfPenalized;
+impl ValidationLoss for TowardsHalfPenalized {
+    fn loss<M: ad_core::MatOps>(&self, x: &M, theta: &M) -> M::Scalar {
+        x.add_f64(-0.5).sq_norm() * 0.5 + theta.sq_norm() * 0.5
+    }
+}
+
+/// A validation loss that depends on θ directly: its partial is added to the implicit
+/// part (dV/dθ = Σ (xᵢ − ½) dxᵢ/dθ + θ with dxᵢ/dθ = −e^θ / (1 + e^θ)²).
+#[test]
+fn a_direct_dependence_of_the_validation_loss_on_theta_is_added() {
+    use implicit::hyper::newton_inner;
+    use implicit::solvers::newton::NewtonOptions;
+    let theta = 0.7f64;
+    let mut newton = newton_inner(&Shrink, 2, NewtonOptions::default());
+    let h = hypergradient(
+        &Shrink,
+        &TowardsHalfPenalized,
+        &[theta],
+        &mut newton,
+        &IftOptions::default(),
+    )
+    .unwrap();
+    let e = theta.exp();
+    let x = 1.0 / (1.0 + e);
+    let want = 2.0 * (x - 0.5) * (-e / (1.0 + e).powi(2)) + theta;
+    assert!((h.grad[0] - want).abs() <= 1e-12, "{} vs {want}", h.grad[0]);
+    assert!((h.val_loss - ((x - 0.5).powi(2) + 0.5 * theta * theta)).abs() <= 1e-14);
+}
+
+/// Hypergradient descent hands each inner solve the previous solution unless warm starts
+/// are turned off; the outer Adam's options are the ones given.
+#[test]
+fn warm_starts_follow_the_option_and_adam_options_are_kept() {
+    use implicit::hyper::{InnerSolver, newton_inner};
+    use implicit::solvers::newton::NewtonOptions;
+    for warm in [true, false] {
+        let mut newton = newton_inner(&Shrink, 2, NewtonOptions::default());
+        let mut seen = Vec::new();
+        let mut solver = |theta: &[f64], w: Option<&[f64]>| {
+            seen.push(w.is_some());
+            newton.solve(theta, w)
+        };
+        let opts = HyperOptions::default().steps(4).warm_start(warm);
+        optimize(&Shrink, &TowardsHalf, &[1.5], &mut solver, &opts).unwrap();
+        assert_eq!(seen, [false, warm, warm, warm], "warm_start({warm})");
+    }
+    let adam = ad_core::optim::AdamOptions::default()
+        .learning_rate(0.3)
+        .beta1(0.5);
+    let opts = HyperOptions::default()
+        .steps(7)
+        .adam(adam.clone())
+        .warm_start(false);
+    assert_eq!((opts.steps, &opts.adam, opts.warm_start), (7, &adam, false));
+}
