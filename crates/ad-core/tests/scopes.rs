@@ -363,16 +363,28 @@ fn the_tape_reports_its_size() {
     );
     let a = tape.mat_var(DMatrix::from_element(10, 10, 0.5));
     let with_a = tape.recorded_bytes();
-    assert!(with_a >= 800, "{with_a}");
+    // the value's 800 bytes and little else (no op yet: a leaf is not an operation)
+    assert!((800..800 + 256).contains(&with_a), "{with_a}");
+    assert_eq!(tape.op_len(), 0);
     let b = a.scale_f64(2.0);
     let with_b = tape.recorded_bytes();
-    assert!(with_b > with_a + 800, "{with_a} -> {with_b}");
-    let ops = tape.op_len();
+    assert!(
+        with_b > with_a + 800 && with_b < with_a + 800 + 512,
+        "{with_a} -> {with_b}"
+    );
+    assert_eq!(tape.op_len(), 1);
     let s = b.sum();
+    assert_eq!(tape.op_len(), 2);
     let n = tape.scalar_len();
-    let t = s * s + s;
+    // scalar operations: one node each, every node the same size
+    let before = tape.recorded_bytes();
+    let t = s * s;
+    let one = tape.recorded_bytes() - before;
+    let t = t + s;
+    let two = tape.recorded_bytes() - before;
     assert_eq!(tape.scalar_len(), n + 2);
-    assert!(tape.recorded_bytes() > with_b && tape.op_len() >= ops);
+    assert!(one > 0 && two == 2 * one && one <= 64, "{one}, {two}");
+    assert_eq!(tape.op_len(), 2, "scalar operations are not matrix ops");
     assert!(t.value() > 0.0);
 }
 
