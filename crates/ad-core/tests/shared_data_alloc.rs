@@ -97,8 +97,11 @@ fn neither_recording_nor_sweeps_copy_shared_data() {
         let g = t.gradient(x.tanh().sum()).unwrap().wrt_mat(&x);
         g[(0, 0)]
     };
+    matrix_cycle();
+    assert!(Tape::idle_buffer_bytes() > 0, "a finished tape's buffers are kept idle");
     Tape::release_idle_buffers();
     let before = Tape::idle_buffer_bytes();
+    assert_eq!(before, 0, "release_idle_buffers frees every idle buffer");
     matrix_cycle();
     let pooled = Tape::idle_buffer_bytes() - before;
     assert!(
