@@ -453,3 +453,28 @@ fn replayed_outer_products_give_the_same_bits() {
         assert_eq!(bits(&again.1), bits(&first.1));
     }
 }
+
+/// Tapes are recycled (their buffers pooled): a new tape never reads the transposed copies
+/// an earlier tape kept for its replayed sweeps. Two tapes in turn, with different W, each
+/// swept twice: each one's second sweep gives its first sweep's bits.
+#[test]
+fn a_recycled_tape_keeps_no_earlier_transposes() {
+    use ad_core::{MatOps, Seeds};
+    let z0 = DMatrix::from_fn(64, 32, |i, j| ((i + 3 * j) % 7) as f64 * 0.1 - 0.3);
+    let seed = DMatrix::from_fn(64, 32, |i, j| ((2 * i + j) % 5) as f64 - 2.0);
+    for scale in [1.0, -3.0] {
+        let w = DMatrix::from_fn(64, 64, |i, j| {
+            scale * (((i * 31 + j * 17) % 13) as f64 * 0.01 - 0.06)
+        });
+        let tape = Tape::new();
+        let z = tape.mat_var(z0.clone());
+        let f = tape.constant_mat(w).matmul(&z).tanh();
+        let sweep = || {
+            tape.backward(&Seeds::new().mat(&f, seed.clone()))
+                .unwrap()
+                .wrt_mat(&z)
+        };
+        let first = sweep();
+        assert_eq!(sweep(), first, "W scaled by {scale}");
+    }
+}

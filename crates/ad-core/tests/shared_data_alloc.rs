@@ -98,7 +98,10 @@ fn neither_recording_nor_sweeps_copy_shared_data() {
         g[(0, 0)]
     };
     matrix_cycle();
-    assert!(Tape::idle_buffer_bytes() > 0, "a finished tape's buffers are kept idle");
+    assert!(
+        Tape::idle_buffer_bytes() > 0,
+        "a finished tape's buffers are kept idle"
+    );
     Tape::release_idle_buffers();
     let before = Tape::idle_buffer_bytes();
     assert_eq!(before, 0, "release_idle_buffers frees every idle buffer");
