@@ -10,6 +10,8 @@
 //! 4. `implicit_node` with matrix variables W, U, b inside a tape gives, per block, the
 //!    gradient `Implicit::vjp` gives, and `Tape::forward` the tangent `Implicit::jvp` gives.
 //!
+//! 5. A condition written with scalars (`Scalars`) keeps a matrix solution's shape.
+//!
 //! Tolerances: see `FD_STEP` and `dot_product_bound` in `ift_common/harness.rs`.
 
 mod ift_common;
@@ -263,4 +265,41 @@ fn implicit_node_with_matrix_blocks_matches_implicit() {
             ])
         },
     );
+}
+
+/// F(x, θ) = x + ½x³ − θ entrywise, written with scalars.
+struct CubicScalars;
+impl implicit::ScalarRootCondition for CubicScalars {
+    fn residual<S: ad_core::Real>(&self, x: &[S], theta: &[S]) -> Vec<S> {
+        x.iter()
+            .zip(theta)
+            .map(|(&xi, &ti)| xi + xi * xi * xi * 0.5 - ti)
+            .collect()
+    }
+}
+
+/// A condition written with scalars (`Scalars`) keeps the solution's matrix shape: with a
+/// 2 x 3 x and θ, dx/dθ is diagonal with entries 1 / (1 + 1.5 xᵢ²).
+#[test]
+fn a_scalar_condition_keeps_a_matrix_solution_shape() {
+    let theta = DMatrix::from_fn(2, 3, |i, j| 0.3 * i as f64 - 0.4 * j as f64 + 0.5);
+    // x* entry by entry, by Newton on x + x³/2 = θ
+    let x = theta.map(|t| {
+        let mut x = t;
+        for _ in 0..50 {
+            x -= (x + 0.5 * x.powi(3) - t) / (1.0 + 1.5 * x * x);
+        }
+        x
+    });
+    let imp = Implicit::root(
+        &implicit::Scalars(CubicScalars),
+        &x,
+        std::slice::from_ref(&theta),
+        IftOptions::default(),
+    )
+    .unwrap();
+    let (bar, _) = imp.vjp(&DMatrix::from_element(2, 3, 1.0)).unwrap();
+    let want = x.map(|v| 1.0 / (1.0 + 1.5 * v * v));
+    assert_eq!(bar[0].shape(), (2, 3));
+    assert!((&bar[0] - &want).amax() <= 1e-12, "{} vs {want}", bar[0]);
 }
