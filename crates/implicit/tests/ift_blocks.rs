@@ -9,7 +9,6 @@
 //! 3. Argmin and root forms agree for CG, GMRES and LU.
 //! 4. `implicit_node` with matrix variables W, U, b inside a tape gives, per block, the
 //!    gradient `Implicit::vjp` gives, and `Tape::forward` the tangent `Implicit::jvp` gives.
-//!
 //! 5. A condition written with scalars (`Scalars`) keeps a matrix solution's shape.
 //!
 //! Tolerances: see `FD_STEP` and `dot_product_bound` in `ift_common/harness.rs`.
