@@ -3,8 +3,9 @@
 //!
 //! Guarantees: with `ad_core::testing::poison_buffers(true)` (every buffer a kernel is about
 //! to overwrite is filled with NaN first), every `MatOps` primitive on matrices of at least
-//! 256 entries (the arena pools buffers from 256 entries on; smaller ones come back from the
-//! system allocator, usually zeroed), evaluated repeatedly so that later evaluations get the
+//! 256 entries (buffers the system allocator hands out that small usually come zeroed; the
+//! arena now pools every size, but these sizes were the ones that hid an unwritten entry),
+//! evaluated repeatedly so that later evaluations get the
 //! recycled buffers of earlier ones, gives the same value, gradient, JVP and HVP every time,
 //! equal to the scalar-mode reference (`common::RefMat` on `Var` and `Dual<Var>`, which
 //! uses no matrix kernel). A kernel leaving part of its output unwritten fails this (NaN),

@@ -111,6 +111,42 @@ fn neither_recording_nor_sweeps_copy_shared_data() {
         pooled >= 256 * 8 && pooled.is_multiple_of(256 * 8),
         "{pooled} bytes pooled"
     );
+    // Taking a buffer and giving it back balance: repeated cycles keep the idle bytes
+    // where the first left them.
+    let idle = Tape::idle_buffer_bytes();
+    for _ in 0..5 {
+        matrix_cycle();
+    }
+    assert_eq!(
+        Tape::idle_buffer_bytes(),
+        idle,
+        "idle bytes drift over repeated cycles"
+    );
+    // The arena keeps at most 64 MiB idle per thread: a tape that made seven 8 MiB values
+    // (1024 x 1024), then a 4 MiB one, then another 8 MiB one gives back the first eight
+    // (60 MiB) and frees the last, which would not fit.
+    Tape::release_idle_buffers();
+    {
+        let t = Tape::new();
+        let x = t.mat_var(DMatrix::from_element(1024, 1024, 0.5));
+        let mut y = x.scale_f64(0.5);
+        for _ in 0..6 {
+            y = y.scale_f64(0.5);
+        }
+        let _half = y.columns(0, 512);
+        let _last = y.scale_f64(0.5);
+    }
+    assert_eq!(Tape::idle_buffer_bytes(), 60 << 20);
+    Tape::release_idle_buffers();
+    matrix_cycle();
+    // and a buffer in use is not idle: a live tape's value of tanh(x) is one of them
+    {
+        let t = Tape::new();
+        let x = t.mat_var(DMatrix::from_element(16, 16, 0.1));
+        let before_tanh = Tape::idle_buffer_bytes();
+        let _y = x.tanh();
+        assert_eq!(Tape::idle_buffer_bytes(), before_tanh - 256 * 8);
+    }
     // The caller's input matrix and the gradient handed out are two fresh 16 x 16 buffers;
     // the tape's own (its copy of x, tanh's value, the adjoints) all come from the arena.
     let (_, warm) = allocated_by(matrix_cycle);
