@@ -386,6 +386,11 @@ fn the_tape_reports_its_size() {
     assert!(one > 0 && two == 2 * one && one <= 64, "{one}, {two}");
     assert_eq!(tape.op_len(), 2, "scalar operations are not matrix ops");
     assert!(t.value() > 0.0);
+    // a known zero holds no bytes until its value is read
+    let z = a.zeros_like(10, 10);
+    let unread = tape.recorded_bytes();
+    assert_eq!(z.value(), DMatrix::zeros(10, 10));
+    assert_eq!(tape.recorded_bytes(), unread + 800);
 }
 
 /// A recording swept again and again (the VJPs of a Krylov solve or a DEQ backward) gives
