@@ -4,7 +4,7 @@
 //! - misuse of a `Var`/`MatVar` panics with a message saying what happened: use after its
 //!   tape was dropped, an outer-scope variable inside an inner scope, variables of two
 //!   different tapes mixed, seeds or derivatives asked across tapes, recording on a tape
-//!   from inside its own sweep;
+//!   or sweeping it from inside its own sweep;
 //! - shape mismatches panic with both shapes, in every matrix mode.
 
 mod common;
@@ -185,6 +185,24 @@ fn custom_rule_recording_on_its_own_tape() {
     let x = tape.var(1.0);
     let vjp = move |u: &[DMatrix<f64>]| -> Result<Vec<DMatrix<f64>>, RuleError> {
         let _ = x * 2.0; // records on the tape being swept
+        Ok(u.to_vec())
+    };
+    let y = custom_scalar_op(
+        FnRule::new("bad", vjp, |v: &[DMatrix<f64>]| Ok(v.to_vec())),
+        &[x],
+        &[1.0],
+    )[0];
+    let _ = tape.gradient(y);
+}
+
+#[test]
+#[should_panic(expected = "is already in a sweep")]
+fn custom_rule_sweeping_its_own_tape() {
+    let tape = std::rc::Rc::new(Tape::new());
+    let x = tape.var(1.0);
+    let inside = tape.clone();
+    let vjp = move |u: &[DMatrix<f64>]| -> Result<Vec<DMatrix<f64>>, RuleError> {
+        let _ = inside.gradient(x); // sweeps the tape being swept
         Ok(u.to_vec())
     };
     let y = custom_scalar_op(

@@ -528,6 +528,22 @@ fn is_finite_reads_the_primal_value() {
     assert!(Real::is_finite(&Dual::new(1.0, f64::NAN)));
 }
 
+/// A `Var` compares and prints by its value (`{}` as the plain number; `{:?}` also names
+/// its tape and node, or says it is a constant).
+#[test]
+fn vars_compare_and_print_by_value() {
+    let tape = Tape::new();
+    let (a, b) = (tape.var(1.5), tape.var(2.5));
+    assert!(a == Var::constant(1.5) && a != b && b == tape.var(2.5));
+    assert_eq!(format!("{a} {:.2}", b), "1.5 2.50");
+    assert_eq!(format!("{:?}", Var::constant(2.0)), "Var(const 2)");
+    let debug = format!("{a:?}");
+    assert!(
+        debug.starts_with("Var(1.5 @tape") && debug.ends_with("#0)"),
+        "{debug}"
+    );
+}
+
 /// `x^y`'s derivative in `y`, `x^y ln x`, is taken only where it is defined (`x > 0`): at
 /// `x = 0` a tangent in `y` contributes nothing (instead of `0 · ln 0 = NaN`), while the
 /// tangent in `x` keeps its `y x^(y-1)`.
