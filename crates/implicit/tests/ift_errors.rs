@@ -286,6 +286,11 @@ proptest! {
                 Err(other) => return Err(TestCaseError::fail(format!("{other}"))),
             }
         }
+        // The check is ‖F‖ ≤ residual_tol: with the tolerance set to the point's own
+        // residual (as the library computes it), the point is accepted.
+        let loose = IftOptions::default().residual_tol(f64::MAX);
+        let own = Implicit::argmin_vec(&r, &off, &theta, loose).unwrap().forward_residual();
+        prop_assert!(Implicit::argmin_vec(&r, &off, &theta, IftOptions::default().residual_tol(own)).is_ok());
 
         // An early-stopped forward solver inside a node: three gradient-descent steps.
         let step = 1.0 / r.a(&theta).symmetric_eigenvalues().max();
