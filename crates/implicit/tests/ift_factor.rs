@@ -10,7 +10,7 @@ use ad_core::AdError;
 use ift_common::*;
 use implicit::linear::{DenseCholesky, DenseLu, Method};
 use implicit::{ArgminHessian, Factor, IftOptions, Implicit, Linearization, RecordedRoot, Scalars};
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -417,7 +417,8 @@ fn normal_cg_on_a_nonsymmetric_system_agrees_with_gmres() {
 }
 
 /// A given factor of A + ρI with the solve's `ridge` ρ: the VJP is that of the damped
-/// system, as without the factor (the residual check subtracts ρ y).
+/// system, as without the factor (the residual check subtracts ρ y), and both report the
+/// residual the damping leaves in the undamped system.
 #[test]
 fn a_given_factor_with_a_ridge_solves_the_damped_system() {
     let (n, p, seed) = (5, 2, 9);
@@ -430,21 +431,29 @@ fn a_given_factor_with_a_ridge_solves_the_damped_system() {
         .estimate_error(false)
         .linear(implicit::linear::SolveOptions::default().ridge(rho));
     let u: Vec<f64> = (0..n).map(|i| 0.5 - 0.2 * i as f64).collect();
-    let a = Implicit::argmin_vec(&r, &w, &theta, opts.clone())
+    let (a, ra) = Implicit::argmin_vec(&r, &w, &theta, opts.clone())
         .unwrap()
         .vjp_flat(&u)
-        .unwrap()
-        .0;
-    let b = Implicit::argmin_vec(&r, &w, &theta, opts)
+        .unwrap();
+    let (b, rb) = Implicit::argmin_vec(&r, &w, &theta, opts)
         .unwrap()
         .with_factor(Factor::Cholesky(
             DenseCholesky::factor(&damped, 0.0).unwrap(),
         ))
         .vjp_flat(&u)
-        .unwrap()
-        .0;
+        .unwrap();
     for (g, h) in a.iter().zip(&b) {
         assert!((g - h).abs() <= 1e-9 * (1.0 + g.abs()), "{g} vs {h}");
+    }
+    // Both report the residual the damping leaves in the undamped system,
+    // ‖u − A w‖ / ‖u‖ with w = (A + ρI)⁻¹ u (= ρ‖w‖ / ‖u‖), not the damped solve's own.
+    let uv = DVector::from_column_slice(&u);
+    let wd = damped.clone().lu().solve(&uv).unwrap();
+    let want = (&uv - r.a(&theta) * &wd).norm() / uv.norm();
+    assert!(want > 1e-3, "{want}");
+    for report in [ra, rb] {
+        let got = report.relative_residual;
+        assert!((got - want).abs() <= 1e-8 * want, "{got} vs {want}");
     }
 }
 
