@@ -379,3 +379,26 @@ proptest! {
         }
     }
 }
+
+/// The curvature of `powi` for exponents where n − 2 and n / 2 differ (x⁵: 20x³; x²: 2),
+/// and of `powf` at a base of 0, where ln 0 is not taken: a^b at (a, b) = (0, 2) has
+/// H = [[b(b − 1)a^(b−2), a^(b−1)(1 + b ln a)], [·, a^b ln²a]] = [[2, 0], [0, 0]], and
+/// the gradient in b is 0 (not 0 · ln 0 = NaN).
+#[test]
+fn powers_curvature_at_every_exponent_and_at_zero() {
+    let p = vec![DMatrix::from_column_slice(2, 1, &[0.7, -1.3])];
+    let rec = HessianRecording::new(&p, |b| {
+        b[0].get(0, 0).powi(5) + b[0].get(1, 0).powi(2) * 3.0
+    })
+    .unwrap();
+    let h = rec.hessian_columns(0).unwrap().remove(0);
+    let want = DMatrix::from_row_slice(2, 2, &[20.0 * 0.7f64.powi(3), 0.0, 0.0, 6.0]);
+    assert!((&h - &want).amax() <= 1e-14, "{h} vs {want}");
+
+    let at_zero = vec![DMatrix::from_column_slice(2, 1, &[0.0, 2.0])];
+    let rec = HessianRecording::new(&at_zero, |b| b[0].get(0, 0).powf(b[0].get(1, 0))).unwrap();
+    let g = rec.gradient().unwrap().remove(0);
+    assert_eq!(g.as_slice(), &[0.0, 0.0]);
+    let h = rec.hessian_columns(0).unwrap().remove(0);
+    assert_eq!(h.as_slice(), &[2.0, 0.0, 0.0, 0.0], "{h}");
+}
