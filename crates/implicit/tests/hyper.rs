@@ -682,7 +682,7 @@ fn warm_starts_follow_the_option_and_adam_options_are_kept() {
         .beta1(0.5);
     let opts = HyperOptions::default()
         .steps(7)
-        .adam(adam.clone())
+        .adam(adam)
         .warm_start(false);
     assert_eq!((opts.steps, &opts.adam, opts.warm_start), (7, &adam, false));
 }
